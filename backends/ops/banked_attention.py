@@ -1,0 +1,128 @@
+"""banked_attention: causal linear attention over N decaying memory banks.
+
+    (o, (S, z)) = banked_attention(q, k, v, read_logits, write_logits, decay_logits, state=None)
+
+Shapes: q, k [B, T, H, Dk]; v [B, T, H, Dv]; read_logits, write_logits [B, T, H, N];
+decay_logits [H, N]; state None (zeros) or (S [B, H, N, Dk, Dv], z [B, H, N, Dk]).
+Returns o [B, T, H, Dv] and the final (S, z).
+    phi(u) = elu(u) + 1;  p_r = softmax_N(read_logits_t);  p_w = softmax_N(write_logits_t)
+    lam = sigmoid(decay_logits);  gamma_{t,n} = lam_n ** p_w[t,n]  (decay only when written)
+Write, then read (the current token sees itself):
+    S_{t,n} = gamma_{t,n} S_{t-1,n} + p_w[t,n] outer(phi(k_t), v_t)
+    z_{t,n} = gamma_{t,n} z_{t-1,n} + p_w[t,n] phi(k_t)
+    o_t = sum_n p_r[t,n] phi(q_t) @ S_{t,n} / (sum_n p_r[t,n] phi(q_t) . z_{t,n} + 1e-6)
+Differentiable: q, k, v, read_logits, write_logits, decay_logits, S, z.
+With N = 1 this is gated linear attention with a scalar decay per head.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from backends.ops._common import by_mode, generator, itemsize, no_options, place, randn, tolerances, uniform
+from backends.registry import OpSpec, TensorArg, register_op
+
+EPS = 1e-6
+
+
+def phi(u):
+    return F.elu(u) + 1.0
+
+
+def banked_attention(q, k, v, read_logits, write_logits, decay_logits, state=None):
+    """The float64 sequential reference: one token at a time, all banks at once."""
+    B, T, H, Dk = q.shape
+    Dv, N = v.shape[-1], read_logits.shape[-1]
+    if state is None:
+        S = q.new_zeros(B, H, N, Dk, Dv)
+        z = q.new_zeros(B, H, N, Dk)
+    else:
+        S, z = state
+    lam = torch.sigmoid(decay_logits)  # [H, N]
+    outs = []
+    for t in range(T):
+        p_r = torch.softmax(read_logits[:, t], dim=-1)  # [B, H, N]
+        p_w = torch.softmax(write_logits[:, t], dim=-1)  # [B, H, N]
+        gamma = lam[None] ** p_w  # [B, H, N]
+        fk, fq, vt = phi(k[:, t]), phi(q[:, t]), v[:, t]  # [B, H, Dk], [B, H, Dk], [B, H, Dv]
+        S = gamma[..., None, None] * S + p_w[..., None, None] * (fk[..., :, None] * vt[..., None, :])[:, :, None]
+        z = gamma[..., None] * z + p_w[..., None] * fk[:, :, None]
+        num = torch.einsum("bhn,bhk,bhnkv->bhv", p_r, fq, S)
+        den = torch.einsum("bhn,bhk,bhnk->bh", p_r, fq, z) + EPS
+        outs.append(num / den[..., None])
+    return torch.stack(outs, dim=1), (S, z)
+
+
+def make_inputs(case: dict, dtype=torch.float32, device="cpu", seed: int = 0) -> dict:
+    """Logits of both signs; decays lam in about (0.73, 0.9999) as trained heads have."""
+    g = generator(seed)
+    B, T, H, N, Dk, Dv = (case[k] for k in ("B", "T", "H", "N", "Dk", "Dv"))
+    tensors = {
+        "q": randn(g, B, T, H, Dk),
+        "k": randn(g, B, T, H, Dk),
+        "v": randn(g, B, T, H, Dv),
+        "read_logits": 2.0 * randn(g, B, T, H, N),
+        "write_logits": 2.0 * randn(g, B, T, H, N),
+        "decay_logits": uniform(g, 1.0, 9.0, H, N),
+    }
+    inputs = place(tensors, dtype, device)
+    if case.get("state", False):
+        S = uniform(g, 0.0, 1.0, B, H, N, Dk, 1) * randn(g, B, H, N, Dk, Dv)
+        z = uniform(g, 0.5, 2.0, B, H, N, Dk)  # phi(k) > 0, so a carried z is positive
+        inputs["state"] = tuple(place({"S": S, "z": z}, dtype, device).values())
+    else:
+        inputs["state"] = None
+    return inputs
+
+
+def _dims(case):
+    return (case[k] for k in ("B", "T", "H", "N", "Dk", "Dv"))
+
+
+def flops(case: dict, mode: str = "forward") -> float:
+    # recurrent form per (b, t, h, n): S update 3 Dk Dv, read 2 Dk Dv, z update 3 Dk, q.z 2 Dk
+    B, T, H, N, Dk, Dv = _dims(case)
+    f = B * T * H * N * (5.0 * Dk * Dv + 5.0 * Dk)
+    return by_mode(mode, f, 2.0 * f)
+
+
+def bytes_moved(case: dict, dtype=torch.float32, mode: str = "forward") -> float:
+    # forward reads q, k, v, the logits and the state, writes o and the state;
+    # backward reads the same plus do, and writes a gradient for each input
+    B, T, H, N, Dk, Dv = _dims(case)
+    s = itemsize(dtype)
+    tokens = B * T * H * (2 * Dk + 2 * Dv + 2 * N)
+    state = B * H * N * (Dk * Dv + Dk)
+    fwd = (tokens + H * N + 2 * state) * s
+    bwd = (2 * tokens + 2 * H * N + 2 * state) * s
+    return by_mode(mode, fwd, bwd)
+
+
+SPEC = register_op(OpSpec(
+    name="banked_attention",
+    reference=banked_attention,
+    args={
+        "q": TensorArg("B T H Dk"), "k": TensorArg("B T H Dk"), "v": TensorArg("B T H Dv"),
+        "read_logits": TensorArg("B T H N"), "write_logits": TensorArg("B T H N"),
+        "decay_logits": TensorArg("H N"),
+        "state": {"S": TensorArg("B H N Dk Dv"), "z": TensorArg("B H N Dk")},
+    },
+    check_options=no_options,
+    make_inputs=make_inputs,
+    outputs=("o", "S", "z"),
+    differentiable_inputs=("q", "k", "v", "read_logits", "write_logits", "decay_logits", "state"),
+    differentiable_outputs=("o", "S", "z"),
+    test_cases=(
+        dict(B=1, T=1, H=1, N=1, Dk=1, Dv=1),
+        dict(B=2, T=9, H=2, N=1, Dk=4, Dv=3),
+        dict(B=2, T=17, H=3, N=4, Dk=5, Dv=6, state=True),
+        dict(B=1, T=70, H=2, N=3, Dk=16, Dv=8),
+    ),
+    case_space={"B": range(1, 3), "T": range(1, 40), "H": range(1, 3), "N": range(1, 5),
+                "Dk": range(1, 17), "Dv": range(1, 17), "state": [False, True]},
+    tolerances=tolerances(f32=(1e-4, 1e-5), f32_grad=(1e-4, 1e-4)),
+    flops=flops,
+    bytes=bytes_moved,
+    doc=__doc__,
+))
