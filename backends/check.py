@@ -90,16 +90,21 @@ def _to_reference(t: torch.Tensor) -> torch.Tensor:
 
 
 def check_pair(op: str, backend: str, case: dict, dtype: torch.dtype = torch.float32, device="cpu",
-               seed: int = 0, grad: bool = True) -> CheckResult:
-    """Run ``backend``'s ``op`` on ``case`` and compare with the float64 reference."""
+               seed: int = 0, grad: bool = True, fn=None) -> CheckResult:
+    """Run ``backend``'s ``op`` on ``case`` and compare with the float64 reference.
+
+    ``fn`` replaces the registry's implementation (a benchmark peer such as
+    torch_compile or an adapted public kernel, named by ``backend``)."""
     import backends
 
     start = time.perf_counter()
     spec = OPS_REGISTRY[op]
-    fn = backends.get(op, backend)
+    if fn is None:
+        fn = backends.get(op, backend)
+        grad = grad and IMPLS[(op, backend)].grad
     fwd_tol, grad_tol = spec.tolerances[dtype]
     result = CheckResult(op, backend, dict(case), DTYPE_NAMES[dtype], str(device), ok=False)
-    do_grad = grad and IMPLS[(op, backend)].grad
+    do_grad = grad
 
     inputs = spec.make_inputs(case, dtype, device, seed)
     ref_inputs = {k: (_to_reference(v) if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()}
