@@ -1,0 +1,108 @@
+"""Op shape sweeps: WHAT `arsenal ops`, pytest-benchmark and asv time.
+
+``SUITES[suite][op]`` is a list of cases, each the case dict that
+``backends.OPS[op].make_inputs`` accepts (sizes plus options such as ``bound`` or
+``activation``). One extra key is understood by the harness and ignored by the
+contracts: ``only_on`` names the one device type a case is meant for (a size that only
+a GPU holds or finishes in reasonable time); ``cases()`` filters on it, and
+``bench.prepare.prepare`` refuses such a case elsewhere with the reason.
+
+Suites:
+- ``quick``: one modest case per op; torch, torch_compile and numba_cpu over all seven
+  ops in forward and forward_backward take a few minutes on a 2-core CPU.
+- ``full``: the target sizes of the Numba CPU issue (micro_mlp on x [4096, 512] for each
+  activation, scans at B*T*D = 2^24, logspace_matvec M = K = 2048, B = 16,
+  banked_attention B=4 T=2048 H=4 N=4 Dk=Dv=32, stack_step and nsm_route at sizes where
+  bandwidth or the matrix-multiply rate binds) and the GPU sizes of the public peers
+  (accelerated-scan's (batch 8, dim 1536, seqlen up to 65536), chunked gated linear
+  attention with N = 1).
+- ``stable``: a few small, low-noise cases (each call a few milliseconds, no
+  transcendental-heavy sequential loops) for the CI regression check.
+"""
+
+from __future__ import annotations
+
+SUITES: dict[str, dict[str, list[dict]]] = {
+    "quick": {
+        "micro_mlp": [dict(N=1024, D=64, activation="relu")],
+        "gated_update": [dict(B=4, T=256, D=256, bound=1.0)],
+        "logspace_matvec": [dict(B=4, M=256, K=256)],
+        "parallel_scan": [dict(B=4, T=1024, D=256)],
+        "banked_attention": [dict(B=2, T=256, H=2, N=4, Dk=16, Dv=16)],
+        "stack_step": [dict(B=64, K=32, D=128)],
+        "nsm_route": [dict(B=4, T=512, D=128, S=16)],
+    },
+    "full": {
+        "micro_mlp": [dict(N=4096, D=512, activation=act) for act in ("relu", "sin", "log_relu")],
+        "gated_update": [
+            dict(B=16, T=1024, D=1024, bound=1.0),  # B*T*D = 2^24, the bounded (sequential) form
+            dict(B=16, T=1024, D=1024),  # unbounded: the form fla's HGRN scan computes
+            dict(B=8, T=4096, D=1024, only_on="cuda"),
+        ],
+        "logspace_matvec": [dict(B=16, M=2048, K=2048)],
+        "parallel_scan": [
+            dict(B=4, T=4096, D=1024),  # B*T*D = 2^24: bandwidth-bound
+            dict(B=8, T=4096, D=1536, only_on="cuda"),
+            dict(B=8, T=65536, D=1536, only_on="cuda"),  # accelerated-scan's largest benchmark
+        ],
+        "banked_attention": [
+            dict(B=4, T=2048, H=4, N=4, Dk=32, Dv=32),
+            dict(B=4, T=2048, H=4, N=1, Dk=32, Dv=32),  # N = 1: gated linear attention (fla)
+            dict(B=8, T=4096, H=16, N=1, Dk=64, Dv=64, only_on="cuda"),
+            dict(B=8, T=4096, H=16, N=4, Dk=64, Dv=64, only_on="cuda"),
+        ],
+        "stack_step": [
+            dict(B=256, K=64, D=512),  # 8M slot elements: bandwidth-bound
+            dict(B=4096, K=64, D=1024, only_on="cuda"),
+        ],
+        "nsm_route": [
+            dict(B=8, T=2048, D=512, S=8),  # few states: bandwidth-bound
+            dict(B=8, T=2048, D=512, S=256, top_k=4),  # many states: the logits matmul binds
+            dict(B=32, T=4096, D=1024, S=256, only_on="cuda"),
+        ],
+    },
+    "stable": {
+        "micro_mlp": [dict(N=512, D=64, activation="relu")],
+        "logspace_matvec": [dict(B=4, M=256, K=256)],
+        "parallel_scan": [dict(B=2, T=512, D=256)],
+        "stack_step": [dict(B=64, K=32, D=128)],
+    },
+}
+
+HARNESS_KEYS = ("only_on",)  # case keys read by the harness, not by the contracts
+
+
+def contract_case(case: dict) -> dict:
+    """The case without the harness's keys: what make_inputs, flops and bytes see."""
+    return {k: v for k, v in case.items() if k not in HARNESS_KEYS}
+
+
+def fits_device(case: dict, device) -> str | None:
+    """None, or why this case is not run on ``device``."""
+    only = case.get("only_on")
+    kind = getattr(device, "type", str(device)).split(":")[0]
+    if only is not None and only != kind:
+        return f"case {case_id(case)} is sized for {only} only, not {kind}"
+    return None
+
+
+def cases(suite: str, op: str, device="cpu") -> list[dict]:
+    """The suite's cases of ``op`` that run on ``device`` (harness keys removed)."""
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite '{suite}'; suites are: {', '.join(SUITES)}")
+    return [contract_case(c) for c in SUITES[suite].get(op, []) if fits_device(c, device) is None]
+
+
+def case_id(case: dict) -> str:
+    """A short stable label: "B4-T1024-D256", "N1024-D64-relu", "B16-T1024-D1024-bound1.0"."""
+    parts = []
+    for k, v in case.items():
+        if k in HARNESS_KEYS:
+            continue
+        if isinstance(v, bool):
+            parts.append(k if v else f"no_{k}")
+        elif isinstance(v, str):
+            parts.append(v)
+        else:
+            parts.append(f"{k}{v}")
+    return "-".join(parts)
