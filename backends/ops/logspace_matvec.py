@@ -55,37 +55,35 @@ def term_scale(w, x_log):
 
 
 def compare(inputs: dict, got: list, ref: list, tol) -> tuple[float, list[str]]:
-    """Compare y = y_sign * exp(y_log) in units of the term scale, so cancellation is
-    judged fairly; where |y| is not much below the scale, y_log must also match closely.
+    """An element passes if either
+    (a) y = y_sign * exp(y_log), in units of the term scale, is within
+        atol + rtol * (1 + |scale|): cancellation is judged against the size of the terms,
+        and float log values of magnitude |scale| carry an absolute error ~ eps |scale|; or
+    (b) the sign matches and |y_log - ref| <= atol + rtol * |ref| (plain log-domain error).
+    An exact zero of the reference needs an exact zero (-inf, sign +1) or (a).
     Returns (worst error / tolerance, problems)."""
-    got_log, got_sign = (t.double() for t in got)
-    ref_log, ref_sign = ref
-    scale = term_scale(inputs["w"], inputs["x_log"])
+    got_log, got_sign = (t.detach().cpu().double() for t in got)
+    ref_log, ref_sign = (t.detach() for t in ref)
+    scale = term_scale(inputs["w"].detach(), inputs["x_log"].detach())
     scale = torch.where(torch.isfinite(scale), scale, torch.zeros_like(scale))
     problems = []
     if not torch.all((got_sign == 1) | (got_sign == -1)):
         problems.append("y_sign has entries other than -1 and +1")
-    zero = torch.isneginf(ref_log)
-    if torch.any(zero & (got_sign != 1) & torch.isneginf(got_log)):
+    if torch.any(torch.isneginf(got_log) & (got_sign != 1)):
         problems.append("y_sign is -1 where y_log = -inf (an exact zero must carry sign +1)")
-    y_got = got_sign * torch.exp(got_log - scale)
-    y_ref = ref_sign * torch.exp(ref_log - scale)
-    err = (y_got - y_ref).abs()
-    # y_log itself is allowed rtol * (1 + |y_log|) (float32 cannot hold a y_log of 1e4 to
-    # better than ~5e-4), which moves y by that much relative to |y|
-    bound = tol.atol + tol.rtol * (1.0 + torch.nan_to_num(ref_log.abs(), posinf=0.0)) * y_ref.abs()
-    bad = ~(err <= bound) & ~(torch.isnan(y_ref) & torch.isnan(y_got))
-    if torch.any(bad):
-        problems.append(f"y (in units of the term scale) off by up to {err[bad].max().item():.3g} > atol {tol.atol:g} at {int(bad.sum())} elements")
-    well = (ref_log - scale > -2.0) & torch.isfinite(ref_log)  # less than ~7x cancellation
-    dlog = (got_log - ref_log).abs()
-    bad_log = well & ~(dlog <= tol.rtol * (1.0 + ref_log.abs()))
-    if torch.any(bad_log):
-        problems.append(f"y_log off by up to {dlog[bad_log].max().item():.3g} where y is well conditioned")
-    ratios = [torch.nan_to_num(err / bound, nan=0.0).max().item()]
-    if torch.any(well):
-        ratios.append((dlog / (tol.rtol * (1.0 + ref_log.abs())))[well].max().item())
-    return max(ratios), problems
+    y_err = (got_sign * torch.exp(got_log - scale) - ref_sign * torch.exp(ref_log - scale)).abs()
+    ratio_a = y_err / (tol.atol + tol.rtol * (1.0 + scale.abs()))
+    log_err = torch.where(got_log == ref_log, 0.0, (got_log - ref_log).abs())  # -inf == -inf
+    ratio_b = torch.where(got_sign == ref_sign, log_err / (tol.atol + tol.rtol * ref_log.abs()), float("inf"))
+    ratio = torch.nan_to_num(torch.minimum(ratio_a, ratio_b), nan=float("inf"))
+    both_nan = torch.isnan(ref_log) & torch.isnan(got_log)
+    ratio = torch.where(both_nan, 0.0, ratio)
+    worst = ratio.max().item() if ratio.numel() else 0.0
+    if worst > 1.0:
+        idx = tuple(int(i) for i in torch.nonzero(ratio == ratio.max())[0])
+        problems.append(f"y off by {worst:.3g}x the tolerance at {idx}: got {got_sign[idx].item():+.0f} "
+                        f"exp({got_log[idx].item():.9g}), expected {ref_sign[idx].item():+.0f} exp({ref_log[idx].item():.9g})")
+    return worst, problems
 
 
 def make_inputs(case: dict, dtype=torch.float32, device="cpu", seed: int = 0) -> dict:
@@ -134,7 +132,9 @@ SPEC = register_op(OpSpec(
         dict(B=2, M=33, K=100, span=300.0),
     ),
     case_space={"B": range(1, 4), "M": range(1, 21), "K": range(1, 41), "span": [1.0, 50.0, 1e4]},
-    tolerances=tolerances(f32=(1e-5, 1e-5), f32_grad=(1e-4, 1e-4), bf16=(1e-2, 2e-2), bf16_grad=(5e-2, 5e-2)),
+    # float32 holds x_log = 1e4 to ~6e-4 absolute, so exp(t - y_log) in the gradient carries
+    # ~1e-3 relative error at the contract's largest magnitudes: the gradient tolerance says so
+    tolerances=tolerances(f32=(1e-6, 1e-5), f32_grad=(2e-3, 2e-3), bf16=(1e-2, 2e-2), bf16_grad=(5e-2, 5e-2)),
     flops=flops,
     bytes=bytes_moved,
     compare=compare,

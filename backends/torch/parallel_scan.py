@@ -9,6 +9,7 @@ Autograd gives the backward.
 import torch
 
 from backends.registry import implements
+from backends.torch._common import ALL_DTYPES, upcast
 
 CHUNK = 64  # steps per chunk: log2(64) = 6 doubling passes, T/64 carry steps
 
@@ -26,11 +27,10 @@ def _chunk_scan(a, b):
     return a, b
 
 
-@implements("parallel_scan", dtypes=(torch.float64, torch.float32, torch.bfloat16))
+@implements("parallel_scan", dtypes=ALL_DTYPES)
 def parallel_scan(a, b, h0=None):
     out_dtype = a.dtype
-    work = torch.float64 if a.dtype == torch.float64 else torch.float32
-    a, b = a.to(work), b.to(work)  # [B, T, D]
+    a, b, h0 = upcast(a, b, h0)  # [B, T, D], [B, T, D], [B, D]
     B, T, D = a.shape
     L = min(CHUNK, T)
     C = -(-T // L)
@@ -39,7 +39,7 @@ def parallel_scan(a, b, h0=None):
         a = torch.cat([a, a.new_ones(B, pad, D)], dim=1)
         b = torch.cat([b, b.new_zeros(B, pad, D)], dim=1)
     A, H = _chunk_scan(a.view(B, C, L, D), b.view(B, C, L, D))  # [B, C, L, D]
-    carry = h0.to(work) if h0 is not None else a.new_zeros(B, D)  # [B, D]
+    carry = h0 if h0 is not None else a.new_zeros(B, D)  # [B, D]
     carries = []  # the state entering each chunk
     for c in range(C):
         carries.append(carry)
