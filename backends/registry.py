@@ -147,7 +147,10 @@ class OpSpec:
     tolerances: Mapping[torch.dtype, tuple[Tolerance, Tolerance]]  # dtype -> (forward, gradient)
     flops: Callable[..., float]  # (case, mode) -> floating-point operations
     bytes: Callable[..., float]  # (case, dtype, mode) -> bytes that must move (compulsory traffic)
-    compare: Callable[..., list[str]] | None = None  # op-specific output comparison
+    compare: Callable[..., tuple[float, list[str]]] | None = None  # op-specific output comparison
+    # (inputs, ref outputs) -> {output: bool mask} of elements whose gradient is well
+    # conditioned enough to check; None checks every element
+    grad_mask: Callable[..., dict] | None = None
     doc: str = ""
 
     @property

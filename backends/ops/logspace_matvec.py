@@ -86,6 +86,14 @@ def compare(inputs: dict, got: list, ref: list, tol) -> tuple[float, list[str]]:
     return worst, problems
 
 
+def grad_mask(inputs: dict, ref: list) -> dict:
+    """Gradients are checked where y lost less than a factor 20 to cancellation: there
+    d y_log / d t_j = s_j exp(t_j - y_log) multiplies float error by scale / |y|, which
+    no tolerance of a float32 kernel can honestly cover."""
+    scale = term_scale(inputs["w"].detach(), inputs["x_log"].detach())
+    return {"y_log": (ref[0].detach() - scale) > -3.0}
+
+
 def make_inputs(case: dict, dtype=torch.float32, device="cpu", seed: int = 0) -> dict:
     """x spans huge magnitudes (x_log up to +-span, default 1e4 would overflow any
     linear form), signs of both kinds, and a few exact zeros (x_log = -inf)."""
@@ -138,5 +146,6 @@ SPEC = register_op(OpSpec(
     flops=flops,
     bytes=bytes_moved,
     compare=compare,
+    grad_mask=grad_mask,
     doc=__doc__,
 ))

@@ -46,7 +46,8 @@ def banked_attention(q, k, v, read_logits, write_logits, decay_logits, state=Non
     diff = Lc[:, :, :, :, None, :] - Lc[:, :, :, None, :, :]  # [B, H, C, L(t), L(s), N]
     decay = torch.exp(torch.where(causal[:, :, None], diff, float("-inf")))
     W = torch.einsum("bhctn,bhctsn,bhcsn->bhcts", p_r, decay, p_w)  # [B, H, C, L, L]
-    AW = (fq @ fk.transpose(-1, -2)) * W
+    # masked with where, not by W = 0, so a NaN in a later token's key stays out of earlier outputs
+    AW = torch.where(causal, (fq @ fk.transpose(-1, -2)) * W, 0.0)  # [B, H, C, L, L]
     num = AW @ vc  # [B, H, C, L, Dv]
     den = AW.sum(-1)  # [B, H, C, L]
 
