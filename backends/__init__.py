@@ -40,8 +40,7 @@ def get(op: str, backend: str) -> Impl:
     if reason is not None:
         ok = [n for n, bk in BACKENDS.items() if op in bk.op_names() and bk.available]
         raise ValueError(f"{op}[{backend}]: backend '{backend}' is unavailable here: {reason}; available: {', '.join(ok)}")
-    b.load()
-    return IMPLS[(op, backend)]
+    return b.impl(op)
 
 
 __all__ = ["OPS", "BACKENDS", "BACKEND_NAMES", "OP_NAMES", "get", "resolve", "OpTable", "OpSpec", "Backend",

@@ -15,7 +15,7 @@ import importlib
 import importlib.util
 import inspect
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
@@ -206,7 +206,6 @@ class Backend:
     probe: Callable[[], str | None]  # None, or why this backend cannot run here
     synchronize: Callable[[torch.device], None] = lambda device: None
     description: str = ""
-    _loaded: bool = field(default=False, repr=False)
 
     def why_unavailable(self) -> str | None:
         return self.probe()
@@ -219,18 +218,16 @@ class Backend:
         """Ops this backend has a file for (whether or not it can run here)."""
         return tuple(op for op in OPS_REGISTRY if importlib.util.find_spec(f"backends.{self.name}.{op}") is not None)
 
-    def load(self) -> None:
-        """Import every op file (runs the signature checks); the backend must be available."""
-        if self._loaded:
-            return
+    def impl(self, op: str) -> "Impl":
+        """Import backends/<backend>/<op>.py (its signature check runs) and return the
+        Impl; the backend must be available and have the file."""
         reason = self.why_unavailable()
         if reason is not None:
             raise RuntimeError(f"backend '{self.name}' is unavailable: {reason}")
-        for op in self.op_names():
-            importlib.import_module(f"backends.{self.name}.{op}")
-            if (op, self.name) not in IMPLS:
-                raise ContractError(f"backends/{self.name}/{op}.py defines no @implements('{op}') function")
-        self._loaded = True
+        importlib.import_module(f"backends.{self.name}.{op}")
+        if (op, self.name) not in IMPLS:
+            raise ContractError(f"backends/{self.name}/{op}.py defines no @implements('{op}') function")
+        return IMPLS[(op, self.name)]
 
 
 OPS_REGISTRY: dict[str, OpSpec] = {}

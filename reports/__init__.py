@@ -1,0 +1,1 @@
+"""Report code and templates; generated reports go to out/ (ignored by git)."""
