@@ -1,0 +1,334 @@
+"""Vectorisable float32 special functions for Numba loops.
+
+The PyPI llvmlite has no SVML, so ``math.exp``/``tanh``/``sin``/``log1p`` stay scalar
+libm calls inside a Numba loop and stop LLVM from vectorising it. The functions here are
+branch-free float32 arithmetic (selects, bit casts, ``llvm.fma``/``llvm.rint``) that LLVM
+inlines and vectorises inside ``prange`` and plain loops.
+
+    fexp, flog, flog1p, ftanh, fsigmoid, fsin, fcos     (float32 -> float32)
+
+Every argument must be a float32 (mix in a float64 and Numba promotes the whole
+expression). Callers keep their own constants float32 too (``np.float32(...)`` globals).
+
+Accuracy against libm (tests/test_numba_cpu_special.py measures it): a few ulp over the
+whole float32 range, denormals included. ``fsin``/``fcos`` reduce by pi with a
+three-part Cody-Waite split and are accurate for |x| < TRIG_LIMIT (2**22); at or past it
+they return NaN, and a kernel that can meet such arguments bounds them first and calls
+libm's ``math.sin`` instead (a full-range vector reduction would cost more than the sine).
+
+NaN and Inf propagate as the math says: fexp(-inf) = 0, fexp(inf) = inf, ftanh(+-inf) =
++-1, fsigmoid(-inf) = 0, flog(0) = -inf, flog(x < 0) = nan, flog1p(-1) = -inf,
+fsin(+-inf) = nan, and a NaN in gives a NaN out. Signed zeros are kept where the function
+is odd (ftanh, fsin, flog1p).
+
+No fastmath flags: only ``contract`` could help, and the FMAs are written explicitly.
+"""
+
+from fractions import Fraction
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+F = np.float32
+_ZERO, _HALF, _ONE, _TWO = F(0.0), F(0.5), F(1.0), F(2.0)
+_INF = F(np.inf)
+_NAN = F(np.nan)
+
+# ---------------------------------------------------------------------------------------
+# LLVM intrinsics on float32 scalars (LLVM widens them to vector instructions).
+# ---------------------------------------------------------------------------------------
+
+_F32 = ir.FloatType()
+_I32 = ir.IntType(32)
+
+
+def _declare(builder, name, nargs):
+    module = builder.module
+    fnty = ir.FunctionType(_F32, [_F32] * nargs)
+    return module.declare_intrinsic(name, [_F32], fnty)
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """a * b + c with a single rounding."""
+    if not (a == b == c == types.float32):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.call(_declare(builder, "llvm.fma", 3), args)
+
+    return types.float32(types.float32, types.float32, types.float32), codegen
+
+
+@intrinsic
+def _rint(typingctx, x):
+    """Round to the nearest integer, ties to even (the default rounding mode)."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.call(_declare(builder, "llvm.rint", 1), args)
+
+    return types.float32(types.float32), codegen
+
+
+@intrinsic
+def _copysign(typingctx, mag, sgn):
+    """|mag| with the sign bit of sgn."""
+    if not (mag == sgn == types.float32):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.call(_declare(builder, "llvm.copysign", 2), args)
+
+    return types.float32(types.float32, types.float32), codegen
+
+
+@intrinsic
+def _pow2(typingctx, k):
+    """2.0 ** k for an integer-valued float32 k in [-126, 127]: the exponent bits."""
+    if k != types.float32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        n = builder.fptosi(args[0], _I32)
+        bits = builder.shl(builder.add(n, ir.Constant(_I32, 127)), ir.Constant(_I32, 23))
+        return builder.bitcast(bits, _F32)
+
+    return types.float32(types.float32), codegen
+
+
+@intrinsic
+def _exponent(typingctx, x):
+    """The unbiased binary exponent of a positive normal x, as a float32."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        bits = builder.bitcast(args[0], _I32)
+        e = builder.sub(builder.lshr(bits, ir.Constant(_I32, 23)), ir.Constant(_I32, 127))
+        return builder.sitofp(e, _F32)
+
+    return types.float32(types.float32), codegen
+
+
+@intrinsic
+def _mantissa(typingctx, x):
+    """x with its exponent replaced by 0: the significand of a positive x, in [1, 2)."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        bits = builder.bitcast(args[0], _I32)
+        bits = builder.or_(builder.and_(bits, ir.Constant(_I32, 0x007FFFFF)), ir.Constant(_I32, 0x3F800000))
+        return builder.bitcast(bits, _F32)
+
+    return types.float32(types.float32), codegen
+
+
+@intrinsic
+def _flip_if_odd(typingctx, x, j):
+    """-x if the integer-valued float32 j (|j| < 2**31) is odd, else x: a sign-bit xor."""
+    if not (x == j == types.float32):
+        return None
+
+    def codegen(context, builder, sig, args):
+        odd = builder.shl(builder.fptosi(args[1], _I32), ir.Constant(_I32, 31))
+        return builder.bitcast(builder.xor(builder.bitcast(args[0], _I32), odd), _F32)
+
+    return types.float32(types.float32, types.float32), codegen
+
+
+def _kernel(fn):
+    """A special function: compiled for float32, inlined by LLVM into its callers."""
+    return njit(types.float32(types.float32), cache=True)(fn)
+
+
+# ---------------------------------------------------------------------------------------
+# exp: x = n ln2 + r, |r| <= ln2 / 2; exp(r) by a degree-6 polynomial (Cephes expf);
+# 2**n applied as two factors so that overflow to inf and denormal results come out right.
+# ---------------------------------------------------------------------------------------
+
+_LOG2E = F(1.44269504088896341)
+_LN2_HI, _LN2_LO = F(0.693359375), F(-2.12194440e-4)
+_EXP_LO, _EXP_HI = F(-104.0), F(89.0)  # exp underflows to 0 below, overflows to inf above
+_EXP_P = tuple(F(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
+                               4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
+
+
+@_kernel
+def fexp(x):
+    xc = x if x > _EXP_LO else _EXP_LO  # NaN -> _EXP_LO: the integer steps see a number
+    xc = xc if xc < _EXP_HI else _EXP_HI
+    n = _rint(xc * _LOG2E)
+    r = _fma(-n, _LN2_HI, xc)
+    r = _fma(-n, _LN2_LO, r)
+    p = _fma(_EXP_P[0], r, _EXP_P[1])
+    p = _fma(p, r, _EXP_P[2])
+    p = _fma(p, r, _EXP_P[3])
+    p = _fma(p, r, _EXP_P[4])
+    p = _fma(p, r, _EXP_P[5])
+    p = _fma(p, r * r, r) + _ONE
+    n1 = _rint(n * _HALF)
+    y = p * _pow2(n1) * _pow2(n - n1)
+    return y if x == x else x
+
+
+# ---------------------------------------------------------------------------------------
+# log: x = m 2**e with m in [sqrt(1/2), sqrt(2)); log(m) = f - f^2/2 + f^3 P(f), f = m - 1
+# (Cephes logf); e ln2 added in two parts.
+# ---------------------------------------------------------------------------------------
+
+_SQRT2 = F(1.41421356237309505)
+_TINY = F(1.17549435e-38)  # smallest normal float32
+_TWO23 = F(8388608.0)
+_LOG_P = tuple(F(c) for c in (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1,
+                               -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1,
+                               2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1))
+_DENORMAL_SHIFT = F(23.0)
+
+
+@njit(cache=True)
+def _log_parts(x):
+    """(e, f) with x = 2**e (1 + f), f in [sqrt(1/2) - 1, sqrt(2) - 1), for finite x > 0."""
+    small = x < _TINY
+    xs = x * _TWO23 if small else x  # denormals scaled to normal
+    e = _exponent(xs)
+    e = e - _DENORMAL_SHIFT if small else e
+    m = _mantissa(xs)
+    big = m > _SQRT2
+    m = m * _HALF if big else m
+    e = e + _ONE if big else e
+    return e, m - _ONE
+
+
+@njit(cache=True)
+def _log1p_poly(e, f):
+    """e ln2 + log(1 + f) for |f| < 0.42 (no special values)."""
+    z = f * f
+    p = _LOG_P[0]
+    for c in _LOG_P[1:]:
+        p = _fma(p, f, c)
+    y = p * f * z
+    y = _fma(e, _LN2_LO, y)
+    y = _fma(-_HALF, z, y)
+    return _fma(e, _LN2_HI, f + y)
+
+
+@_kernel
+def flog(x):
+    xc = x if x > _ZERO else _ONE  # keep the bit tricks on positive numbers
+    xc = xc if xc < _INF else _ONE
+    e, f = _log_parts(xc)
+    y = _log1p_poly(e, f)
+    y = y if x < _INF else x  # inf, nan
+    y = y if x > _ZERO else (-_INF if x == _ZERO else _NAN)
+    return y if x == x else x
+
+
+@_kernel
+def flog1p(x):
+    """log(1 + x) = log(u) + (x - (u - 1)) / u with u = fl(1 + x): the quotient puts back
+    what rounding 1 + x lost, so small x keep their relative accuracy."""
+    u = x + _ONE
+    ok = (u > _ZERO) & (u < _INF)
+    uc = u if ok else _ONE
+    e, f = _log_parts(uc)
+    y = _log1p_poly(e, f) + (x - (uc - _ONE)) / uc
+    y = y if ok else (x if u == _INF else (-_INF if u == _ZERO else _NAN))
+    y = y if x != _ZERO else x  # keeps -0
+    return y if x == x else x
+
+
+# ---------------------------------------------------------------------------------------
+# tanh and sigmoid from exp of a non-positive argument (no overflow, no cancellation).
+# ---------------------------------------------------------------------------------------
+
+_TANH_SMALL = F(0.625)
+_TANH_P = tuple(F(c) for c in (-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2,
+                                1.33314422036e-1, -3.33332819422e-1))
+
+
+@_kernel
+def ftanh(x):
+    """|x| < 0.625: x + x^3 P(x^2) (Cephes tanhf); else (1 - e) / (1 + e), e = exp(-2|x|)."""
+    ax = abs(x)
+    z = x * x
+    p = _TANH_P[0]
+    for c in _TANH_P[1:]:
+        p = _fma(p, z, c)
+    small = _fma(p * z, x, x)
+    small = small if x != _ZERO else x  # keeps -0
+    e = fexp(-_TWO * ax)
+    large = _copysign((_ONE - e) / (_ONE + e), x)
+    return small if ax < _TANH_SMALL else large
+
+
+@_kernel
+def fsigmoid(x):
+    """1 / (1 + e) for x >= 0, e / (1 + e) below, with e = exp(-|x|) (denormals kept)."""
+    e = fexp(-abs(x))
+    s = _ONE / (_ONE + e)
+    return s if x >= _ZERO else e * s
+
+
+# ---------------------------------------------------------------------------------------
+# sin and cos: x = j pi + r, |r| <= pi / 2, sin(x) = (-1)^j sin(r), sin(r) by an odd
+# degree-11 polynomial (relative error 2.4e-11 on [-pi/2, pi/2], fitted for this module).
+# pi = PI_A + PI_B + PI_C, each part a float32 (72 bits in all). With FMA the products are
+# exact and x - j PI_A is exact while |j| < 2**23; the quotient j = rint(x / pi) is the
+# nearest integer (|r| <= pi / 2 + 1 / 16) while |x| < TRIG_LIMIT. Past it the result is NaN: the kernels that call fsin/fcos
+# bound their arguments and take math.sin/math.cos (libm, scalar) where the bound fails.
+# ---------------------------------------------------------------------------------------
+
+_PI = Fraction("3.14159265358979323846264338327950288419716939937510582097494459")
+_PI_A = F(float(_PI))
+_PI_B = F(float(_PI - Fraction(float(_PI_A))))
+_PI_C = F(float(_PI - Fraction(float(_PI_A)) - Fraction(float(_PI_B))))
+_INV_PI = F(float(1 / _PI))
+_SIN_P = tuple(F(c) for c in (-2.3888906852675973e-08, 2.752538421191275e-06, -1.984086848096922e-04,
+                               8.333330973982811e-03, -1.666666716337204e-01))
+TRIG_LIMIT = F(2.0 ** 22)  # |x| below: accurate; at or above: NaN (past it rint(x / pi) may miss by one)
+
+
+@njit(cache=True)
+def _sin_poly(r):
+    """sin(r) for |r| <= pi / 2."""
+    z = r * r
+    p = _SIN_P[0]
+    for c in _SIN_P[1:]:
+        p = _fma(p, z, c)
+    return _fma(p * z, r, r)
+
+
+@njit(cache=True)
+def _reduce_pi(x, j):
+    """x - j pi for an integer-valued (or half-integer) j, |j| < 2**23."""
+    r = _fma(-j, _PI_A, x)
+    r = _fma(-j, _PI_B, r)
+    return _fma(-j, _PI_C, r)
+
+
+@_kernel
+def fsin(x):
+    inside = abs(x) < TRIG_LIMIT
+    xc = x if inside else _ZERO  # keep the integer steps defined
+    j = _rint(xc * _INV_PI)
+    y = _flip_if_odd(_sin_poly(_reduce_pi(xc, j)), j)
+    y = y if x != _ZERO else x  # keeps -0
+    return y if inside else _NAN
+
+
+@_kernel
+def fcos(x):
+    """cos(x) = -(-1)^j sin(x - (j + 1/2) pi), j = rint(x / pi - 1/2)."""
+    inside = abs(x) < TRIG_LIMIT
+    xc = x if inside else _ZERO
+    j = _rint(_fma(xc, _INV_PI, -_HALF))
+    y = _flip_if_odd(-_sin_poly(_reduce_pi(xc, j + _HALF)), j)
+    return y if inside else _NAN
+
+
+__all__ = ["fexp", "flog", "flog1p", "ftanh", "fsigmoid", "fsin", "fcos"]
