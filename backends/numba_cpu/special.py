@@ -44,101 +44,78 @@ _F32 = ir.FloatType()
 _I32 = ir.IntType(32)
 
 
-def _declare(builder, name, nargs):
-    module = builder.module
-    fnty = ir.FunctionType(_F32, [_F32] * nargs)
-    return module.declare_intrinsic(name, [_F32], fnty)
+def _float32_intrinsic(body):
+    """An intrinsic on float32 scalars: ``body(builder, *args)`` emits its LLVM code."""
+    nargs = body.__code__.co_argcount - 1
+    sig = types.float32(*(types.float32,) * nargs)
+
+    def codegen(context, builder, signature, args):
+        return body(builder, *args)
+
+    def typed(*args):
+        return (sig, codegen) if all(a == types.float32 for a in args) else None
+
+    typer = {1: lambda typingctx, a: typed(a),
+             2: lambda typingctx, a, b: typed(a, b),
+             3: lambda typingctx, a, b, c: typed(a, b, c)}[nargs]
+    typer.__name__ = body.__name__
+    typer.__doc__ = body.__doc__
+    return intrinsic(typer)
 
 
-@intrinsic
-def _fma(typingctx, a, b, c):
+def _llvm_call(builder, name, *args):
+    fnty = ir.FunctionType(_F32, [_F32] * len(args))
+    return builder.call(builder.module.declare_intrinsic(name, [_F32], fnty), args)
+
+
+def _i32(value):
+    return ir.Constant(_I32, value)
+
+
+@_float32_intrinsic
+def _fma(builder, a, b, c):
     """a * b + c with a single rounding."""
-    if not (a == b == c == types.float32):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.call(_declare(builder, "llvm.fma", 3), args)
-
-    return types.float32(types.float32, types.float32, types.float32), codegen
+    return _llvm_call(builder, "llvm.fma", a, b, c)
 
 
-@intrinsic
-def _rint(typingctx, x):
+@_float32_intrinsic
+def _rint(builder, x):
     """Round to the nearest integer, ties to even (the default rounding mode)."""
-    if x != types.float32:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.call(_declare(builder, "llvm.rint", 1), args)
-
-    return types.float32(types.float32), codegen
+    return _llvm_call(builder, "llvm.rint", x)
 
 
-@intrinsic
-def _copysign(typingctx, mag, sgn):
+@_float32_intrinsic
+def _copysign(builder, mag, sgn):
     """|mag| with the sign bit of sgn."""
-    if not (mag == sgn == types.float32):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.call(_declare(builder, "llvm.copysign", 2), args)
-
-    return types.float32(types.float32, types.float32), codegen
+    return _llvm_call(builder, "llvm.copysign", mag, sgn)
 
 
-@intrinsic
-def _pow2(typingctx, k):
+@_float32_intrinsic
+def _pow2(builder, k):
     """2.0 ** k for an integer-valued float32 k in [-126, 127]: the exponent bits."""
-    if k != types.float32:
-        return None
-
-    def codegen(context, builder, sig, args):
-        n = builder.fptosi(args[0], _I32)
-        bits = builder.shl(builder.add(n, ir.Constant(_I32, 127)), ir.Constant(_I32, 23))
-        return builder.bitcast(bits, _F32)
-
-    return types.float32(types.float32), codegen
+    bits = builder.shl(builder.add(builder.fptosi(k, _I32), _i32(127)), _i32(23))
+    return builder.bitcast(bits, _F32)
 
 
-@intrinsic
-def _exponent(typingctx, x):
+@_float32_intrinsic
+def _exponent(builder, x):
     """The unbiased binary exponent of a positive normal x, as a float32."""
-    if x != types.float32:
-        return None
-
-    def codegen(context, builder, sig, args):
-        bits = builder.bitcast(args[0], _I32)
-        e = builder.sub(builder.lshr(bits, ir.Constant(_I32, 23)), ir.Constant(_I32, 127))
-        return builder.sitofp(e, _F32)
-
-    return types.float32(types.float32), codegen
+    bits = builder.bitcast(x, _I32)
+    return builder.sitofp(builder.sub(builder.lshr(bits, _i32(23)), _i32(127)), _F32)
 
 
-@intrinsic
-def _mantissa(typingctx, x):
+@_float32_intrinsic
+def _mantissa(builder, x):
     """x with its exponent replaced by 0: the significand of a positive x, in [1, 2)."""
-    if x != types.float32:
-        return None
-
-    def codegen(context, builder, sig, args):
-        bits = builder.bitcast(args[0], _I32)
-        bits = builder.or_(builder.and_(bits, ir.Constant(_I32, 0x007FFFFF)), ir.Constant(_I32, 0x3F800000))
-        return builder.bitcast(bits, _F32)
-
-    return types.float32(types.float32), codegen
+    bits = builder.or_(builder.and_(builder.bitcast(x, _I32), _i32(0x007FFFFF)), _i32(0x3F800000))
+    return builder.bitcast(bits, _F32)
 
 
-@intrinsic
-def _flip_if_odd(typingctx, x, j):
+@_float32_intrinsic
+def _flip_if_odd(builder, x, j):
     """-x if the integer-valued float32 j (|j| < 2**31) is odd, else x: a sign-bit xor."""
-    if not (x == j == types.float32):
-        return None
-
-    def codegen(context, builder, sig, args):
-        odd = builder.shl(builder.fptosi(args[1], _I32), ir.Constant(_I32, 31))
-        return builder.bitcast(builder.xor(builder.bitcast(args[0], _I32), odd), _F32)
-
-    return types.float32(types.float32, types.float32), codegen
+    odd = builder.shl(builder.fptosi(j, _I32), _i32(31))
+    return builder.bitcast(builder.xor(builder.bitcast(x, _I32), odd), _F32)
 
 
 def _kernel(fn):
