@@ -1,0 +1,246 @@
+"""Benchmark peers: implementations that are not backends but are timed beside them.
+
+A peer is never used by a model; it answers "how does this compare with what a user
+already has". Each adapter has the op's contract signature, computes exactly the
+contract's function (it passes the same correctness gate, ``backends.check.check_pair``
+with ``fn=``), and counts every conversion it needs (layout transposes, split signs)
+as its own cost.
+
+- ``torch_compile``: ``torch.compile`` of the torch backend's raw implementation, one
+  specialised graph per shape (``dynamic=False``). Always available.
+- ``accelerated_scan``: proger's warp-shuffle CUDA scan for parallel_scan. Its layout is
+  [B, D, T] with T a power of two in [32, 65536]; h0 is folded into the first token.
+- ``fla``: flash-linear-attention. banked_attention with N = 1 is a gated linear
+  attention with a scalar decay per head and token (``chunk_simple_gla``); the
+  normaliser z rides along as an extra value column of ones. The unbounded
+  gated_update is an HGRN recurrence with zero log-decay (``fused_recurrent_hgrn``).
+- ``mingru``: minGRU-pytorch's log-space Heinsen scan. It needs positive gates and
+  positive values, so the signed values are split into positive and negative parts
+  (two scans; linearity gives h = h+ - h-); zeros in log space are a large negative
+  finite number rather than -inf, whose gradient would be NaN.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import types
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from backends.ops.banked_attention import EPS as BANK_EPS
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str
+    ops: tuple[str, ...]  # ops it has an adapter for
+    probe: Callable[[], str | None]  # None, or why it cannot run here
+    adapter: Callable[[str], Callable]  # op -> raw callable with the op's contract signature
+    devices: tuple[str, ...]  # device types it runs on when its probe passes
+    dtypes: tuple[torch.dtype, ...] = (torch.float32,)
+    fits: Callable[[str, dict], str | None] = field(default=lambda op, case: None)  # case-specific refusal
+    description: str = ""
+
+
+def _needs(module: str, pip_name: str, cuda: bool) -> Callable[[], str | None]:
+    def probe():
+        if importlib.util.find_spec(module) is None:
+            return f"{pip_name} is not installed (pip install {pip_name})"
+        if cuda and not torch.cuda.is_available():
+            return f"{pip_name} runs on CUDA only and no CUDA device is present"
+        return None
+
+    return probe
+
+
+def load(module: str, attr: str):
+    """Import ``module.attr`` on first use (an import may build a CUDA extension: that
+    happens inside the first call, so it is counted as compile time)."""
+    return getattr(importlib.import_module(module), attr)
+
+
+# ---------------------------------------------------------------------------
+# torch_compile
+# ---------------------------------------------------------------------------
+
+def _fresh_copy(fn: Callable) -> Callable:
+    """The same function over a new code object: dynamo keeps its compiled graphs on
+    the code object, so each copy compiles for itself and every prepared pair (and the
+    correctness gate) measures its own compile time instead of inheriting another's."""
+    copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    copy.__kwdefaults__ = fn.__kwdefaults__
+    return copy
+
+
+def _configure_compile() -> None:
+    """Each (shape, grad mode) pair is its own graph; past dynamo's recompile limit a
+    function would silently run eagerly, so raise the limit (named cache_size_limit in
+    older torch, recompile_limit in newer). Donated buffers (the compiled backward
+    reusing saved activations' memory) forbid retain_graph=True, which the backward-only
+    mode needs to replay one graph: turn them off (a memory, not a time, optimisation)."""
+    cfg = torch._dynamo.config
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(cfg, name):
+            setattr(cfg, name, max(getattr(cfg, name), 256))
+    if hasattr(torch._functorch.config, "donated_buffer"):
+        torch._functorch.config.donated_buffer = False
+
+
+def _torch_compile(op: str) -> Callable:
+    import backends
+
+    _configure_compile()
+    return torch.compile(_fresh_copy(backends.get(op, "torch").fn), dynamic=False)
+
+
+# ---------------------------------------------------------------------------
+# accelerated_scan
+# ---------------------------------------------------------------------------
+
+
+def _fold_h0(a, b, h0):
+    """h_0 = a_0 h0 + b_0: an initial state becomes part of the first token."""
+    if h0 is None:
+        return b
+    return torch.cat([b[:, :1] + a[:, :1] * h0[:, None], b[:, 1:]], dim=1)  # [B, T, D]
+
+
+def _accelerated_scan_parallel_scan(a, b, h0=None):
+    scan = load("accelerated_scan.warp", "scan")
+    b = _fold_h0(a, b, h0)
+    h = scan(a.transpose(1, 2).contiguous(), b.transpose(1, 2).contiguous())  # [B, D, T]
+    return h.transpose(1, 2).contiguous()  # [B, T, D]
+
+
+def _accelerated_scan_fits(op: str, case: dict) -> str | None:
+    T = case["T"]
+    if T < 32 or T > 65536 or T & (T - 1):
+        return f"accelerated_scan needs T a power of two in [32, 65536], got T={T}"
+    return None
+
+
+# ---------------------------------------------------------------------------
+# fla (flash-linear-attention)
+# ---------------------------------------------------------------------------
+
+
+def _fla_layout(fn) -> dict:
+    """fla moved from head-first [B, H, T, K] to [B, T, H, K]; ask for the latter."""
+    return {"head_first": False} if "head_first" in inspect.signature(fn).parameters else {}
+
+
+def _fla_banked_attention(q, k, v, read_logits, write_logits, decay_logits, state=None):
+    chunk_simple_gla = load("fla.ops.simple_gla", "chunk_simple_gla")
+    B, T, H, Dk = q.shape
+    Dv = v.shape[-1]
+    # N = 1: p_r = p_w = softmax over one bank (exactly 1, kept so the logits get
+    # their zero gradient through the contract's own graph); gamma = lam ** p_w.
+    p_r = torch.softmax(read_logits, dim=-1)  # [B, T, H, 1]
+    p_w = torch.softmax(write_logits, dim=-1)  # [B, T, H, 1]
+    fq = (F.elu(q) + 1.0) * p_r  # [B, T, H, Dk]
+    fk = (F.elu(k) + 1.0) * p_w  # [B, T, H, Dk]
+    g = p_w[..., 0] * F.logsigmoid(decay_logits[:, 0])  # [B, T, H]: log gamma
+    vz = torch.cat([v, v.new_ones(B, T, H, 1)], dim=-1)  # [B, T, H, Dv + 1]: the ones column carries z
+    h0 = None
+    if state is not None:
+        S, z = state  # [B, H, 1, Dk, Dv], [B, H, 1, Dk]
+        h0 = torch.cat([S[:, :, 0], z[:, :, 0, :, None]], dim=-1)  # [B, H, Dk, Dv + 1]
+    o, ht = chunk_simple_gla(fq, fk, vz, g, scale=1.0, initial_state=h0, output_final_state=True,
+                             **_fla_layout(chunk_simple_gla))
+    o = o[..., :Dv] / (o[..., Dv:] + BANK_EPS)  # [B, T, H, Dv]
+    ht = ht.to(q.dtype)
+    return o, (ht[..., :Dv][:, :, None].contiguous(), ht[..., Dv][:, :, None].contiguous())
+
+
+def _fla_gated_update(a, b, h0=None, bound=None):
+    fused_recurrent_hgrn = load("fla.ops.hgrn", "fused_recurrent_hgrn")
+    x = torch.tanh(a) * torch.sigmoid(b)  # [B, T, D]
+    h, _ = fused_recurrent_hgrn(x, torch.zeros_like(x), initial_state=h0)  # log-decay 0: h_t = h_{t-1} + x_t
+    return h
+
+
+def _fla_fits(op: str, case: dict) -> str | None:
+    if op == "banked_attention" and case["N"] != 1:
+        return f"fla's gated linear attention has one memory bank per head (N = 1), the case has N={case['N']}"
+    if op == "gated_update" and case.get("bound") is not None:
+        return f"fla's HGRN recurrence is linear; the bounded update (bound={case['bound']}) is not"
+    return None
+
+
+# ---------------------------------------------------------------------------
+# mingru (minGRU-pytorch)
+# ---------------------------------------------------------------------------
+
+LOG_ZERO = -1e30  # log of 0 as a finite number: exp underflows to exactly 0, gradients stay finite
+
+
+def _signed_log(x, positive: bool):
+    keep = x > 0 if positive else x < 0
+    return torch.where(keep, x.abs().log(), torch.full_like(x, LOG_ZERO))
+
+
+def _heinsen(log_a, values, h0):
+    """h_t = a_t h_{t-1} + values_t in log space, values of either sign; h0 prepended
+    as step -1 (minGRU's own treatment of a previous hidden state)."""
+    scan = load("minGRU_pytorch.minGRU", "heinsen_associative_scan_log")
+    if h0 is not None:
+        values = torch.cat([h0[:, None], values], dim=1)  # [B, 1 + T, D]
+        log_a = torch.cat([torch.zeros_like(log_a[:, :1]), log_a], dim=1)
+    h = scan(log_a, _signed_log(values, True)) - scan(log_a, _signed_log(values, False))
+    return h[:, 1:] if h0 is not None else h  # [B, T, D]
+
+
+def _mingru_parallel_scan(a, b, h0=None):
+    if bool((a <= 0).any()):
+        raise ValueError("parallel_scan[mingru]: argument 'a' expected all gates > 0 (log-space scan), got a gate <= 0")
+    return _heinsen(a.log(), b, h0)
+
+
+def _mingru_gated_update(a, b, h0=None, bound=None):
+    x = torch.tanh(a) * torch.sigmoid(b)  # [B, T, D]
+    return _heinsen(torch.zeros_like(x), x, h0)
+
+
+def _mingru_fits(op: str, case: dict) -> str | None:
+    if op == "gated_update" and case.get("bound") is not None:
+        return f"minGRU's scan is linear; the bounded update (bound={case['bound']}) is not"
+    return None
+
+
+# ---------------------------------------------------------------------------
+
+_ADAPTERS = {
+    "accelerated_scan": {"parallel_scan": _accelerated_scan_parallel_scan},
+    "fla": {"banked_attention": _fla_banked_attention, "gated_update": _fla_gated_update},
+    "mingru": {"parallel_scan": _mingru_parallel_scan, "gated_update": _mingru_gated_update},
+}
+
+
+def _table(name: str) -> Callable[[str], Callable]:
+    return lambda op: _ADAPTERS[name][op]
+
+
+PEERS: dict[str, Peer] = {
+    p.name: p
+    for p in (
+        Peer("torch_compile", ops=("micro_mlp", "gated_update", "logspace_matvec", "parallel_scan",
+                                   "banked_attention", "stack_step", "nsm_route"),
+             probe=lambda: None, adapter=_torch_compile, devices=("cpu", "cuda"),
+             dtypes=(torch.float32, torch.bfloat16), description="torch.compile of the torch backend"),
+        Peer("accelerated_scan", ops=tuple(_ADAPTERS["accelerated_scan"]),
+             probe=_needs("accelerated_scan", "accelerated-scan", cuda=True), adapter=_table("accelerated_scan"),
+             devices=("cuda",), dtypes=(torch.float32, torch.bfloat16), fits=_accelerated_scan_fits,
+             description="accelerated-scan's warp CUDA scan ([B, D, T] transposes counted)"),
+        Peer("fla", ops=tuple(_ADAPTERS["fla"]), probe=_needs("fla", "flash-linear-attention", cuda=True),
+             adapter=_table("fla"), devices=("cuda",), dtypes=(torch.float32, torch.bfloat16), fits=_fla_fits,
+             description="flash-linear-attention: chunk_simple_gla (N = 1), fused_recurrent_hgrn (no bound)"),
+        Peer("mingru", ops=tuple(_ADAPTERS["mingru"]), probe=_needs("minGRU_pytorch", "mingru-pytorch", cuda=False),
+             adapter=_table("mingru"), devices=("cpu", "cuda"), fits=_mingru_fits,
+             description="minGRU-pytorch's log-space Heinsen scan (signs split)"),
+    )
+}

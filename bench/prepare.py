@@ -1,0 +1,257 @@
+"""Prepared benchmarks: one (op, backend or peer, case, dtype, device, mode) turned into
+a zero-argument closure that runs exactly the timed work.
+
+Everything else happens here, outside the closure: the inputs are built from the
+contract's ``make_inputs``, the JIT / autotuner / torch.compile is warmed, and the cost of
+that first call is measured and recorded as ``compile_seconds``. The runner, the
+pytest-benchmark files and the asv suite all time ``Prepared.fn``, so the three agree
+on what a figure means.
+
+Modes:
+- ``forward``: the op under ``torch.no_grad()`` (inference: no graph is recorded).
+- ``backward``: only the backward pass of a graph built once here and retained
+  (``torch.autograd.backward(..., retain_graph=True)`` with fixed random cotangents).
+  The leaves' ``.grad`` is reset to None before each call, so gradients are written,
+  not accumulated (no extra add per call), and the allocator reuses the same blocks.
+- ``forward_backward``: the forward with a graph, then the same backward.
+
+Selection is explicit: a pair that cannot run raises ``Unavailable`` with the reason
+(backend probe, device, dtype, no backward, peer not installed, case that does not fit
+the peer); nothing falls back to another implementation.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+import backends
+from backends.check import differentiable_leaves, flatten
+from backends.registry import DTYPE_NAMES, IMPLS, MODES
+from bench.peers import PEERS, Peer
+from suites.op_shapes import contract_case, fits_device
+
+CANDIDATES: tuple[str, ...] = tuple(backends.BACKEND_NAMES) + tuple(PEERS)  # backends first, then peers
+COTANGENT_SEED = 12345
+
+
+class Unavailable(RuntimeError):
+    """This (op, implementation, case, dtype, device, mode) cannot run here; the message says why."""
+
+
+def candidates(op: str) -> list[str]:
+    """Backend and peer names that have ``op`` (available here or not), in order."""
+    if op not in backends.OPS:
+        raise ValueError(f"unknown op '{op}'; ops are: {', '.join(backends.OPS)}")
+    names = [b for b in backends.BACKEND_NAMES if op in backends.BACKENDS[b].op_names()]
+    return names + [p for p, peer in PEERS.items() if op in peer.ops]
+
+
+def _device_type(device) -> str:
+    return torch.device(device).type
+
+
+def why_unavailable(op: str, name: str, device="cpu", case: dict | None = None,
+                    dtype: torch.dtype | None = None, mode: str | None = None) -> str | None:
+    """None, or why ``name`` (a backend or a peer) cannot run ``op`` here; ``case``,
+    ``dtype`` and ``mode`` narrow the question when given."""
+    if op not in backends.OPS:
+        return f"unknown op '{op}'; ops are: {', '.join(backends.OPS)}"
+    kind = _device_type(device)
+    if case is not None and (reason := fits_device(case, device)):
+        return reason
+    if mode is not None and mode not in MODES:
+        return f"unknown mode '{mode}'; modes are: {', '.join(MODES)}"
+    if name in backends.BACKENDS:
+        backend = backends.BACKENDS[name]
+        if op not in backend.op_names():
+            return f"backend '{name}' has no implementation of '{op}'"
+        if (reason := backend.why_unavailable()) is not None:
+            return f"backend '{name}' is unavailable: {reason}"
+        if kind not in backend.devices():
+            return f"backend '{name}' runs on {' or '.join(backend.devices()) or 'no device here'}, not {kind}"
+        impl = backends.get(op, name)
+        if dtype is not None and dtype not in impl.dtypes:
+            return f"{op}[{name}] takes {', '.join(DTYPE_NAMES[d] for d in impl.dtypes)}, not {DTYPE_NAMES[dtype]}"
+        if mode in ("backward", "forward_backward") and not impl.grad:
+            return f"{op}[{name}] has no backward yet"
+        return None
+    if name in PEERS:
+        peer = PEERS[name]
+        if op not in peer.ops:
+            return f"peer '{name}' has no adapter for '{op}'"
+        if (reason := peer.probe()) is not None:
+            return f"peer '{name}' is unavailable: {reason}"
+        if kind not in peer.devices:
+            return f"peer '{name}' runs on {' or '.join(peer.devices)}, not {kind}"
+        if dtype is not None and dtype not in peer.dtypes:
+            return f"peer '{name}' takes {', '.join(DTYPE_NAMES[d] for d in peer.dtypes)}, not {DTYPE_NAMES[dtype]}"
+        if case is not None and (reason := peer.fits(op, contract_case(case))):
+            return reason
+        return None
+    return f"unknown implementation '{name}'; for '{op}' there are: {', '.join(candidates(op))}"
+
+
+def _checked(op: str, name: str, raw: Callable) -> Callable:
+    """A peer's adapter behind the contract's argument checks, like a backend's Impl."""
+    spec = backends.OPS[op]
+
+    def call(*args, **kwargs):
+        spec.check(name, *args, **kwargs)
+        return raw(*args, **kwargs)
+
+    call.__name__ = op
+    call.__qualname__ = f"{name}.{op}"
+    call.__doc__ = spec.doc
+    return call
+
+
+def implementation(op: str, name: str) -> Callable:
+    """The callable that ``name`` times for ``op``: ``backends.get`` for a backend, the
+    checked adapter for a peer. Raises ``Unavailable`` with the reason."""
+    reason = why_unavailable(op, name, device=_any_device(name))
+    if reason is not None:
+        raise Unavailable(f"{op}[{name}]: {reason}")
+    if name in backends.BACKENDS:
+        return backends.get(op, name)
+    peer: Peer = PEERS[name]
+    return _checked(op, name, peer.adapter(op))
+
+
+def _any_device(name: str) -> str:
+    """A device the implementation runs on, for questions that do not depend on it."""
+    if name in backends.BACKENDS:
+        b = backends.BACKENDS[name]
+        devices = b.devices() if b.available else ()
+    else:
+        devices = PEERS[name].devices if name in PEERS else ()
+    return devices[0] if devices else "cpu"
+
+
+def synchronizer(name: str, device) -> Callable[[], None]:
+    """Wait for the implementation's queued work on ``device`` (a no-op on the CPU)."""
+    device = torch.device(device)
+    if name in backends.BACKENDS:
+        sync = backends.BACKENDS[name].synchronize
+        return lambda: sync(device)
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
+@dataclass
+class Prepared:
+    op: str
+    name: str  # backend or peer
+    case: dict  # the contract case (harness keys removed)
+    dtype: torch.dtype
+    device: str
+    mode: str
+    fn: Callable[[], object]  # zero-argument closure: runs exactly the timed work
+    sync: Callable[[], None]  # the implementation's synchronize for this device
+    compile_seconds: float  # first call (JIT, autotune, compile) minus a steady call
+    first_call_seconds: float  # the first call itself, for the record
+
+
+def _cotangents(outputs: list, seed: int) -> list:
+    """Fixed random cotangents, zero where the output is not finite (log-space -inf)."""
+    gen = torch.Generator().manual_seed(seed)
+    cots = []
+    for out in outputs:
+        c = torch.randn(out.shape, generator=gen, dtype=torch.float32).to(out.device, out.dtype)
+        cots.append(torch.where(torch.isfinite(out.detach()), c, torch.zeros_like(c)))
+    return cots
+
+
+def _graph_outputs(spec, result) -> list:
+    """The differentiable outputs that carry a graph, in the contract's order."""
+    named = zip(spec.outputs, flatten(result))
+    return [t for n, t in named if n in spec.differentiable_outputs and t.requires_grad]
+
+
+@functools.cache
+def _warm_autograd() -> None:
+    """The first backward of a process with explicit cotangents imports sympy (about a
+    second) and starts the engine's threads; pay that here, not in the first pair's
+    compile time."""
+    x = torch.ones(2, requires_grad=True)
+    y = x * x
+    torch.autograd.backward([y], [torch.ones_like(y)], inputs=[x])
+
+
+def _timed(call: Callable, sync: Callable) -> tuple[float, object]:
+    sync()
+    start = time.perf_counter()
+    value = call()
+    sync()
+    return time.perf_counter() - start, value
+
+
+def prepare(op: str, name: str, case: dict, dtype: torch.dtype = torch.float32, device="cpu",
+            mode: str = "forward", seed: int = 0, warmup: int = 2) -> Prepared:
+    """Build inputs, warm the implementation, measure its compile time; return the closure."""
+    reason = why_unavailable(op, name, device, case=case, dtype=dtype, mode=mode)
+    if reason is not None:
+        raise Unavailable(f"{op}[{name}] {DTYPE_NAMES[dtype]} {mode} on {device}: {reason}")
+    spec = backends.OPS[op]
+    case = contract_case(case)
+    fn = implementation(op, name)
+    sync = synchronizer(name, device)
+    inputs = spec.make_inputs(case, dtype, device, seed)
+    grad = mode != "forward"
+    if grad:
+        _warm_autograd()
+    leaves = list(differentiable_leaves(spec, inputs).values()) if grad else []
+    for t in leaves:
+        t.requires_grad_(True)
+
+    def forward():
+        with torch.no_grad():
+            return fn(**inputs)
+
+    def clear():
+        for t in leaves:
+            t.grad = None
+
+    def build():
+        """A graph and its cotangents: what the backward closure replays."""
+        outs = _graph_outputs(spec, fn(**inputs))
+        if not outs:
+            raise Unavailable(f"{op}[{name}]: no output carries a gradient (is the backward registered?)")
+        return outs, _cotangents(outs, seed + COTANGENT_SEED)
+
+    def forward_backward():
+        clear()
+        outs, cots = build()
+        torch.autograd.backward(outs, cots, inputs=leaves)
+
+    if mode == "forward":
+        first, _ = _timed(forward, sync)
+        closure = forward
+    elif mode == "forward_backward":
+        first, _ = _timed(forward_backward, sync)
+        closure = forward_backward
+    else:
+        graph = {}
+
+        def backward():
+            clear()
+            torch.autograd.backward(graph["outs"], graph["cots"], inputs=leaves, retain_graph=True)
+
+        t_graph, (graph["outs"], graph["cots"]) = _timed(build, sync)
+        t_back, _ = _timed(backward, sync)
+        first = t_graph + t_back
+        # the closure replays a graph built once the JIT is warm; the first graph's
+        # extra cost over it is compile time too
+        t_steady_graph, (graph["outs"], graph["cots"]) = _timed(build, sync)
+        closure = backward
+
+    steady = min(_timed(closure, sync)[0] for _ in range(max(1, warmup)))
+    if mode == "backward":
+        steady += t_steady_graph  # compile time = first (graph + backward) - steady (graph + backward)
+    return Prepared(op=op, name=name, case=case, dtype=dtype, device=str(device), mode=mode, fn=closure,
+                    sync=sync, compile_seconds=max(0.0, first - steady), first_call_seconds=first)
