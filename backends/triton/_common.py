@@ -38,6 +38,58 @@ def configs(*options, num_warps=(4,), num_stages=(2,), interpreter=None):
     return [triton.Config(dict(o), num_warps=w, num_stages=s) for o in options for w in num_warps for s in num_stages]
 
 
+SEQUENTIAL_MAX_T = 32  # up to this many steps a time tile would be mostly padding
+CHANNELS_PER_SM = 1024  # B*D at which one channel per thread alone fills an SM with work
+
+
+# Recurrences over [B, T, D] (parallel_scan, gated_update): time tiles x channel blocks
+# for the chunked form, channel blocks for the sequential form; autotuned per shape.
+CHUNKED_CONFIGS = configs(dict(BLOCK_T=64, BLOCK_D=32), dict(BLOCK_T=32, BLOCK_D=32), dict(BLOCK_T=128, BLOCK_D=16),
+                          dict(BLOCK_T=64, BLOCK_D=64), num_warps=(4,), num_stages=(2, 3),
+                          interpreter=dict(BLOCK_T=16, BLOCK_D=8))
+SEQUENTIAL_CONFIGS = configs(dict(BLOCK_D=256), dict(BLOCK_D=128), dict(BLOCK_D=512), num_warps=(4,), num_stages=(3,),
+                             interpreter=dict(BLOCK_D=8))
+RECURRENCE_KEY = ["B", "T", "D"]
+
+
+def sequential_form(B, T, D, device) -> bool:
+    """For a recurrence over [B, T, D]: step through time with the state in registers
+    (True), or scan tiles of time (False)? Stepping wins for short sequences, and when
+    the B*D channels alone fill the GPU (a scan's extra work then buys nothing)."""
+    return T <= SEQUENTIAL_MAX_T or B * D >= CHANNELS_PER_SM * sm_count(device)
+
+
+def channel_grid(B, D):
+    """One program per (batch, block of BLOCK_D channels), flattened on axis 0."""
+    return lambda meta: (B * cdiv(D, meta["BLOCK_D"]),)
+
+
+@triton.jit
+def channels(D, BLOCK_D: tl.constexpr):
+    """Under channel_grid: (batch index, channel offsets [BLOCK_D], channel mask)."""
+    nd = tl.cdiv(D, BLOCK_D)
+    pid = tl.program_id(0)
+    d = (pid % nd) * BLOCK_D + tl.arange(0, BLOCK_D)
+    return pid // nd, d, d < D
+
+
+@triton.jit
+def time_tile(base, t, d, dmask, T, D):
+    """Offsets [BLOCK_T, BLOCK_D] of times t [BLOCK_T] and channels d [BLOCK_D] in a
+    [B, T, D] tensor from ``base`` (the batch row's start, int64), and their mask."""
+    off = base + t[:, None].to(tl.int64) * D + d[None, :]
+    return off, ((t >= 0) & (t < T))[:, None] & dmask[None, :]
+
+
+@triton.jit
+def initial_state(h0, pb, d, dmask, D, HAS_H0: tl.constexpr):
+    """Row pb of h0 [B, D] at channels d, in float32; zeros when there is no h0."""
+    state = tl.zeros(d.shape, dtype=tl.float32)
+    if HAS_H0:
+        state = tl.load(h0 + pb * D + d, mask=dmask, other=0.0).to(tl.float32)
+    return state
+
+
 @triton.jit
 def linear_combine(a1, b1, a2, b2):
     """Compose two steps of h -> a h + b: first (a1, b1), then (a2, b2)."""

@@ -18,7 +18,8 @@ import triton.language as tl
 
 from backends.registry import implements, new_output
 from backends.triton._common import (CHUNKED_CONFIGS, RECURRENCE_KEY, SEQUENTIAL_CONFIGS, channel_grid, channels,
-                                     contiguous, initial_state, linear_scan, row, sequential_form, sigmoid, tanh)
+                                     contiguous, initial_state, linear_scan, row, sequential_form, sigmoid, tanh,
+                                     time_tile)
 
 
 @triton.jit
@@ -70,8 +71,7 @@ def _forward_cumsum(a, b, h0, h, B, T, D, HAS_H0: tl.constexpr, BLOCK_T: tl.cons
     base = pb.to(tl.int64) * T * D
     for t0 in range(0, T, BLOCK_T):
         t = t0 + rows  # [BLOCK_T]
-        off = base + t[:, None].to(tl.int64) * D + d[None, :]  # [BLOCK_T, BLOCK_D]
-        m = (t < T)[:, None] & dmask[None, :]
+        off, m = time_tile(base, t, d, dmask, T, D)
         av = tl.load(a + off, mask=m, other=0.0).to(tl.float32)  # padding: u = tanh(0) sigmoid(0) = 0
         bv = tl.load(b + off, mask=m, other=0.0).to(tl.float32)
         states = tl.cumsum(_gate(av, bv), 0) + carry[None, :]
@@ -108,8 +108,7 @@ def _backward_chunked(a, b, h, dh, da, db, dh0, bound, B, T, D, HAS_H0: tl.const
     carry = tl.zeros([BLOCK_D], dtype=tl.float32)  # q_{t+1} entering the tile; q_T = 0
     for t_end in range(0, T, BLOCK_T):
         t = T - 1 - t_end - rows  # [BLOCK_T], descending time along the rows
-        off = base + t[:, None].to(tl.int64) * D + d[None, :]  # [BLOCK_T, BLOCK_D]
-        m = (t >= 0)[:, None] & dmask[None, :]
+        off, m = time_tile(base, t, d, dmask, T, D)
         c = _slope(h + off, m, bound, HAS_BOUND)  # padding rows (t < 0): c = 1, dh = 0, identity steps
         q = linear_scan(c, c * tl.load(dh + off, mask=m, other=0.0).to(tl.float32), carry)
         av = tl.load(a + off, mask=m, other=0.0).to(tl.float32)

@@ -17,45 +17,21 @@ import triton
 import triton.language as tl
 
 from backends.registry import implements, new_output
-from backends.triton._common import cdiv, configs, contiguous, linear_scan, row, sm_count
-
-SEQUENTIAL_MAX_T = 32  # up to this many steps a tile would be mostly padding
-CHANNELS_PER_SM = 1024  # B*D at which the sequential form alone fills an SM with work
-
-_CHUNKED = configs(dict(BLOCK_T=64, BLOCK_D=32), dict(BLOCK_T=32, BLOCK_D=32), dict(BLOCK_T=128, BLOCK_D=16),
-                   dict(BLOCK_T=64, BLOCK_D=64), num_warps=(4,), num_stages=(2, 3),
-                   interpreter=dict(BLOCK_T=16, BLOCK_D=8))
-_SEQUENTIAL = configs(dict(BLOCK_D=256), dict(BLOCK_D=128), dict(BLOCK_D=512), num_warps=(4,), num_stages=(3,),
-                      interpreter=dict(BLOCK_D=8))
-_KEY = ["B", "T", "D"]
+from backends.triton._common import (CHUNKED_CONFIGS, RECURRENCE_KEY, SEQUENTIAL_CONFIGS, channel_grid, channels,
+                                     contiguous, initial_state, linear_scan, row, sequential_form,
+                                     time_tile)
 
 
-def _grid(B, D):
-    return lambda meta: (B * cdiv(D, meta["BLOCK_D"]),)
-
-
-@triton.jit
-def _channels(D, BLOCK_D: tl.constexpr):
-    """(batch index, channel offsets [BLOCK_D], channel mask) of this program."""
-    nd = tl.cdiv(D, BLOCK_D)
-    pid = tl.program_id(0)
-    d = (pid % nd) * BLOCK_D + tl.arange(0, BLOCK_D)
-    return pid // nd, d, d < D
-
-
-@triton.autotune(configs=_CHUNKED, key=_KEY)
+@triton.autotune(configs=CHUNKED_CONFIGS, key=RECURRENCE_KEY)
 @triton.jit
 def _forward_chunked(a, b, h0, h, B, T, D, HAS_H0: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
-    pb, d, dmask = _channels(D, BLOCK_D)
+    pb, d, dmask = channels(D, BLOCK_D)
     rows = tl.arange(0, BLOCK_T)
-    carry = tl.zeros([BLOCK_D], dtype=tl.float32)
-    if HAS_H0:
-        carry = tl.load(h0 + pb * D + d, mask=dmask, other=0.0).to(tl.float32)
+    carry = initial_state(h0, pb, d, dmask, D, HAS_H0)
     base = pb.to(tl.int64) * T * D
     for t0 in range(0, T, BLOCK_T):
         t = t0 + rows  # [BLOCK_T]
-        off = base + t[:, None].to(tl.int64) * D + d[None, :]  # [BLOCK_T, BLOCK_D]
-        m = (t < T)[:, None] & dmask[None, :]
+        off, m = time_tile(base, t, d, dmask, T, D)
         av = tl.load(a + off, mask=m, other=1.0).to(tl.float32)  # padding: identity steps
         bv = tl.load(b + off, mask=m, other=0.0).to(tl.float32)
         states = linear_scan(av, bv, carry)
@@ -63,13 +39,11 @@ def _forward_chunked(a, b, h0, h, B, T, D, HAS_H0: tl.constexpr, BLOCK_T: tl.con
         carry = row(states, rows, BLOCK_T - 1)
 
 
-@triton.autotune(configs=_SEQUENTIAL, key=_KEY)
+@triton.autotune(configs=SEQUENTIAL_CONFIGS, key=RECURRENCE_KEY)
 @triton.jit
 def _forward_sequential(a, b, h0, h, B, T, D, HAS_H0: tl.constexpr, BLOCK_D: tl.constexpr):
-    pb, d, dmask = _channels(D, BLOCK_D)
-    state = tl.zeros([BLOCK_D], dtype=tl.float32)
-    if HAS_H0:
-        state = tl.load(h0 + pb * D + d, mask=dmask, other=0.0).to(tl.float32)
+    pb, d, dmask = channels(D, BLOCK_D)
+    state = initial_state(h0, pb, d, dmask, D, HAS_H0)
     off = pb.to(tl.int64) * T * D + d  # [BLOCK_D], row t = 0
     for _ in range(T):
         av = tl.load(a + off, mask=dmask, other=0.0).to(tl.float32)
@@ -79,24 +53,20 @@ def _forward_sequential(a, b, h0, h, B, T, D, HAS_H0: tl.constexpr, BLOCK_D: tl.
         off += D
 
 
-@triton.autotune(configs=_CHUNKED, key=_KEY)
+@triton.autotune(configs=CHUNKED_CONFIGS, key=RECURRENCE_KEY)
 @triton.jit
 def _backward_chunked(a, h, h0, dh, da, db, dh0, B, T, D, HAS_H0: tl.constexpr,
                       BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
-    pb, d, dmask = _channels(D, BLOCK_D)
+    pb, d, dmask = channels(D, BLOCK_D)
     rows = tl.arange(0, BLOCK_T)
     base = pb.to(tl.int64) * T * D
-    h0v = tl.zeros([BLOCK_D], dtype=tl.float32)
-    if HAS_H0:
-        h0v = tl.load(h0 + pb * D + d, mask=dmask, other=0.0).to(tl.float32)
+    h0v = initial_state(h0, pb, d, dmask, D, HAS_H0)
     carry = tl.zeros([BLOCK_D], dtype=tl.float32)  # g_{t+1} entering the tile; g_T = 0
     for t_end in range(0, T, BLOCK_T):
         t = T - 1 - t_end - rows  # [BLOCK_T], descending time along the rows
-        off = base + t[:, None].to(tl.int64) * D + d[None, :]  # [BLOCK_T, BLOCK_D]
-        valid = (t >= 0)[:, None]
-        m = valid & dmask[None, :]
+        off, m = time_tile(base, t, d, dmask, T, D)
         a_next = tl.load(a + off + D, mask=m & (t < T - 1)[:, None], other=0.0).to(tl.float32)
-        coef = tl.where(valid, a_next, 1.0)  # padding rows (t < 0): identity steps
+        coef = tl.where((t >= 0)[:, None], a_next, 1.0)  # padding rows (t < 0): identity steps
         g = linear_scan(coef, tl.load(dh + off, mask=m, other=0.0).to(tl.float32), carry)
         h_prev = tl.load(h + off - D, mask=m & (t > 0)[:, None], other=0.0).to(tl.float32)
         h_prev = tl.where((t == 0)[:, None], h0v[None, :], h_prev)
@@ -108,13 +78,11 @@ def _backward_chunked(a, h, h0, dh, da, db, dh0, B, T, D, HAS_H0: tl.constexpr,
         tl.store(dh0 + pb * D + d, (a0 * carry).to(dh0.dtype.element_ty), mask=dmask)
 
 
-@triton.autotune(configs=_SEQUENTIAL, key=_KEY)
+@triton.autotune(configs=SEQUENTIAL_CONFIGS, key=RECURRENCE_KEY)
 @triton.jit
 def _backward_sequential(a, h, h0, dh, da, db, dh0, B, T, D, HAS_H0: tl.constexpr, BLOCK_D: tl.constexpr):
-    pb, d, dmask = _channels(D, BLOCK_D)
-    h0v = tl.zeros([BLOCK_D], dtype=tl.float32)
-    if HAS_H0:
-        h0v = tl.load(h0 + pb * D + d, mask=dmask, other=0.0).to(tl.float32)
+    pb, d, dmask = channels(D, BLOCK_D)
+    h0v = initial_state(h0, pb, d, dmask, D, HAS_H0)
     g = tl.zeros([BLOCK_D], dtype=tl.float32)
     a_next = tl.zeros([BLOCK_D], dtype=tl.float32)  # a_{t+1}; its value at t = T-1 is unused (g = 0)
     off = pb.to(tl.int64) * T * D + (T - 1) * D + d  # [BLOCK_D], row t = T-1
@@ -131,10 +99,6 @@ def _backward_sequential(a, h, h0, dh, da, db, dh0, B, T, D, HAS_H0: tl.constexp
         tl.store(dh0 + pb * D + d, (a_next * g).to(dh0.dtype.element_ty), mask=dmask)
 
 
-def _sequential(B, T, D, device) -> bool:
-    return T <= SEQUENTIAL_MAX_T or B * D >= CHANNELS_PER_SM * sm_count(device)
-
-
 class _Scan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, b, h0):
@@ -144,8 +108,8 @@ class _Scan(torch.autograd.Function):
         if h.numel() == 0:  # nothing to launch over; the kernels assume T >= 1
             ctx.save_for_backward(a, h, h0)
             return h
-        kernel = _forward_sequential if _sequential(B, T, D, a.device) else _forward_chunked
-        kernel[_grid(B, D)](a, b, h0, h, B, T, D, HAS_H0=h0 is not None)
+        kernel = _forward_sequential if sequential_form(B, T, D, a.device) else _forward_chunked
+        kernel[channel_grid(B, D)](a, b, h0, h, B, T, D, HAS_H0=h0 is not None)
         ctx.save_for_backward(a, h, h0)
         return h
 
@@ -158,8 +122,8 @@ class _Scan(torch.autograd.Function):
         dh0 = None if h0 is None else torch.empty_like(h0)
         if a.numel() == 0:
             return da, db, None if h0 is None else torch.zeros_like(h0)
-        kernel = _backward_sequential if _sequential(B, T, D, a.device) else _backward_chunked
-        kernel[_grid(B, D)](a, h, h0, dh, da, db, dh0, B, T, D, HAS_H0=h0 is not None)
+        kernel = _backward_sequential if sequential_form(B, T, D, a.device) else _backward_chunked
+        kernel[channel_grid(B, D)](a, h, h0, dh, da, db, dh0, B, T, D, HAS_H0=h0 is not None)
         return da, db, dh0
 
 
