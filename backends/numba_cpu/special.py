@@ -120,7 +120,7 @@ def _flip_if_odd(builder, x, j):
 
 def _kernel(fn):
     """A special function: compiled for float32, inlined by LLVM into its callers."""
-    return njit(types.float32(types.float32), cache=True)(fn)
+    return njit(types.float32(types.float32), cache=True, error_model="numpy")(fn)
 
 
 # ---------------------------------------------------------------------------------------
