@@ -72,7 +72,8 @@ def _softmax_rows(x, mask):
 def _load_tokens(ptr, b, h, t, cols, T, C, s_b, s_t, s_h, s_c):
     """x[b, t, h, cols] as float32 [L, BC], 0 outside t < T, cols < C."""
     mask = (t[:, None] < T) & (cols[None, :] < C)
-    return tl.load(ptr + b * s_b + t[:, None] * s_t + h * s_h + cols[None, :] * s_c, mask=mask, other=0.0).to(tl.float32)
+    x = tl.load(ptr + b * s_b + t[:, None] * s_t + h * s_h + cols[None, :] * s_c, mask=mask, other=0.0)
+    return x.to(tl.float32)
 
 
 @triton.jit
@@ -155,14 +156,16 @@ def _fwd_kernel(q_ptr, k_ptr, v_ptr, rl_ptr, wl_ptr, dl_ptr, s0_ptr, z0_ptr, o_p
         p_r, p_w, A, A_L = _chunk_gates(rl_ptr, wl_ptr, la, b, h, t, T, N, s_rb, s_rt, s_rh, s_rn,
                                         s_wb, s_wt, s_wh, s_wn, BN)
         if WRITE_OUT:
-            fq = _phi(_load_tokens(q_ptr, b, h, t, kk, T, Dk, s_qb, s_qt, s_qh, s_qd), t_ok[:, None] & (kk[None, :] < Dk))
+            fq = _phi(_load_tokens(q_ptr, b, h, t, kk, T, Dk, s_qb, s_qt, s_qh, s_qd),
+                      t_ok[:, None] & (kk[None, :] < Dk))
             X, causal = _decays(A, L)
             W = tl.sum(p_r[:, None, :] * X * p_w[None, :, :], axis=2)  # [L, L]
             P = tl.where(causal, tl.dot(fq, tl.trans(fk), input_precision="ieee") * W, 0.0)
             Qc = _bank_rows(fq, p_r * tl.exp(A), L, BN, BK)  # [L, BNK]
             num = tl.dot(P, v, input_precision="ieee") + tl.dot(Qc, S, input_precision="ieee")  # [L, BV]
             den = tl.sum(P, axis=1) + tl.sum(Qc * z[None, :], axis=1) + _EPS
-            tl.store(o_ptr + ((b * T + t[:, None]) * H + h) * Dv + cols[None, :], (num / den[:, None]).to(o_ptr.dtype.element_ty),
+            o = num / den[:, None]
+            tl.store(o_ptr + ((b * T + t[:, None]) * H + h) * Dv + cols[None, :], o.to(o_ptr.dtype.element_ty),
                      mask=t_ok[:, None] & col_ok[None, :])
         Kc = _bank_rows(fk, p_w * tl.exp(A_L[None, :] - A), L, BN, BK)  # [L, BNK]
         decay = _bank_scale(tl.exp(A_L), BN, BK)  # [BNK]
@@ -230,7 +233,7 @@ def _bwd_kernel(q_ptr, k_ptr, v_ptr, rl_ptr, wl_ptr, dl_ptr, do_ptr, gs_ptr, gz_
         P = tl.where(causal, QK * W, 0.0)
         g_r = p_r * tl.exp(A)  # [L, BN]
         Qc = _bank_rows(fq, g_r, L, BN, BK)  # [L, BNK]
-        den = tl.sum(P, axis=1) + tl.sum(Qc * z0[None, :], axis=1) + EPS  # [L]
+        den = tl.sum(P, axis=1) + tl.sum(Qc * z0[None, :], axis=1) + _EPS  # [L]
         o = (tl.dot(P, v, input_precision="ieee") + tl.dot(Qc, S0, input_precision="ieee")) / den[:, None]
         dnum = do / den[:, None]  # [L, BV]
         dden = -tl.sum(do * o, axis=1) / den  # [L]

@@ -26,6 +26,15 @@ BLOCK_K = 32  # reduction tile: the [BLOCK_B, BLOCK_M, BLOCK_K] terms live in re
 
 
 @triton.jit
+def _load_x(xl_ptr, xs_ptr, bb, k, B, K, s_xlb, s_xlk, s_xsb, s_xsk):
+    """x_log and x_sign [BB, BK] as float32; padding is an exact zero (-inf, +1)."""
+    mask = (bb[:, None] < B) & (k[None, :] < K)
+    xl = tl.load(xl_ptr + bb[:, None] * s_xlb + k[None, :] * s_xlk, mask=mask, other=float("-inf")).to(tl.float32)
+    xs = tl.load(xs_ptr + bb[:, None] * s_xsb + k[None, :] * s_xsk, mask=mask, other=1.0).to(tl.float32)
+    return xl, xs
+
+
+@triton.jit
 def _fwd_kernel(w_ptr, xl_ptr, xs_ptr, yl_ptr, ys_ptr, yl32_ptr, B, M, K,
                 s_wm, s_wk, s_xlb, s_xlk, s_xsb, s_xsk,
                 BLOCK_B: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, STORE_F32: tl.constexpr):
@@ -39,9 +48,7 @@ def _fwd_kernel(w_ptr, xl_ptr, xs_ptr, yl_ptr, ys_ptr, yl32_ptr, B, M, K,
         k = k0 + kk
         wmask = (mm[:, None] < M) & (k[None, :] < K)
         w = tl.load(w_ptr + mm[:, None] * s_wm + k[None, :] * s_wk, mask=wmask, other=0.0).to(tl.float32)  # [BM, BK]
-        xmask = (bb[:, None] < B) & (k[None, :] < K)
-        xl = tl.load(xl_ptr + bb[:, None] * s_xlb + k[None, :] * s_xlk, mask=xmask, other=float("-inf")).to(tl.float32)  # [BB, BK]
-        xs = tl.load(xs_ptr + bb[:, None] * s_xsb + k[None, :] * s_xsk, mask=xmask, other=1.0).to(tl.float32)
+        xl, xs = _load_x(xl_ptr, xs_ptr, bb, k, B, K, s_xlb, s_xlk, s_xsb, s_xsk)  # [BB, BK]
         t = tl.log(tl.abs(w))[None, :, :] + xl[:, None, :]  # [BB, BM, BK]; padding and zeros are -inf
         s = tl.where(w < 0, -1.0, 1.0)[None, :, :] * xs[:, None, :]
         m_new = tl.maximum(m, tl.max(t, axis=2))
@@ -83,9 +90,7 @@ def _dx_kernel(w_ptr, xl_ptr, xs_ptr, yl_ptr, ys_ptr, g_ptr, dx_ptr, B, M, K,
     bb = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
     k = tl.program_id(0) * BLOCK_K + tl.arange(0, BLOCK_K)
     mm0 = tl.arange(0, BLOCK_M)
-    xmask = (bb[:, None] < B) & (k[None, :] < K)
-    xl = tl.load(xl_ptr + bb[:, None] * s_xlb + k[None, :] * s_xlk, mask=xmask, other=float("-inf")).to(tl.float32)  # [BB, BK]
-    xs = tl.load(xs_ptr + bb[:, None] * s_xsb + k[None, :] * s_xsk, mask=xmask, other=1.0).to(tl.float32)
+    xl, xs = _load_x(xl_ptr, xs_ptr, bb, k, B, K, s_xlb, s_xlk, s_xsb, s_xsk)  # [BB, BK]
     acc = tl.zeros([BLOCK_B, BLOCK_K], tl.float32)
     for m0 in range(0, M, BLOCK_M):
         mm = m0 + mm0
@@ -95,7 +100,8 @@ def _dx_kernel(w_ptr, xl_ptr, xs_ptr, yl_ptr, ys_ptr, g_ptr, dx_ptr, B, M, K,
         e = tl.exp(tl.log(tl.abs(w))[None, :, :] + xl[:, None, :] - y_log[:, :, None])  # [BB, BM, BK]
         term = (c[:, :, None] * tl.where(w < 0, -1.0, 1.0)[None, :, :]) * e
         acc += tl.sum(tl.where(c[:, :, None] != 0.0, term, 0.0), axis=1)
-    tl.store(dx_ptr + bb[:, None] * K + k[None, :], (acc * xs).to(dx_ptr.dtype.element_ty), mask=xmask)
+    tl.store(dx_ptr + bb[:, None] * K + k[None, :], (acc * xs).to(dx_ptr.dtype.element_ty),
+             mask=(bb[:, None] < B) & (k[None, :] < K))
 
 
 @triton.jit
@@ -109,9 +115,7 @@ def _dw_kernel(xl_ptr, xs_ptr, yl_ptr, ys_ptr, g_ptr, dw_ptr, B, M, K,
     acc = tl.zeros([BLOCK_M, BLOCK_K], tl.float32)
     for b0 in range(0, B, BLOCK_B):
         bb = b0 + bb0
-        xmask = (bb[:, None] < B) & (k[None, :] < K)
-        xl = tl.load(xl_ptr + bb[:, None] * s_xlb + k[None, :] * s_xlk, mask=xmask, other=float("-inf")).to(tl.float32)  # [BB, BK]
-        xs = tl.load(xs_ptr + bb[:, None] * s_xsb + k[None, :] * s_xsk, mask=xmask, other=1.0).to(tl.float32)
+        xl, xs = _load_x(xl_ptr, xs_ptr, bb, k, B, K, s_xlb, s_xlk, s_xsb, s_xsk)  # [BB, BK]
         c, y_log = _out_coef(g_ptr, yl_ptr, ys_ptr, bb[None, :], mm[:, None], B, M, s_gb, s_gm)  # [BM, BB]
         e = tl.exp(xl[None, :, :] - y_log[:, :, None])  # [BM, BB, BK]
         term = c[:, :, None] * (xs[None, :, :] * e)

@@ -145,7 +145,8 @@ def _bwd_tokens_kernel(x_ptr, w_ptr, b_ptr, mask_ptr, gs_ptr, gw_ptr, dl_ptr, dx
     for k in range(0, D, BLOCK_D):
         d = k + d0
         sd_mask = (s[:, None] < S) & (d[None, :] < D)
-        gs = tl.load(gs_ptr + b * s_gsb + s[:, None] * s_gss + d[None, :] * s_gsd, mask=sd_mask, other=0.0).to(tl.float32)
+        gs = tl.load(gs_ptr + b * s_gsb + s[:, None] * s_gss + d[None, :] * s_gsd, mask=sd_mask,
+                     other=0.0).to(tl.float32)
         wr = tl.load(w_ptr + s[:, None] * s_ws + d[None, :] * s_wd, mask=sd_mask, other=0.0).to(tl.float32)
         dx = tl.dot(wts, gs, input_precision="ieee") + tl.dot(dl, wr, input_precision="ieee")  # [BT, BD]
         tl.store(dx_ptr + (b * T + t[:, None]) * D + d[None, :], dx.to(dx_ptr.dtype.element_ty),
