@@ -112,3 +112,17 @@ def sigmoid(x):
     if x < 0:
         return e / (ONE + e)
     return ONE / (ONE + e)
+
+
+@cuda.jit(device=True)
+def block_sum(part, tid):
+    """Tree-sum each row of a shared array part [R, BLOCK] into part[:, 0]. Every thread of
+    the block calls it, after writing its column part[:, tid]."""
+    cuda.syncthreads()
+    step = BLOCK // 2
+    while step > 0:
+        if tid < step:
+            for r in range(part.shape[0]):
+                part[r, tid] += part[r, tid + step]
+        cuda.syncthreads()
+        step //= 2
