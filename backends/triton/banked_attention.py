@@ -54,8 +54,8 @@ def _log_sigmoid(x):
 
 @triton.jit
 def _phi(u, mask):
-    """elu(u) + 1, and 0 where mask is False (padding must not add phi(0) = 1)."""
-    return tl.where(mask, tl.where(u > 0, u + 1.0, tl.exp(tl.minimum(u, 0.0))), 0.0)
+    """elu(u) + 1, and 0 where mask is False (padding must not add phi(0) = 1); NaN stays NaN."""
+    return tl.where(mask, tl.where(u > 0, u + 1.0, tl.exp(u)), 0.0)
 
 
 @triton.jit
@@ -261,8 +261,8 @@ def _bwd_kernel(q_ptr, k_ptr, v_ptr, rl_ptr, wl_ptr, dl_ptr, do_ptr, gs_ptr, gz_
         dla += tl.sum(da * p_w, axis=0)
         drl = p_r * (dr - tl.sum(p_r * dr, axis=1)[:, None])
         dwl = p_w * (dw - tl.sum(p_w * dw, axis=1)[:, None])
-        dq = dfq * tl.where(q > 0, 1.0, tl.exp(tl.minimum(q, 0.0)))
-        dk = dfk * tl.where(k > 0, 1.0, tl.exp(tl.minimum(k, 0.0)))
+        dq = dfq * tl.where(q > 0, 1.0, tl.exp(q))  # phi'
+        dk = dfk * tl.where(k > 0, 1.0, tl.exp(k))
         tok = (b * T + t[:, None]) * H + h
         tl.store(dq_ptr + tok * Dk + kk[None, :], dq.to(dq_ptr.dtype.element_ty), mask=tk_ok)
         tl.store(dk_ptr + tok * Dk + kk[None, :], dk.to(dk_ptr.dtype.element_ty), mask=tk_ok)

@@ -21,6 +21,7 @@ import triton
 import triton.language as tl
 
 from backends.registry import implements, new_output
+from backends.triton._common import sm_count
 
 BLOCK_T = 32  # tokens per tile
 MAX_BLOCK_D = 128  # feature block: D up to this is read once per token tile
@@ -181,9 +182,7 @@ def _bwd_params_kernel(x_ptr, dl_ptr, dw_ptr, db_ptr, T, S, D, rows, rows_per_sp
 def _splits(work_items, programs_per_item, device) -> int:
     """How many splits of ``work_items`` (token tiles) fill the machine: about
     PROGRAMS_PER_SM programs per SM (one SM under the interpreter)."""
-    device = torch.device(device)
-    sms = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
-    return max(1, min(work_items, triton.cdiv(PROGRAMS_PER_SM * sms, programs_per_item)))
+    return max(1, min(work_items, triton.cdiv(PROGRAMS_PER_SM * sm_count(device), programs_per_item)))
 
 
 def _sum_splits(partial, out):
