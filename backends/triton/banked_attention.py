@@ -35,7 +35,7 @@ import triton.language as tl
 from backends.ops.banked_attention import EPS
 from backends.registry import implements, new_output
 
-CHUNK_TOKENS = 64  # L * N_pad: the [L, L, N] decay tile stays at 64 L entries
+CHUNK_TOKENS = 64  # L * N_pad (L >= 16): the [L, L, N_pad] decay tile holds 64 L numbers
 MAX_BLOCK_V = 64  # value columns per forward program
 _EPS = tl.constexpr(EPS)
 
@@ -289,6 +289,12 @@ def _sizes(q, v, read_logits):
     return B, T, H, Dk, Dv, N, dict(L=L, BN=BN, BK=max(16, triton.next_power_of_2(Dk)))
 
 
+def _num_warps(state_elements):
+    """8 warps once a program carries a large state tile ([N * Dk, BLOCK_V] floats): fewer
+    registers per thread."""
+    return 8 if state_elements >= 8192 else 4
+
+
 def _token_strides(*tensors):
     return [s for t in tensors for s in t.stride()]
 
@@ -330,7 +336,8 @@ class _BankedAttention(torch.autograd.Function):
             q, k, v, read_logits, write_logits, decay_logits, g_o, g_S, g_z, chunk_S, chunk_z,
             *grads, dla, q if dS0 is None else dS0, q if dz0 is None else dz0, T, H, N, Dk, Dv, n_chunks,
             *_token_strides(q, k, v, read_logits, write_logits, decay_logits, g_o, g_S, g_z),
-            HAS_STATE=S0 is not None, BV=block_v, **blocks)
+            HAS_STATE=S0 is not None, BV=block_v, num_warps=_num_warps(BNK * block_v), **blocks)
+        # each (batch, head) program wrote its part of d decay_logits; the batch sum is [B, H, N]
         return (*grads, dla.sum(0).to(decay_logits.dtype), dS0, dz0)
 
 
@@ -345,7 +352,8 @@ def _launch_states(inputs, S0, z0, outs, n_chunks, block_v, blocks, write_out):
         q, k, v, read_logits, write_logits, decay_logits, S0 if has_state else q, z0 if has_state else q,
         o, S, z, chunk_S, chunk_z, T, H, N, Dk, Dv, n_chunks,
         *_token_strides(q, k, v, read_logits, write_logits, decay_logits), *state_strides,
-        HAS_STATE=has_state, WRITE_OUT=write_out, SAVE_CHUNKS=not write_out, BV=block_v, **blocks)
+        HAS_STATE=has_state, WRITE_OUT=write_out, SAVE_CHUNKS=not write_out, BV=block_v,
+        num_warps=_num_warps(blocks["BN"] * blocks["BK"] * block_v), **blocks)
 
 
 @implements("banked_attention", dtypes=(torch.float32, torch.bfloat16))
