@@ -1,0 +1,5 @@
+"""``python -m bench``: the ``arsenal`` command."""
+
+from bench.cli import main
+
+raise SystemExit(main())

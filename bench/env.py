@@ -1,0 +1,133 @@
+"""The environment a figure was measured in, and the thread settings that make it stable.
+
+Every result record carries ``environment()``: git commit, package versions, CPU and
+GPU model, thread counts and the OpenMP/Numba runtime settings. ``machine_fingerprint``
+is the part that decides whether two runs share a roofline (same hardware, same torch,
+same thread count).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("torch", "numpy", "numba", "numba-cuda", "triton", "scipy", "pandas")
+# Runtime knobs that change CPU timings; recorded as found (the harness does not set them).
+RUNTIME_VARIABLES = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME",
+                     "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER",
+                     "TRITON_INTERPRET", "NUMBA_ENABLE_CUDASIM")
+
+
+def numba_available() -> bool:
+    return importlib.util.find_spec("numba") is not None
+
+
+def fix_threads(threads: int | None = None) -> dict:
+    """Pin torch's and Numba's CPU thread counts (default: every core) and return them."""
+    import torch
+
+    n = threads or os.cpu_count() or 1
+    torch.set_num_threads(n)
+    counts = {"torch": torch.get_num_threads(), "numba": None}
+    if numba_available():
+        import numba
+
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+        counts["numba"] = numba.get_num_threads()
+    return counts
+
+
+def thread_counts() -> dict:
+    import torch
+
+    counts = {"torch": torch.get_num_threads(), "torch_interop": torch.get_num_interop_threads(), "numba": None}
+    if "numba" in sys.modules:
+        import numba
+
+        counts["numba"] = numba.get_num_threads()
+        counts["numba_layer"] = numba.config.THREADING_LAYER
+    return counts
+
+
+@functools.lru_cache(maxsize=1)
+def git_state() -> dict:
+    """{"commit": sha or None, "dirty": tracked files differ from the commit}."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return {"commit": None, "dirty": None}
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+@functools.lru_cache(maxsize=1)
+def package_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_model(device) -> str | None:
+    import torch
+
+    if torch.device(device).type != "cuda":
+        return None
+    return torch.cuda.get_device_name(torch.device(device))
+
+
+def environment(device="cpu") -> dict:
+    """The fingerprint stored with every result."""
+    return {
+        "git": git_state(),
+        "packages": package_versions(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "gpu": gpu_model(device),
+        "threads": thread_counts(),
+        "runtime": {k: os.environ[k] for k in RUNTIME_VARIABLES if k in os.environ},
+    }
+
+
+def machine_fingerprint(device="cpu") -> str:
+    """A short hash of what the roofline depends on: hardware, torch, thread count."""
+    import torch
+
+    key = {
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "gpu": gpu_model(device),
+        "device": torch.device(device).type,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]

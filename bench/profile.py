@@ -1,0 +1,50 @@
+"""``arsenal profile``: a torch.profiler trace of one prepared (op, backend, case, mode).
+
+The prepared closure (``bench.prepare``, the same one the timings use) runs ``steps``
+times under torch.profiler, each call inside a ``record_function`` range named
+``op/backend/mode``; the registry already wraps every Impl call in an nvtx range
+``op/backend/forward`` (seen by Nsight on CUDA). Written to ``out_dir``:
+``<op>-<backend>-<case>-<dtype>-<mode>.trace.json`` (open in chrome://tracing or
+Perfetto) and ``... .table.txt``, the per-op time breakdown (``key_averages``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile as torch_profile, record_function
+
+from backends.registry import DTYPES_BY_NAME
+from bench import prepare as prep
+from suites import op_shapes
+
+
+@dataclass
+class Profiled:
+    trace: Path
+    table_path: Path
+    table: str
+
+
+def run(op: str, name: str, case: dict, dtype: str = "float32", device="cpu", mode: str = "forward",
+        steps: int = 10, out_dir="out/profile", row_limit: int = 25) -> Profiled:
+    p = prep.prepare(op, name, case, DTYPES_BY_NAME[dtype], device, mode)
+    cuda = torch.device(device).type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with torch_profile(activities=activities, record_shapes=True) as prof:
+        for _ in range(steps):
+            with record_function(f"{op}/{name}/{mode}"):
+                p.fn()
+                p.sync()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{op}-{name}-{op_shapes.case_id(p.case)}-{dtype}-{mode}"
+    trace = out_dir / f"{stem}.trace.json"
+    prof.export_chrome_trace(str(trace))
+    table = prof.key_averages().table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total",
+                                      row_limit=row_limit)
+    table_path = out_dir / f"{stem}.table.txt"
+    table_path.write_text(table + "\n")
+    return Profiled(trace, table_path, table)

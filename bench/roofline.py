@@ -1,0 +1,162 @@
+"""The machine's own ceilings, and every result set against them.
+
+Measured once per machine fingerprint (``bench.env.machine_fingerprint``) and cached in
+``$ARSENAL_CACHE_DIR`` or ``~/.cache/arsenal`` as ``roofline-<fingerprint>.json``
+(written atomically); ``arsenal roofline --refresh`` measures again.
+
+- Copy bandwidth: ``dst.copy_(src)``, bytes moved = read + write, at working sets from
+  256 KiB to 1 GiB. ``copy_gbps`` is the largest set (main memory). A result's bandwidth
+  ceiling is the curve at its own traffic (the measured point at or just below it), so
+  an op whose data sits in a large L3 is held to the cache's bandwidth, not to DRAM's.
+- Matrix multiply: float32 and bfloat16 ``torch.mm`` of square matrices, 2 n^3 flops.
+  A float64 op is held to the float32 rate (an upper bound of its own).
+Each ceiling is the best repetition (a ceiling is what the machine can do; other load
+only ever makes a repetition slower).
+
+A result's figures: GB/s = bytes / time, GFLOP/s = flops / time, with bytes and flops
+from the op's contract; pct_bandwidth and pct_flops against the ceilings, and
+pct_roofline = the larger of the two (the fraction of the roofline time bound
+max(bytes / bandwidth, flops / peak) that the measured time achieves). A figure over
+100% cannot be a measurement of that model: the record's status says "wrong_model".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from bench import env
+from bench.timing import CpuClock, CudaClock
+
+KIB = 1 << 10
+COPY_TRAFFIC = tuple(256 * KIB * 4 ** i for i in range(8))  # bytes read + written: 256 KiB .. 4 GiB
+CPU_MAX_TRAFFIC = 1 << 30  # a CPU's main memory is reached well before 1 GiB
+MATMUL_N = {"cpu": 2048, "cuda": 8192}
+MATMUL_DTYPES = ("float32", "bfloat16")
+
+
+def cache_dir() -> Path:
+    if os.environ.get("ARSENAL_CACHE_DIR"):
+        return Path(os.environ["ARSENAL_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "arsenal"
+
+
+def cache_path(device="cpu") -> Path:
+    return cache_dir() / f"roofline-{env.machine_fingerprint(device)}.json"
+
+
+def _best_ns(fn, device, budget_s: float = 0.3, max_reps: int = 30) -> int:
+    """The fastest of repetitions of ``fn`` (after one untimed call) within a budget."""
+    import torch
+
+    cuda = torch.device(device).type == "cuda"
+    clock = CudaClock(device, flush=torch.empty(0, device=device)) if cuda else CpuClock()
+    fn()
+    best, start, reps = None, time.perf_counter(), 0
+    while reps < 3 or (time.perf_counter() - start < budget_s and reps < max_reps):
+        (ns,), _ = clock.block(fn, lambda: None, 1)
+        best = ns if best is None else min(best, ns)
+        reps += 1
+    return max(int(best), 1)
+
+
+def measure(device="cpu", max_traffic: int | None = None) -> dict:
+    """Measure the ceilings of ``device`` now (a few seconds)."""
+    import torch
+
+    kind = torch.device(device).type
+    limit = max_traffic or (COPY_TRAFFIC[-1] if kind == "cuda" else CPU_MAX_TRAFFIC)
+    copy = []
+    for traffic in (t for t in COPY_TRAFFIC if t <= limit):
+        n = traffic // 2 // 4  # float32 elements of src (and of dst)
+        src = torch.rand(n, device=device)
+        dst = torch.empty_like(src)
+        ns = _best_ns(lambda: dst.copy_(src), device)
+        copy.append({"bytes": 2 * n * 4, "gbps": 2 * n * 4 / ns})
+        del src, dst
+    matmul = {}
+    n = MATMUL_N[kind]
+    for name in MATMUL_DTYPES:
+        dtype = getattr(torch, name)
+        a = torch.randn(n, n, device=device).to(dtype)
+        b = torch.randn(n, n, device=device).to(dtype)
+        ns = _best_ns(lambda: torch.mm(a, b), device, budget_s=1.0, max_reps=10)
+        matmul[name] = 2.0 * n ** 3 / ns
+    return {
+        "fingerprint": env.machine_fingerprint(device),
+        "device": kind,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "copy": copy,
+        "copy_gbps": copy[-1]["gbps"],
+        "matmul_gflops": matmul,
+        "matmul_n": n,
+        "env": env.environment(device),
+    }
+
+
+def _write_atomic(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def ceilings(device="cpu", refresh: bool = False) -> dict:
+    """The cached ceilings of this machine, measured first if absent or ``refresh``."""
+    path = cache_path(device)
+    if not refresh and path.exists():
+        try:
+            data = json.loads(path.read_text())
+            if data.get("fingerprint") == env.machine_fingerprint(device):
+                return data
+        except (OSError, json.JSONDecodeError):
+            pass
+    data = measure(device)
+    _write_atomic(path, data)
+    return data
+
+
+def bandwidth_at(ceil: dict, traffic: float) -> float:
+    """GB/s ceiling for an op moving ``traffic`` bytes: the copy curve's point at or just
+    below that working set (the smallest point for smaller ones)."""
+    points = sorted(ceil["copy"], key=lambda p: p["bytes"])
+    best = points[0]["gbps"]
+    for p in points:
+        if p["bytes"] <= traffic:
+            best = p["gbps"]
+    return best
+
+
+def flops_ceiling(ceil: dict, dtype: str) -> float:
+    rates = ceil["matmul_gflops"]
+    if dtype == "bfloat16":
+        return max(rates.values())
+    return rates["float32"]
+
+
+def derive(ceil: dict, flops: float, nbytes: float, seconds: float, dtype: str) -> dict:
+    """GB/s, GFLOP/s and percentages of the ceilings for one timed result."""
+    gbps = nbytes / seconds / 1e9
+    gflops = flops / seconds / 1e9
+    bw = bandwidth_at(ceil, nbytes)
+    peak = flops_ceiling(ceil, dtype)
+    pct_bw, pct_fl = 100.0 * gbps / bw, 100.0 * gflops / peak
+    return {
+        "gbps": gbps,
+        "gflops": gflops,
+        "pct_bandwidth": pct_bw,
+        "pct_flops": pct_fl,
+        "pct_roofline": max(pct_bw, pct_fl),
+        "roofline": {"fingerprint": ceil["fingerprint"], "gbps": bw, "gflops": peak,
+                     "bound": "memory" if nbytes / bw >= flops / peak else "compute"},
+    }

@@ -1,0 +1,262 @@
+"""The op benchmark run: for each group (op, case, dtype, mode) and its candidates
+(backends and peers), gate, prepare, time interleaved, derive, append.
+
+The correctness gate (``Gate``) is ``backends.check.check_pair`` with the callable that
+is timed, against the float64 reference:
+- a registry backend is checked on the op's test cases (its kernels compile once, the
+  small shapes catch edge cases) and on the benchmark case itself when its forward
+  moves at most ``RunConfig.gate_max_elements`` float32 elements (the contract's bytes /
+  4): the sequential float64 reference of a large case takes longer than timing it;
+- a peer (torch_compile specialises a graph per shape, paying a compile for each) is
+  checked on the benchmark case when it is that small, else on the op's test cases.
+Gradients are checked when the mode runs a backward. A gate result is reused for the
+same (op, implementation, dtype, gradients, case). A pair that fails is recorded with
+status "incorrect" and its problems, and is never timed.
+
+Every record of a group comes from one interleaved timing (``bench.timing``), so its
+speedups (median of the baseline / median of the candidate) are ratios from the same
+minutes of the same run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import torch
+
+import backends
+from backends.check import check_pair
+from backends.registry import DTYPES_BY_NAME
+from bench import env, results, roofline
+from bench import prepare as prep
+from bench.timing import Candidate, CpuClock, CudaClock, TimingConfig, summarize, time_interleaved
+from suites import op_shapes
+
+BASELINES = ("torch", "torch_compile")  # speedups are reported against these
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    device: str = "cpu"
+    seed: int = 0
+    gate_max_elements: int = 1 << 22  # the benchmark case joins the gate up to this size (case_elements)
+    timing: TimingConfig = field(default_factory=TimingConfig)
+
+
+@dataclass(frozen=True)
+class Group:
+    """The candidates timed together: one op, case, dtype and mode."""
+
+    op: str
+    case: dict
+    dtype: str
+    mode: str
+    names: tuple[str, ...]
+
+
+def plan(ops: Sequence[str], names: Sequence[str] | None, cases: Callable[[str], list[dict]],
+         dtypes: Sequence[str], modes: Sequence[str]) -> list[Group]:
+    """Groups for every op, case, dtype and mode; ``names`` None means every candidate
+    of the op (``bench.prepare.candidates``), otherwise those of them the op has."""
+    groups = []
+    for op in ops:
+        have = prep.candidates(op)
+        chosen = tuple(have) if names is None else tuple(n for n in names if n in have)
+        if not chosen:
+            continue
+        for case in cases(op):
+            for dtype in dtypes:
+                for mode in modes:
+                    groups.append(Group(op, dict(case), dtype, mode, chosen))
+    return groups
+
+
+def case_elements(op: str, case: dict) -> float:
+    """The size of a case: float32 elements its forward must move (the contract's bytes)."""
+    return backends.OPS[op].bytes(case, torch.float32, "forward") / 4
+
+
+@dataclass
+class GateResult:
+    ok: bool
+    cases: list  # the cases checked
+    forward_error: float | None
+    grad_error: float | None
+    problems: list
+    seconds: float
+
+    def record(self) -> dict:
+        return {"ok": self.ok, "cases": self.cases, "forward_error": self.forward_error,
+                "grad_error": self.grad_error, "problems": self.problems[:5], "seconds": self.seconds}
+
+
+class Gate:
+    """check_pair over the cases described in the module docstring, memoised."""
+
+    def __init__(self, device="cpu", max_elements: int = 1 << 22, seed: int = 0):
+        self.device, self.max_elements, self.seed = device, max_elements, seed
+        self._memo: dict[tuple, GateResult] = {}
+
+    def cases(self, op: str, name: str, case: dict) -> list[dict]:
+        spec = backends.OPS[op]
+        small = case_elements(op, case) <= self.max_elements
+        if name in backends.BACKENDS:
+            return list(spec.test_cases) + ([case] if small else [])
+        return [case] if small else list(spec.test_cases)
+
+    def _check(self, op, name, case, dtype, grad) -> GateResult:
+        key = (op, name, dtype, grad, op_shapes.case_id(case))
+        if key not in self._memo:
+            fn = None if name in backends.BACKENDS else prep.implementation(op, name)
+            r = check_pair(op, name, case, DTYPES_BY_NAME[dtype], self.device, seed=self.seed, grad=grad, fn=fn)
+            self._memo[key] = GateResult(r.ok, [case], r.forward_error, r.grad_error,
+                                         [f"{op_shapes.case_id(case)}: {p}" for p in r.problems], r.seconds)
+        return self._memo[key]
+
+    def __call__(self, op: str, name: str, case: dict, dtype: str, grad: bool) -> GateResult:
+        parts = [self._check(op, name, c, dtype, grad) for c in self.cases(op, name, case)]
+        fwd = [p.forward_error for p in parts if p.forward_error is not None and not math.isnan(p.forward_error)]
+        grads = [p.grad_error for p in parts if p.grad_error is not None]
+        return GateResult(ok=all(p.ok for p in parts), cases=[c for p in parts for c in p.cases],
+                          forward_error=max(fwd) if fwd else None, grad_error=max(grads) if grads else None,
+                          problems=[q for p in parts for q in p.problems], seconds=sum(p.seconds for p in parts))
+
+
+class CandidateError(Exception):
+    """A candidate's closure raised during timing."""
+
+    def __init__(self, name: str, exc: BaseException):
+        super().__init__(f"{name}: {type(exc).__name__}: {exc}")
+        self.name = name
+
+
+def _guarded(name: str, fn: Callable) -> Callable:
+    def call():
+        try:
+            return fn()
+        except Exception as exc:
+            raise CandidateError(name, exc) from exc
+
+    return call
+
+
+def _error_text(exc: BaseException) -> str:
+    last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    return last[:2000]
+
+
+class Runner:
+    """Runs groups and appends one record per candidate to ``out`` (when given)."""
+
+    def __init__(self, cfg: RunConfig = RunConfig(), out=None, ceilings: dict | None = None,
+                 log: Callable[[str], None] = lambda msg: None):
+        self.cfg, self.out, self.log = cfg, out, log
+        self.ceilings = ceilings if ceilings is not None else roofline.ceilings(cfg.device)
+        self.gate = Gate(cfg.device, cfg.gate_max_elements, cfg.seed)
+        self.run_id = uuid.uuid4().hex[:12]
+        self.groups_done = 0
+        self.clock = CudaClock(cfg.device) if torch.device(cfg.device).type == "cuda" else CpuClock()
+
+    def _base(self, group: Group, name: str) -> dict:
+        return {"schema": results.SCHEMA_VERSION, "run_id": self.run_id, "group": self.groups_done,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "op": group.op, "backend": name,
+                "variant": None, "case": group.case, "case_id": op_shapes.case_id(group.case),
+                "dtype": group.dtype, "mode": group.mode, "device": self.cfg.device, "status": None,
+                "error": None, "compile_seconds": None, "gate": None}
+
+    def run_group(self, group: Group, progress: Callable[[], None] | None = None) -> list[dict]:
+        dtype = DTYPES_BY_NAME[group.dtype]
+        records = {name: self._base(group, name) for name in group.names}
+        prepared = {}
+        for name in group.names:
+            rec = records[name]
+            reason = prep.why_unavailable(group.op, name, self.cfg.device, case=group.case, dtype=dtype,
+                                          mode=group.mode)
+            if reason is not None:
+                rec.update(status="unavailable", error=reason)
+                continue
+            self.log(f"{group.op}[{name}] {group.dtype} {group.mode}: gate")
+            gate = self.gate(group.op, name, group.case, group.dtype, grad=group.mode != "forward")
+            rec["gate"] = gate.record()
+            if not gate.ok:
+                rec.update(status="incorrect", error="; ".join(gate.problems[:3]))
+                continue
+            self.log(f"{group.op}[{name}] {group.dtype} {group.mode}: prepare")
+            try:
+                p = prep.prepare(group.op, name, group.case, dtype, self.cfg.device, group.mode, seed=self.cfg.seed)
+            except prep.Unavailable as exc:
+                rec.update(status="unavailable", error=str(exc))
+                continue
+            except Exception as exc:
+                rec.update(status="error", error=f"prepare: {_error_text(exc)}")
+                continue
+            rec["compile_seconds"] = p.compile_seconds
+            prepared[name] = p
+        self.log(f"{group.op} {op_shapes.case_id(group.case)} {group.dtype} {group.mode}: timing {', '.join(prepared)}")
+        timed = self._time(prepared, records, progress)
+        self._derive(group, timed, records)
+        out = [records[name] for name in group.names]
+        env_fp = env.environment(self.cfg.device)
+        for rec in out:
+            rec["env"] = env_fp
+            if self.out is not None:
+                results.append(self.out, rec)
+        self.groups_done += 1
+        return out
+
+    def _time(self, prepared: dict, records: dict, progress) -> dict:
+        """Interleaved timing; a candidate that raises is recorded as an error and the
+        others are timed again without it."""
+        live = dict(prepared)
+        while live:
+            cands = [Candidate(n, _guarded(n, p.fn), p.sync) for n, p in live.items()]
+            try:
+                return time_interleaved(cands, self.cfg.timing, clock=self.clock, progress=progress)
+            except CandidateError as exc:
+                records[exc.name].update(status="error", error=f"timing: {_error_text(exc.__cause__)}")
+                del live[exc.name]
+        return {}
+
+    def _derive(self, group: Group, timed: dict, records: dict) -> None:
+        spec = backends.OPS[group.op]
+        dtype = DTYPES_BY_NAME[group.dtype]
+        flops = float(spec.flops(group.case, group.mode))
+        nbytes = float(spec.bytes(group.case, dtype, group.mode))
+        medians = {}
+        for name, m in timed.items():
+            rec = records[name]
+            s = summarize(m.samples_ns)
+            rec.update(samples_ns=m.samples_ns, host_ns=m.host_ns, median_ns=s["median"], q1_ns=s["q1"],
+                       q3_ns=s["q3"], iqr_ns=s["iqr"], rel_iqr=s["rel_iqr"], reps=s["n"], rounds=m.rounds,
+                       stop_reason=m.stop_reason, flops=flops, bytes=nbytes)
+            if m.host_ns:
+                rec["host_median_ns"] = summarize(m.host_ns)["median"]
+            rec.update(roofline.derive(self.ceilings, flops, nbytes, s["median"] / 1e9, group.dtype))
+            if rec["pct_roofline"] > 100.0:
+                rec.update(status="wrong_model",
+                           error=f"{rec['pct_roofline']:.0f}% of the roofline: the contract's bytes or flops "
+                                 f"model of {group.op} is wrong for this case")
+            else:
+                rec["status"] = "ok"
+            medians[name] = s["median"]
+        for base in BASELINES:
+            for name in timed:
+                records[name][f"speedup_vs_{base}"] = medians[base] / medians[name] if base in medians else None
+
+
+def run(groups: Iterable[Group], runner: Runner, on_group: Callable[[Group, list[dict]], None] | None = None,
+        progress: Callable[[], None] | None = None) -> list[dict]:
+    """Run every group; returns all records (they are appended to the runner's file as
+    each group finishes)."""
+    out = []
+    for group in groups:
+        recs = runner.run_group(group, progress=progress)
+        out.extend(recs)
+        if on_group is not None:
+            on_group(group, recs)
+    return out

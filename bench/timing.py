@@ -1,0 +1,220 @@
+"""Timing of prepared zero-argument closures, several candidates interleaved in one run.
+
+A *group* is the candidates (backends and peers) of one op, case, dtype and mode. They
+are timed in rounds: each round runs one block of repetitions of every candidate, so
+every ratio between them comes from the same minutes of the same run (A B A B ...), and
+the order is reversed every other round (A B, B A, ...) so that what one candidate
+leaves behind weighs on every candidate alike.
+
+The OpenMP spin problem. torch ships its own libgomp and Numba's ``omp`` threading layer
+loads the system's: two OpenMP pools, each with a thread per core. After a parallel
+region a pool's workers keep spinning (about 2 ms with the default wait policy on this
+machine, measured by the CPU time the process burns while its main thread sleeps), so a
+kernel of the other pool started at once shares its cores with spinning threads. Hence:
+- ``settle_s``: sleep between blocks, longer than the spin, so the previous candidate's
+  workers are asleep before the next block starts;
+- each block of a fast candidate starts with one untimed call (``wake_below_s``), which
+  wakes its pool, so no timed sample pays the wake-up;
+- the order alternates, as above.
+The runtimes' own defaults (OMP_WAIT_POLICY) are left as the user has them, so each
+backend is measured in the steady state its users see; the setting is recorded.
+
+CPU samples are ``perf_counter_ns`` around the call and the backend's synchronize. GPU
+samples are CUDA events around the call, with the L2 cache flushed before each
+repetition (a buffer twice the device's L2, zeroed), and the host time of the call
+(launch overhead, no synchronize) kept apart. The clocks take their event factory,
+flush buffer and synchronize as arguments, so the GPU bookkeeping is tested on the CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    warmup_s: float = 0.05  # untimed calls per candidate before the first round (at least one)
+    min_reps: int = 7  # fewest timed samples per candidate before a precision stop
+    max_reps: int = 300  # most timed samples per candidate
+    target_rel_iqr: float = 0.05  # stop once IQR / median <= this for every candidate
+    budget_s: float = 3.0  # wall-clock limit of the rounds of one group (warm-up excluded)
+    block_s: float = 0.02  # aim of one block's duration: fast closures repeat within a block
+    settle_s: float = 0.02  # sleep before each block (10x the OpenMP spin measured here)
+    wake_below_s: float = 0.05  # closures faster than this get one untimed call per block
+    alternate: bool = True  # reverse the candidate order every other round
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    fn: Callable[[], object]  # runs exactly the timed work
+    sync: Callable[[], None] = lambda: None  # waits for the work fn queued (CUDA)
+
+
+@dataclass
+class Measurement:
+    samples_ns: list[int] = field(default_factory=list)  # one per timed repetition
+    host_ns: list[int] | None = None  # GPU: host time of each call (launch overhead)
+    rounds: int = 0
+    stop_reason: str = ""  # "precision", "budget" or "max_reps"
+
+    @property
+    def stats(self) -> dict:
+        return summarize(self.samples_ns)
+
+
+def summarize(samples: Sequence[float]) -> dict:
+    """Median and interquartile range (numpy's linear percentiles) of raw samples."""
+    if len(samples) == 0:
+        return {"median": None, "q1": None, "q3": None, "iqr": None, "rel_iqr": None, "min": None, "n": 0}
+    q1, med, q3 = np.percentile(np.asarray(samples, dtype=np.float64), [25, 50, 75])
+    return {"median": float(med), "q1": float(q1), "q3": float(q3), "iqr": float(q3 - q1),
+            "rel_iqr": float((q3 - q1) / med) if med > 0 else math.inf, "min": float(min(samples)),
+            "n": len(samples)}
+
+
+# ---------------------------------------------------------------------------
+# Clocks: how one block of repetitions is timed.
+# ---------------------------------------------------------------------------
+
+
+class CpuClock:
+    """Wall time of each call plus the backend's synchronize."""
+
+    def __init__(self, now: Callable[[], int] = time.perf_counter_ns):
+        self.now = now
+
+    def block(self, fn, sync, reps: int) -> tuple[list[int], list[int] | None]:
+        out = []
+        for _ in range(reps):
+            t0 = self.now()
+            fn()
+            sync()
+            out.append(self.now() - t0)
+        return out, None
+
+
+def l2_cache_bytes(device) -> int:
+    """The device's L2 size as the driver reports it (0 when unknown)."""
+    import torch
+
+    props = torch.cuda.get_device_properties(torch.device(device))
+    return int(getattr(props, "L2_cache_size", 0) or 0)
+
+
+def flush_bytes(l2_bytes: int, floor: int = 64 * MIB) -> int:
+    """Size of the buffer zeroed between GPU repetitions: twice the L2, whole MiB, at
+    least ``floor`` (for drivers that report no L2), so nothing of the previous
+    repetition's data survives in the cache."""
+    return max(floor, -(-2 * int(l2_bytes) // MIB) * MIB)
+
+
+class CudaClock:
+    """CUDA events around each call, the L2 flushed before it, host time kept apart.
+
+    ``event()`` makes a timing event (``record()``, ``elapsed_time(other)`` in ms),
+    ``flush`` is a tensor zeroed before each repetition, ``synchronize()`` waits for
+    the device; the defaults are torch.cuda's for ``device``.
+    """
+
+    def __init__(self, device="cuda", event=None, flush=None, synchronize=None,
+                 now: Callable[[], int] = time.perf_counter_ns):
+        import torch
+
+        self.event = event or (lambda: torch.cuda.Event(enable_timing=True))
+        if flush is None:
+            flush = torch.empty(flush_bytes(l2_cache_bytes(device)), dtype=torch.int8, device=device)
+        self.flush = flush
+        self.synchronize = synchronize or (lambda: torch.cuda.synchronize(device))
+        self.now = now
+
+    def block(self, fn, sync, reps: int) -> tuple[list[int], list[int]]:
+        pairs, host = [], []
+        for _ in range(reps):
+            self.flush.zero_()
+            start, end = self.event(), self.event()
+            start.record()
+            t0 = self.now()
+            fn()
+            host.append(self.now() - t0)
+            end.record()
+            pairs.append((start, end))
+        self.synchronize()
+        return [round(s.elapsed_time(e) * 1e6) for s, e in pairs], host
+
+
+# ---------------------------------------------------------------------------
+# The interleaved rounds.
+# ---------------------------------------------------------------------------
+
+
+def _warm(c: Candidate, cfg: TimingConfig) -> float:
+    """Untimed calls for ``warmup_s`` (at least one); returns the per-call estimate (s)."""
+    times = []
+    start = time.perf_counter()
+    while not times or (time.perf_counter() - start < cfg.warmup_s and len(times) < cfg.max_reps):
+        t0 = time.perf_counter()
+        c.fn()
+        c.sync()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def _done(m: Measurement, cfg: TimingConfig) -> bool:
+    s = summarize(m.samples_ns)
+    return s["n"] >= cfg.min_reps and s["rel_iqr"] <= cfg.target_rel_iqr
+
+
+def time_interleaved(candidates: Sequence[Candidate], cfg: TimingConfig = TimingConfig(), clock=None,
+                     sleep: Callable[[float], None] = time.sleep, progress: Callable[[], None] | None = None,
+                     ) -> dict[str, Measurement]:
+    """Time every candidate in interleaved rounds; see the module docstring."""
+    clock = clock or CpuClock()
+    names = [c.name for c in candidates]
+    if len(set(names)) != len(names):
+        raise ValueError(f"time_interleaved: candidate names must be distinct, got {names}")
+    per_call = {c.name: _warm(c, cfg) for c in candidates}
+    reps = {n: int(min(cfg.max_reps, max(1, cfg.block_s // max(t, 1e-9)))) for n, t in per_call.items()}
+    out = {c.name: Measurement() for c in candidates}
+    start = time.perf_counter()
+    round_no = 0
+    while True:
+        order = list(candidates)
+        if cfg.alternate and round_no % 2 == 1:
+            order.reverse()
+        for c in order:
+            m = out[c.name]
+            n = min(reps[c.name], cfg.max_reps - len(m.samples_ns))
+            if n <= 0:
+                continue
+            if cfg.settle_s > 0:
+                sleep(cfg.settle_s)
+            if per_call[c.name] < cfg.wake_below_s:
+                c.fn()
+                c.sync()
+            samples, host = clock.block(c.fn, c.sync, n)
+            m.samples_ns.extend(int(s) for s in samples)
+            if host is not None:
+                m.host_ns = (m.host_ns or []) + [int(h) for h in host]
+            m.rounds += 1
+        round_no += 1
+        if progress is not None:
+            progress()
+        if all(_done(m, cfg) for m in out.values()):
+            reason = "precision"
+        elif all(len(m.samples_ns) >= cfg.max_reps for m in out.values()):
+            reason = "max_reps"
+        elif time.perf_counter() - start >= cfg.budget_s:
+            reason = "budget"
+        else:
+            continue
+        for m in out.values():
+            m.stop_reason = reason
+        return out

@@ -1,0 +1,139 @@
+"""The arsenal CLI in-process, on tiny cases: list, check, ops (gate, statuses, results
+file), compare, profile; exit codes. Figures are never asserted, only what was recorded."""
+
+import json
+
+import pytest
+
+from backends.check import CheckResult
+from bench import cli, env, results, roofline, runner
+
+TINY_SCAN = "B=2,T=8,D=4"
+FAST = ["--budget", "0.05", "--settle-ms", "0"]
+
+
+def fake_ceilings(tmp_path, monkeypatch, gbps=1e6, gflops=1e6):
+    """Ceilings in a private cache so no command measures the machine."""
+    monkeypatch.setenv("ARSENAL_CACHE_DIR", str(tmp_path / "cache"))
+    env.fix_threads()
+    data = {"fingerprint": env.machine_fingerprint("cpu"), "device": "cpu", "measured_at": "test",
+            "copy": [{"bytes": 1 << 20, "gbps": gbps}], "copy_gbps": gbps,
+            "matmul_gflops": {"float32": gflops, "bfloat16": gflops}, "matmul_n": 0,
+            "env": env.environment("cpu")}
+    roofline._write_atomic(roofline.cache_path("cpu"), data)
+
+
+def test_list_shows_every_op_and_backend(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("parallel_scan", "nsm_route", "torch", "numba_cpu", "torch_compile"):
+        assert name in out
+
+
+def test_check_one_op_on_torch_passes(capsys):
+    assert cli.main(["check", "--op", "parallel_scan", "--backend", "torch", "--dtype", "float32"]) == 0
+    out = capsys.readouterr().out
+    assert "parallel_scan" in out and "ok" in out and "all checked pairs pass" in out
+
+
+def test_bad_names_exit_2_listing_the_valid_ones(capsys):
+    assert cli.main(["check", "--op", "parallel_scan,nope"]) == 2
+    err = capsys.readouterr().err
+    assert "'nope'" in err and "parallel_scan" in err and "stack_step" in err
+    assert cli.main(["ops", "--backend", "cuda_magic"]) == 2
+    assert "torch_compile" in capsys.readouterr().err
+    assert cli.main(["ops", "--mode", "sideways"]) == 2
+    assert cli.main(["ops", "--case", "B=2", "--op", "parallel_scan,stack_step"]) == 2
+    assert cli.main(["nonsense"]) == 2
+
+
+def test_parse_case():
+    assert cli.parse_case("B=4,T=256,bound=1.0,h0=false,act=relu") == {
+        "B": 4, "T": 256, "bound": 1.0, "h0": False, "act": "relu"}
+    with pytest.raises(cli.UsageError):
+        cli.parse_case("B4")
+
+
+def test_ops_on_a_tiny_case_appends_loadable_records(tmp_path, monkeypatch, capsys):
+    fake_ceilings(tmp_path, monkeypatch)
+    out = tmp_path / "r.jsonl"
+    argv = ["ops", "--op", "parallel_scan", "--backend", "torch", "--case", TINY_SCAN,
+            "--mode", "forward,forward_backward", "--out", str(out), *FAST]
+    assert cli.main(argv) == 0
+    df = results.load(out)
+    assert list(df["mode"]) == ["forward", "forward_backward"] and set(df["status"]) == {"ok"}
+    row = df.iloc[0]
+    assert len(row["samples_ns"]) == row["reps"] > 0 and row["median_ns"] > 0
+    assert row["speedup_vs_torch"] == 1.0 and row["speedup_vs_torch_compile"] is None
+    assert row["env"]["threads"]["torch"] >= 1 and "torch" in row["env"]["packages"]
+    assert row["gate"]["ok"] and {"B": 2, "T": 8, "D": 4} in row["gate"]["cases"]
+    assert "parallel_scan" in capsys.readouterr().out
+
+
+def test_a_figure_over_the_roofline_is_flagged_not_reported(tmp_path, monkeypatch, capsys):
+    fake_ceilings(tmp_path, monkeypatch, gbps=1e-9, gflops=1e-9)
+    out = tmp_path / "r.jsonl"
+    assert cli.main(["ops", "--op", "parallel_scan", "--backend", "torch", "--case", TINY_SCAN, "--out", str(out),
+                     *FAST]) == 0
+    (rec,) = results.read(out)
+    assert rec["status"] == "wrong_model" and rec["pct_roofline"] > 100 and "wrong" in rec["error"]
+    assert "wrong model" in capsys.readouterr().out
+
+
+def test_a_pair_failing_the_gate_is_recorded_incorrect_and_never_timed(tmp_path, monkeypatch):
+    fake_ceilings(tmp_path, monkeypatch)
+
+    def failing(op, backend, case, dtype, device, seed=0, grad=True, fn=None):
+        return CheckResult(op, backend, dict(case), "float32", str(device), ok=False, forward_error=3.0,
+                           problems=["h: error 3x the tolerance"])
+
+    monkeypatch.setattr(runner, "check_pair", failing)
+    out = tmp_path / "r.jsonl"
+    assert cli.main(["ops", "--op", "parallel_scan", "--backend", "torch", "--case", TINY_SCAN, "--out", str(out),
+                     *FAST]) == 1
+    (rec,) = results.read(out)
+    assert rec["status"] == "incorrect" and "3x the tolerance" in rec["error"]
+    assert rec.get("samples_ns") is None and rec.get("median_ns") is None
+
+
+def test_unavailable_pairs_are_recorded_with_the_reason(tmp_path, monkeypatch):
+    fake_ceilings(tmp_path, monkeypatch)
+    out = tmp_path / "r.jsonl"
+    assert cli.main(["ops", "--op", "parallel_scan", "--backend", "torch,accelerated_scan", "--case", TINY_SCAN,
+                     "--out", str(out), *FAST]) == 0
+    by_name = {r["backend"]: r for r in results.read(out)}
+    assert by_name["torch"]["status"] == "ok"
+    assert by_name["accelerated_scan"]["status"] == "unavailable" and by_name["accelerated_scan"]["error"]
+
+
+def test_compare_two_result_files(tmp_path, capsys):
+    rec = {"op": "parallel_scan", "backend": "torch", "variant": None, "case_id": "B2-T8-D4", "dtype": "float32",
+           "mode": "forward", "device": "cpu", "status": "ok"}
+    old, new = tmp_path / "old.jsonl", tmp_path / "new.jsonl"
+    results.append(old, dict(rec, samples_ns=[100 + i % 3 for i in range(30)], median_ns=101))
+    results.append(new, dict(rec, samples_ns=[200 + i % 3 for i in range(30)], median_ns=201))
+    assert cli.main(["compare", str(old), str(new)]) == 0
+    assert "slower" in capsys.readouterr().out
+    assert cli.main(["compare", str(old), str(new), "--fail-on-slower"]) == 1
+    assert cli.main(["compare", str(old), str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_profile_writes_a_chrome_trace_and_a_table(tmp_path, capsys):
+    argv = ["profile", "--op", "parallel_scan", "--backend", "torch", "--case", TINY_SCAN, "--steps", "2",
+            "--out-dir", str(tmp_path)]
+    assert cli.main(argv) == 0
+    (trace,) = tmp_path.glob("*.trace.json")
+    assert "parallel_scan/torch/forward" in json.dumps(json.loads(trace.read_text()))
+    (table,) = tmp_path.glob("*.table.txt")
+    assert "Self CPU" in table.read_text()
+
+
+def test_python_dash_m_bench_runs_the_cli():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(cli.__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "bench", "ops", "--op", "nope"], capture_output=True, text=True,
+                          cwd=repo)
+    assert proc.returncode == 2 and "unknown op 'nope'" in proc.stderr
