@@ -23,10 +23,11 @@ from backends.triton._common import cdiv, configs, contiguous, sm_count
 PROGRAMS_PER_SM = 8  # programs to launch per SM, over units x row partitions
 MIN_ROWS = 64  # rows per program at least, so a record load is amortised
 
-_FORWARD = configs(dict(BLOCK_N=32, BLOCK_D=16), dict(BLOCK_N=16, BLOCK_D=16), dict(BLOCK_N=64, BLOCK_D=8),
-                   dict(BLOCK_N=32, BLOCK_D=32), num_warps=(4, 8), num_stages=(2,),
+# tiles stay small: the W2 product is [BLOCK_N, BLOCK_D, 8, 8] in registers
+_FORWARD = configs(dict(BLOCK_N=16, BLOCK_D=8), dict(BLOCK_N=8, BLOCK_D=16), dict(BLOCK_N=32, BLOCK_D=8),
+                   dict(BLOCK_N=16, BLOCK_D=16), num_warps=(4, 8), num_stages=(2,),
                    interpreter=dict(BLOCK_N=16, BLOCK_D=8))
-_BACKWARD = configs(dict(BLOCK_N=16, BLOCK_D=16), dict(BLOCK_N=32, BLOCK_D=8), dict(BLOCK_N=8, BLOCK_D=32),
+_BACKWARD = configs(dict(BLOCK_N=8, BLOCK_D=8), dict(BLOCK_N=16, BLOCK_D=8), dict(BLOCK_N=8, BLOCK_D=16),
                     num_warps=(4, 8), num_stages=(2,), interpreter=dict(BLOCK_N=16, BLOCK_D=8))
 _KEY = ["N", "D", "ACT"]
 
@@ -187,7 +188,7 @@ class _MicroMLP(torch.autograd.Function):
         dx = torch.empty_like(x2)
         # P row programs, fixed before autotuning picks BLOCK_D (it sizes the buffer);
         # the padding [80:112] is never written and stays 0
-        P = _row_programs(N, D, 32, x2.device)
+        P = _row_programs(N, D, 16, x2.device)
         partial = torch.zeros((P, D, RECORD), dtype=torch.float32, device=x2.device)
         if N and D:
             _backward[lambda meta: (cdiv(D, meta["BLOCK_D"]), P)](x2, params, dy, dx, partial, N, D, ACT=ctx.act)

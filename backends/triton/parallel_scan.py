@@ -89,7 +89,7 @@ def _backward_sequential(a, h, h0, dh, da, db, dh0, B, T, D, HAS_H0: tl.constexp
     for i in range(T):
         t = T - 1 - i
         g = a_next * g + tl.load(dh + off, mask=dmask, other=0.0).to(tl.float32)
-        h_prev = tl.load(h + off - D * (t > 0), mask=dmask, other=0.0).to(tl.float32)  # row t-1 (row 0 unused)
+        h_prev = tl.load(h + tl.where(t > 0, off - D, off), mask=dmask, other=0.0).to(tl.float32)  # row t-1
         h_prev = tl.where(t > 0, h_prev, h0v)
         tl.store(da + off, (g * h_prev).to(da.dtype.element_ty), mask=dmask)
         tl.store(db + off, g.to(db.dtype.element_ty), mask=dmask)
