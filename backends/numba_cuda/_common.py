@@ -46,11 +46,11 @@ def zeros(shape, like: torch.Tensor) -> torch.Tensor:
     return torch.zeros(tuple(shape), dtype=like.dtype, device=like.device)
 
 
-def optional(t, like: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """(tensor, present): a one-element zero tensor stands in for a None argument, so the
-    kernel signature stays fixed; the flag tells the kernel not to read it."""
+def optional(t, like: torch.Tensor, ndim: int) -> tuple[torch.Tensor, bool]:
+    """(tensor, present): a one-element zero tensor of the same rank stands in for a None
+    argument, so the kernel's types stay fixed; the flag tells the kernel not to read it."""
     if t is None:
-        return zeros((1,), like), False
+        return zeros((1,) * ndim, like), False
     return t.detach().contiguous(), True
 
 

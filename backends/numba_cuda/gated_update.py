@@ -59,7 +59,7 @@ class _Gated(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, b, h0, bound):
         a, b = contiguous(a, b)
-        h0_arr, has_h0 = optional(h0, a)
+        h0_arr, has_h0 = optional(h0, a, 2)
         B, T, D = a.shape
         h = output((B, T, D), a)
         launch(_forward, blocks(B * D), BLOCK, a, b, h0_arr, has_h0, bound, h)

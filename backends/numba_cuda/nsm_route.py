@@ -140,8 +140,8 @@ class _Route(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w_route, b_route, mask, top_k):
         x, w_route = contiguous(x, w_route)
-        bias, has_bias = optional(b_route, x)
-        mask_arr, has_mask = optional(None if mask is None else mask.to(torch.uint8), x)
+        bias, has_bias = optional(b_route, x, 1)
+        mask_arr, has_mask = optional(None if mask is None else mask.to(torch.uint8), x, 2)
         (B, T, D), S = x.shape, w_route.shape[0]
         weights, states = output((B, T, S), x), output((B, S, D), x)
         launch(_route, blocks(B * T), BLOCK, x, w_route, bias, has_bias, mask_arr, has_mask, top_k, weights)

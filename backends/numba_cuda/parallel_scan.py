@@ -50,7 +50,7 @@ class _Scan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, b, h0):
         a, b = contiguous(a, b)
-        h0_arr, has_h0 = optional(h0, a)
+        h0_arr, has_h0 = optional(h0, a, 2)
         B, T, D = a.shape
         h = output((B, T, D), a)
         launch(_forward, blocks(B * D), BLOCK, a, b, h0_arr, has_h0, h)
