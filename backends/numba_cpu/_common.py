@@ -32,3 +32,30 @@ def wide_vectors(typingctx):
         return context.get_dummy_value()
 
     return types.none(), codegen
+
+
+@intrinsic
+def always_inline(typingctx):
+    """Call first in a small Numba helper: LLVM then inlines it into every caller (its
+    own threshold leaves large helpers as calls, and a call stops vectorisation)."""
+
+    def codegen(context, builder, sig, args):
+        builder.function.attributes.add("alwaysinline")
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
+@intrinsic
+def nonneg(typingctx, i):
+    """``i`` unchanged, with LLVM told that it is >= 0. Numba wraps negative array indices
+    with a select, which leaves LLVM two candidate addresses per access and stops it from
+    vectorising; an index known to be non-negative drops the select."""
+    if not isinstance(i, types.Integer) or not i.signed:
+        return None
+
+    def codegen(context, builder, sig, args):
+        builder.assume(builder.icmp_signed(">=", args[0], args[0].type(0)))
+        return args[0]
+
+    return i(i), codegen

@@ -165,6 +165,7 @@ _LOG_P = tuple(F(c) for c in (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1
                                -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1,
                                2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1))
 _DENORMAL_SHIFT = F(23.0)
+_EXP_MAX = F(126.0)
 
 
 @njit(cache=True)
@@ -208,12 +209,14 @@ def flog(x):
 @_kernel
 def flog1p(x):
     """log(1 + x) = log(u) + (x - (u - 1)) / u with u = fl(1 + x): the quotient puts back
-    what rounding 1 + x lost, so small x keep their relative accuracy."""
+    what rounding 1 + x lost, so small x keep their relative accuracy. It is below half an
+    ulp of u, so 1 / u is taken as 2**-e (1 - f) (u = 2**e (1 + f)), within 12%: no division."""
     u = x + _ONE
     ok = (u > _ZERO) & (u < _INF)
     uc = u if ok else _ONE
     e, f = _log_parts(uc)
-    y = _log1p_poly(e, f) + (x - (uc - _ONE)) / uc
+    lost = (x - (uc - _ONE)) * _pow2(-e if e < _EXP_MAX else -_EXP_MAX)  # 2**-128 -> 2**-126: lost is 0 there
+    y = _log1p_poly(e, f) + _fma(-lost, f, lost)
     y = y if ok else (x if u == _INF else (-_INF if u == _ZERO else _NAN))
     y = y if x != _ZERO else x  # keeps -0
     return y if x == x else x
@@ -289,23 +292,49 @@ def _reduce_pi(x, j):
 
 
 @_kernel
+def sin_bounded(x):
+    """sin(x) for a finite |x| < TRIG_LIMIT that the caller guarantees (no selects for
+    special values: the lean form for kernels that bound their arguments)."""
+    j = _rint(x * _INV_PI)
+    return _flip_if_odd(_sin_poly(_reduce_pi(x, j)), j)
+
+
+@_kernel
+def cos_bounded(x):
+    """cos(x) = -(-1)^j sin(x - (j + 1/2) pi), j = rint(x / pi - 1/2), for a finite
+    |x| < TRIG_LIMIT that the caller guarantees."""
+    j = _rint(_fma(x, _INV_PI, -_HALF))
+    return _flip_if_odd(-_sin_poly(_reduce_pi(x, j + _HALF)), j)
+
+
+@_kernel
 def fsin(x):
     inside = abs(x) < TRIG_LIMIT
-    xc = x if inside else _ZERO  # keep the integer steps defined
-    j = _rint(xc * _INV_PI)
-    y = _flip_if_odd(_sin_poly(_reduce_pi(xc, j)), j)
+    y = sin_bounded(x if inside else _ZERO)
     y = y if x != _ZERO else x  # keeps -0
     return y if inside else _NAN
 
 
 @_kernel
 def fcos(x):
-    """cos(x) = -(-1)^j sin(x - (j + 1/2) pi), j = rint(x / pi - 1/2)."""
     inside = abs(x) < TRIG_LIMIT
-    xc = x if inside else _ZERO
-    j = _rint(_fma(xc, _INV_PI, -_HALF))
-    y = _flip_if_odd(-_sin_poly(_reduce_pi(xc, j + _HALF)), j)
+    y = cos_bounded(x if inside else _ZERO)
     return y if inside else _NAN
 
 
-__all__ = ["fexp", "flog", "flog1p", "ftanh", "fsigmoid", "fsin", "fcos"]
+@intrinsic
+def magnitude_bits(typingctx, x):
+    """The bits of |x| as an int32: ordered like |x| for numbers, above every finite
+    value for inf and NaN (an integer max over them vectorises where a float max
+    with NaN semantics does not)."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.and_(builder.bitcast(args[0], _I32), _i32(0x7FFFFFFF))
+
+    return types.int32(types.float32), codegen
+
+
+__all__ = ["fexp", "flog", "flog1p", "ftanh", "fsigmoid", "fsin", "fcos", "sin_bounded", "cos_bounded",
+           "magnitude_bits", "TRIG_LIMIT"]
