@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--budget", type=float, help="seconds of timing per group")
         sp.add_argument("--target", type=float, help="stop at this relative IQR")
         sp.add_argument("--settle-ms", type=float, help="sleep between blocks of different candidates")
+        sp.add_argument("--block-ms", type=float, help="aim of one block of repetitions (0: one call per block)")
         sp.add_argument("--fixed-order", action="store_true", help="do not alternate the order of the candidates")
         sp.add_argument("--refresh-roofline", action="store_true", help="measure the ceilings again first")
 
@@ -307,7 +308,8 @@ def _timing_config(args):
 
     cfg = TimingConfig()
     changes = {"budget_s": args.budget, "target_rel_iqr": args.target,
-               "settle_s": None if args.settle_ms is None else args.settle_ms / 1e3}
+               "settle_s": None if args.settle_ms is None else args.settle_ms / 1e3,
+               "block_s": None if args.block_ms is None else args.block_ms / 1e3}
     cfg = replace(cfg, **{k: v for k, v in changes.items() if v is not None})
     if args.fixed_order:
         cfg = replace(cfg, alternate=False)
@@ -326,6 +328,7 @@ def run_ops(args, console, ops, names, dtypes, modes, cases) -> list[dict]:
     cfg = runner.RunConfig(device=args.device, timing=_timing_config(args))
     console.print(f"threads {threads}; roofline {roofline.cache_path(args.device)}; {len(groups)} group(s); "
                   f"results -> {args.out}", markup=False, highlight=False)
+    _warn_busy(console, ceil)
     records = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as bar:
@@ -341,7 +344,8 @@ def run_ops(args, console, ops, names, dtypes, modes, cases) -> list[dict]:
 
 
 def print_summary(console, records: list[dict]) -> None:
-    """Per op: each backend's median, spread, figures, % of roofline and speedups."""
+    """Per op: each backend's median, spread, figures, % of roofline and speedups; the
+    pairs that could not run are listed under the table with their reasons."""
     from rich.table import Table
 
     by_op = {}
@@ -352,17 +356,34 @@ def print_summary(console, records: list[dict]) -> None:
         for col in ("case", "dtype", "mode", "backend", "status", "median", "IQR", "GB/s", "GFLOP/s",
                     "% roofline", "x torch", "x compile", "compile s"):
             table.add_column(col, justify="left" if col in ("case", "dtype", "mode", "backend", "status") else "right")
+        skipped = {}
         for r in recs:
-            timed = r.get("median_ns") is not None
             status = r["status"]
-            roof = _num(r.get("pct_roofline"), ".1f") if status == "ok" else ("[red]wrong model[/]" if timed else "-")
+            if status == "unavailable":
+                skipped.setdefault(r["error"], set()).add(r["backend"])
+                continue
+            timed = r.get("median_ns") is not None
+            roof = {"ok": _num(r.get("pct_roofline"), ".1f"), "wrong_model": "[red]wrong model[/]"}.get(status, "-")
             table.add_row(r["case_id"], r["dtype"], r["mode"], r["backend"],
-                          status if status in ("ok", "wrong_model") else f"{status}: {(r.get('error') or '')[:60]}",
-                          _duration(r.get("median_ns")), _num(r.get("rel_iqr") and 100 * r["rel_iqr"], ".0f") + "%"
-                          if timed else "-", _num(r.get("gbps"), ".2f"), _num(r.get("gflops"), ".2f"), roof,
-                          _num(r.get("speedup_vs_torch"), ".2f"), _num(r.get("speedup_vs_torch_compile"), ".2f"),
-                          _num(r.get("compile_seconds"), ".2f"))
+                          status if timed else f"[red]{status}[/]", _duration(r.get("median_ns")),
+                          _num(r.get("rel_iqr") and 100 * r["rel_iqr"], ".0f") + "%" if timed else "-",
+                          _num(r.get("gbps"), ".2f"), _num(r.get("gflops"), ".2f"), roof,
+                          _speedup(r, "torch"), _speedup(r, "torch_compile"), _num(r.get("compile_seconds"), ".2f"))
         console.print(table)
+        for r in recs:
+            if r["status"] not in ("ok", "unavailable"):
+                console.print(f"  {r['backend']} {r['case_id']} {r['mode']}: {r['status']}: {r['error']}",
+                              markup=False, highlight=False)
+        for reason, names in skipped.items():
+            console.print(f"  not run ({', '.join(sorted(names))}): {reason}", markup=False, highlight=False)
+
+
+def _speedup(r: dict, base: str) -> str:
+    """"1.86 (1.71-2.02)": the ratio and its bootstrap 95% interval."""
+    x, ci = r.get(f"speedup_vs_{base}"), r.get(f"speedup_vs_{base}_ci95")
+    if x is None:
+        return "-"
+    return f"{x:.2f}" + (f" ({ci[0]:.2f}-{ci[1]:.2f})" if ci else "")
 
 
 def _duration(ns) -> str:
@@ -443,6 +464,13 @@ def cmd_profile(args, console) -> int:
     return 0
 
 
+def _warn_busy(console, ceil: dict) -> None:
+    load, cores = ceil.get("loadavg"), os.cpu_count() or 1
+    if load and load[0] > cores:
+        console.print(f"note: the ceilings were measured at load average {load[0]} on {cores} cores; they may be "
+                      "low (arsenal roofline --refresh on a quiet machine)", markup=False, highlight=False)
+
+
 def cmd_roofline(args, console) -> int:
     from rich.table import Table
 
@@ -460,7 +488,9 @@ def cmd_roofline(args, console) -> int:
     for dtype, rate in ceil["matmul_gflops"].items():
         table.add_row(f"matmul {dtype} (n={ceil['matmul_n']})", f"{rate:.1f} GFLOP/s")
     console.print(table)
-    console.print(f"cache: {roofline.cache_path(args.device)}", markup=False, highlight=False)
+    console.print(f"cache: {roofline.cache_path(args.device)}; load average then: {ceil.get('loadavg')}",
+                  markup=False, highlight=False)
+    _warn_busy(console, ceil)
     return 0
 
 
@@ -475,7 +505,7 @@ def cmd_run(args, console) -> int:
     check_args = argparse.Namespace(op=None, backend=None, dtype=None, peers=False, device=args.device)
     status = cmd_check(check_args, console)
     ops_args = argparse.Namespace(**vars(args), suite="quick", refresh_roofline=False, budget=None, target=None,
-                                  settle_ms=None, fixed_order=False)
+                                  settle_ms=None, block_ms=None, fixed_order=False)
     cases = _cases_for(argparse.Namespace(case=None, suite="quick", device=args.device))
     records = run_ops(ops_args, console, list(backends.OPS), _all_names(True), ["float32"], list(RUN_MODES), cases)
     bad = [r for r in records if r["status"] in ("incorrect", "error")]

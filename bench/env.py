@@ -104,6 +104,14 @@ def gpu_model(device) -> str | None:
     return torch.cuda.get_device_name(torch.device(device))
 
 
+def load_average() -> list[float] | None:
+    """1, 5 and 15 minute load averages: how busy the machine was (timing noise)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def environment(device="cpu") -> dict:
     """The fingerprint stored with every result."""
     return {
@@ -114,6 +122,7 @@ def environment(device="cpu") -> dict:
         "cpu_count": os.cpu_count(),
         "gpu": gpu_model(device),
         "threads": thread_counts(),
+        "loadavg": load_average(),
         "runtime": {k: os.environ[k] for k in RUNTIME_VARIABLES if k in os.environ},
     }
 

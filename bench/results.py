@@ -26,7 +26,8 @@ JSON object; its fields (schema ``SCHEMA_VERSION``):
     pct_flops, pct_bandwidth,            pct_roofline = max of the two percentages
     pct_roofline, roofline
     speedup_vs_torch,                    median ratios within the group (None when the
-    speedup_vs_torch_compile             baseline was not in it)
+    speedup_vs_torch_compile             baseline was not in it); ..._ci95: their bootstrap
+                                         95% interval [lo, hi] (the noise of the ratio)
     env                                  bench.env.environment(): git commit, packages,
                                          CPU/GPU model, thread counts, runtime settings
 """

@@ -10,8 +10,10 @@ Measured once per machine fingerprint (``bench.env.machine_fingerprint``) and ca
   an op whose data sits in a large L3 is held to the cache's bandwidth, not to DRAM's.
 - Matrix multiply: float32 and bfloat16 ``torch.mm`` of square matrices, 2 n^3 flops.
   A float64 op is held to the float32 rate (an upper bound of its own).
-Each ceiling is the best repetition (a ceiling is what the machine can do; other load
-only ever makes a repetition slower).
+Each ceiling is the best repetition within a second or two (a ceiling is what the
+machine can do; other load only ever makes a repetition slower). The load average at
+the time is stored with the ceilings: on a busy machine they come out low, and results
+then exceed them ("wrong_model"); ``arsenal roofline --refresh`` on a quiet machine.
 
 A result's figures: GB/s = bytes / time, GFLOP/s = flops / time, with bytes and flops
 from the op's contract; pct_bandwidth and pct_flops against the ceilings, and
@@ -48,7 +50,7 @@ def cache_path(device="cpu") -> Path:
     return cache_dir() / f"roofline-{env.machine_fingerprint(device)}.json"
 
 
-def _best_ns(fn, device, budget_s: float = 0.3, max_reps: int = 30) -> int:
+def _best_ns(fn, device, budget_s: float = 1.0, max_reps: int = 50) -> int:
     """The fastest of repetitions of ``fn`` (after one untimed call) within a budget."""
     import torch
 
@@ -83,7 +85,7 @@ def measure(device="cpu", max_traffic: int | None = None) -> dict:
         dtype = getattr(torch, name)
         a = torch.randn(n, n, device=device).to(dtype)
         b = torch.randn(n, n, device=device).to(dtype)
-        ns = _best_ns(lambda: torch.mm(a, b), device, budget_s=1.0, max_reps=10)
+        ns = _best_ns(lambda: torch.mm(a, b), device, budget_s=2.0, max_reps=20)
         matmul[name] = 2.0 * n ** 3 / ns
     return {
         "fingerprint": env.machine_fingerprint(device),
@@ -93,6 +95,7 @@ def measure(device="cpu", max_traffic: int | None = None) -> dict:
         "copy_gbps": copy[-1]["gbps"],
         "matmul_gflops": matmul,
         "matmul_n": n,
+        "loadavg": env.load_average(),
         "env": env.environment(device),
     }
 

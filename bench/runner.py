@@ -2,16 +2,18 @@
 (backends and peers), gate, prepare, time interleaved, derive, append.
 
 The correctness gate (``Gate``) is ``backends.check.check_pair`` with the callable that
-is timed, against the float64 reference:
-- a registry backend is checked on the op's test cases (its kernels compile once, the
-  small shapes catch edge cases) and on the benchmark case itself when its forward
-  moves at most ``RunConfig.gate_max_elements`` float32 elements (the contract's bytes /
-  4): the sequential float64 reference of a large case takes longer than timing it;
-- a peer (torch_compile specialises a graph per shape, paying a compile for each) is
-  checked on the benchmark case when it is that small, else on the op's test cases.
-Gradients are checked when the mode runs a backward. A gate result is reused for the
-same (op, implementation, dtype, gradients, case). A pair that fails is recorded with
-status "incorrect" and its problems, and is never timed.
+is timed, against the float64 reference, on:
+- the benchmark case itself, forward only, when its forward moves at most
+  ``RunConfig.gate_max_elements`` float32 elements (the contract's bytes / 4). Only the
+  forward: a sequential reference's autograd graph grows with T and its backward costs
+  O(T^2) (a parallel_scan of B=4, T=1024, D=256 takes over a minute), while its forward
+  is linear and cheap;
+- the op's test cases, forward and, when the mode runs a backward, gradients: all of
+  them for a registry backend (its kernels compile once; the small shapes catch edge
+  cases), the largest one for a peer (torch_compile specialises a graph per shape and
+  would pay a compile for each).
+A check's result is reused for the same (op, implementation, dtype, gradients, case). A
+pair that fails is recorded with status "incorrect" and its problems, and never timed.
 
 Every record of a group comes from one interleaved timing (``bench.timing``), so its
 speedups (median of the baseline / median of the candidate) are ratios from the same
@@ -34,7 +36,7 @@ from backends.check import check_pair
 from backends.registry import DTYPES_BY_NAME
 from bench import env, results, roofline
 from bench import prepare as prep
-from bench.timing import Candidate, CpuClock, CudaClock, TimingConfig, summarize, time_interleaved
+from bench.timing import Candidate, CpuClock, CudaClock, TimingConfig, ratio_interval, summarize, time_interleaved
 from suites import op_shapes
 
 BASELINES = ("torch", "torch_compile")  # speedups are reported against these
@@ -44,7 +46,7 @@ BASELINES = ("torch", "torch_compile")  # speedups are reported against these
 class RunConfig:
     device: str = "cpu"
     seed: int = 0
-    gate_max_elements: int = 1 << 22  # the benchmark case joins the gate up to this size (case_elements)
+    gate_max_elements: int = 1 << 24  # the benchmark case joins the gate up to this size (case_elements)
     timing: TimingConfig = field(default_factory=TimingConfig)
 
 
@@ -84,7 +86,7 @@ def case_elements(op: str, case: dict) -> float:
 @dataclass
 class GateResult:
     ok: bool
-    cases: list  # the cases checked
+    cases: list  # the checks run: {"case": case dict, "grad": gradients checked}
     forward_error: float | None
     grad_error: float | None
     problems: list
@@ -98,28 +100,31 @@ class GateResult:
 class Gate:
     """check_pair over the cases described in the module docstring, memoised."""
 
-    def __init__(self, device="cpu", max_elements: int = 1 << 22, seed: int = 0):
+    def __init__(self, device="cpu", max_elements: int = 1 << 24, seed: int = 0):
         self.device, self.max_elements, self.seed = device, max_elements, seed
         self._memo: dict[tuple, GateResult] = {}
 
-    def cases(self, op: str, name: str, case: dict) -> list[dict]:
-        spec = backends.OPS[op]
-        small = case_elements(op, case) <= self.max_elements
-        if name in backends.BACKENDS:
-            return list(spec.test_cases) + ([case] if small else [])
-        return [case] if small else list(spec.test_cases)
+    def checks(self, op: str, name: str, case: dict, grad: bool) -> list[tuple[dict, bool]]:
+        """The (case, gradients?) pairs the gate runs for this pair and mode."""
+        tests = list(backends.OPS[op].test_cases)
+        if name not in backends.BACKENDS:
+            tests = [max(tests, key=lambda c: case_elements(op, c))]
+        out = [(c, grad) for c in tests]
+        if case_elements(op, case) <= self.max_elements:
+            out.append((case, False))
+        return out
 
     def _check(self, op, name, case, dtype, grad) -> GateResult:
         key = (op, name, dtype, grad, op_shapes.case_id(case))
         if key not in self._memo:
             fn = None if name in backends.BACKENDS else prep.implementation(op, name)
             r = check_pair(op, name, case, DTYPES_BY_NAME[dtype], self.device, seed=self.seed, grad=grad, fn=fn)
-            self._memo[key] = GateResult(r.ok, [case], r.forward_error, r.grad_error,
+            self._memo[key] = GateResult(r.ok, [{"case": case, "grad": grad}], r.forward_error, r.grad_error,
                                          [f"{op_shapes.case_id(case)}: {p}" for p in r.problems], r.seconds)
         return self._memo[key]
 
     def __call__(self, op: str, name: str, case: dict, dtype: str, grad: bool) -> GateResult:
-        parts = [self._check(op, name, c, dtype, grad) for c in self.cases(op, name, case)]
+        parts = [self._check(op, name, c, dtype, g) for c, g in self.checks(op, name, case, grad)]
         fwd = [p.forward_error for p in parts if p.forward_error is not None and not math.isnan(p.forward_error)]
         grads = [p.grad_error for p in parts if p.grad_error is not None]
         return GateResult(ok=all(p.ok for p in parts), cases=[c for p in parts for c in p.cases],
@@ -246,7 +251,10 @@ class Runner:
             medians[name] = s["median"]
         for base in BASELINES:
             for name in timed:
-                records[name][f"speedup_vs_{base}"] = medians[base] / medians[name] if base in medians else None
+                rec = records[name]
+                rec[f"speedup_vs_{base}"] = medians[base] / medians[name] if base in medians else None
+                rec[f"speedup_vs_{base}_ci95"] = (list(ratio_interval(timed[base].samples_ns, timed[name].samples_ns))
+                                                  if base in medians and base != name else None)
 
 
 def run(groups: Iterable[Group], runner: Runner, on_group: Callable[[Group, list[dict]], None] | None = None,

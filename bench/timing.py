@@ -80,6 +80,17 @@ def summarize(samples: Sequence[float]) -> dict:
             "n": len(samples)}
 
 
+def ratio_interval(num: Sequence[float], den: Sequence[float], level: float = 0.95, resamples: int = 1000,
+                   seed: int = 0) -> tuple[float, float]:
+    """Bootstrap interval of median(num) / median(den): the noise of a speedup."""
+    rng = np.random.default_rng(seed)
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    a = np.median(rng.choice(num, (resamples, len(num))), axis=1)
+    b = np.median(rng.choice(den, (resamples, len(den))), axis=1)
+    lo, hi = np.percentile(a / b, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
 # ---------------------------------------------------------------------------
 # Clocks: how one block of repetitions is timed.
 # ---------------------------------------------------------------------------

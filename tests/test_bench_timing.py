@@ -4,7 +4,7 @@ bookkeeping (events, L2 flush, host time). Nothing here is timed for real."""
 import pytest
 import torch
 
-from bench.timing import (MIB, Candidate, CpuClock, CudaClock, TimingConfig, flush_bytes, summarize,
+from bench.timing import (MIB, Candidate, CpuClock, CudaClock, TimingConfig, flush_bytes, ratio_interval, summarize,
                           time_interleaved)
 
 
@@ -177,3 +177,13 @@ def test_cuda_clock_on_a_real_device():
     assert clock.flush.numel() >= 2 * torch.cuda.get_device_properties(0).L2_cache_size
     samples, host = clock.block(lambda: x.mul_(1.0), lambda: None, 3)
     assert len(samples) == 3 and all(s > 0 for s in samples) and len(host) == 3
+
+
+def test_ratio_interval_brackets_the_ratio_of_medians():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    base, other = 200 * (1 + 0.05 * rng.standard_normal(60)), 100 * (1 + 0.05 * rng.standard_normal(60))
+    lo, hi = ratio_interval(base, other)
+    assert lo < np.median(base) / np.median(other) < hi and 1.8 < lo and hi < 2.2
+    assert ratio_interval([5.0] * 10, [5.0] * 10) == (1.0, 1.0)

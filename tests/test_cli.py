@@ -66,7 +66,9 @@ def test_ops_on_a_tiny_case_appends_loadable_records(tmp_path, monkeypatch, caps
     assert len(row["samples_ns"]) == row["reps"] > 0 and row["median_ns"] > 0
     assert row["speedup_vs_torch"] == 1.0 and row["speedup_vs_torch_compile"] is None
     assert row["env"]["threads"]["torch"] >= 1 and "torch" in row["env"]["packages"]
-    assert row["gate"]["ok"] and {"B": 2, "T": 8, "D": 4} in row["gate"]["cases"]
+    gate = df.iloc[1]["gate"]  # forward_backward: gradients on the test cases, the case itself forward only
+    assert gate["ok"] and {"case": {"B": 2, "T": 8, "D": 4}, "grad": False} in gate["cases"]
+    assert all(c["grad"] for c in gate["cases"] if c["case"] != {"B": 2, "T": 8, "D": 4})
     assert "parallel_scan" in capsys.readouterr().out
 
 

@@ -1,0 +1,55 @@
+"""bench.runner: the gate's plan, grouping, and a candidate that raises during timing
+(tiny cases, fake ceilings; no figure is asserted)."""
+
+import backends
+from bench import runner
+from bench.timing import TimingConfig
+
+CEIL = {"fingerprint": "t", "copy": [{"bytes": 1, "gbps": 1e9}], "copy_gbps": 1e9,
+        "matmul_gflops": {"float32": 1e9, "bfloat16": 1e9}}
+QUICK = TimingConfig(warmup_s=0.0, min_reps=3, max_reps=5, budget_s=0.05, settle_s=0.0)
+SMALL, HUGE = dict(B=2, T=8, D=4), dict(B=64, T=65536, D=1024)
+
+
+def test_gate_plan_for_backends_and_peers():
+    gate = runner.Gate()
+    tests = list(backends.OPS["parallel_scan"].test_cases)
+    assert gate.checks("parallel_scan", "torch", SMALL, grad=True) == [(c, True) for c in tests] + [(SMALL, False)]
+    assert gate.checks("parallel_scan", "torch", HUGE, grad=False) == [(c, False) for c in tests]
+    (largest, g), bench_case = gate.checks("parallel_scan", "torch_compile", SMALL, grad=True)
+    assert g and largest == max(tests, key=lambda c: c["B"] * c["T"] * c["D"]) and bench_case == (SMALL, False)
+
+
+def test_plan_keeps_the_given_order_and_drops_names_without_the_op():
+    groups = runner.plan(["parallel_scan", "micro_mlp"], ["mingru", "torch"],
+                         lambda op: [SMALL], ["float32"], ["forward", "backward"])
+    assert [(g.op, g.mode) for g in groups] == [("parallel_scan", "forward"), ("parallel_scan", "backward"),
+                                                ("micro_mlp", "forward"), ("micro_mlp", "backward")]
+    assert groups[0].names == ("mingru", "torch")  # the order given is the interleaving order
+    assert groups[2].names == ("torch",)  # mingru has no micro_mlp adapter
+
+
+def test_a_candidate_raising_while_timed_is_an_error_and_the_others_are_still_timed(monkeypatch, tmp_path):
+    real_prepare = runner.prep.prepare
+
+    def prepare(op, name, case, dtype, device, mode, seed=0):
+        p = real_prepare(op, "torch", case, dtype, device, mode, seed=seed)
+        if name == "torch_compile":
+            calls = []
+
+            def flaky():
+                calls.append(1)
+                if len(calls) > 1:
+                    raise RuntimeError("kernel fell over")
+            p.fn = flaky
+        return p
+
+    monkeypatch.setattr(runner.prep, "prepare", prepare)
+    monkeypatch.setattr(runner.Gate, "checks", lambda self, op, name, case, grad: [])
+    out = tmp_path / "r.jsonl"
+    run = runner.Runner(runner.RunConfig(timing=QUICK), out=out, ceilings=CEIL)
+    recs = run.run_group(runner.Group("parallel_scan", SMALL, "float32", "forward", ("torch", "torch_compile")))
+    by = {r["backend"]: r for r in recs}
+    assert by["torch"]["status"] == "ok" and by["torch"]["reps"] > 0
+    assert by["torch_compile"]["status"] == "error" and "kernel fell over" in by["torch_compile"]["error"]
+    assert by["torch"]["speedup_vs_torch_compile"] is None
