@@ -155,6 +155,7 @@ class Prepared:
     sync: Callable[[], None]  # the implementation's synchronize for this device
     compile_seconds: float  # first call (JIT, autotune, compile) minus a steady call
     first_call_seconds: float  # the first call itself, for the record
+    inputs: dict  # the op's keyword arguments the closure uses (gradients land on their leaves)
 
 
 def _cotangents(outputs: list, seed: int) -> list:
@@ -254,4 +255,5 @@ def prepare(op: str, name: str, case: dict, dtype: torch.dtype = torch.float32, 
     if mode == "backward":
         steady += t_steady_graph  # compile time = first (graph + backward) - steady (graph + backward)
     return Prepared(op=op, name=name, case=case, dtype=dtype, device=str(device), mode=mode, fn=closure,
-                    sync=sync, compile_seconds=max(0.0, first - steady), first_call_seconds=first)
+                    sync=sync, compile_seconds=max(0.0, first - steady), first_call_seconds=first,
+                    inputs=inputs)

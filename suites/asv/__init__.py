@@ -1,0 +1,1 @@
+"""asv benchmark suite (benchmark_dir of asv.conf.json)."""

@@ -1,0 +1,32 @@
+"""pytest-benchmark over the op suites: ``pytest suites/pytest --benchmark-only``.
+
+Options: ``--arsenal-suite`` (quick, full or stable), ``--arsenal-modes`` (comma list of
+forward, backward, forward_backward), ``--arsenal-names`` (backends and peers; default
+every candidate of each op). The pairs come from the registry (``bench.prepare.candidates``)
+and the suite (``suites.op_shapes.cases``); one benchmark group per (op, case, mode), so
+pytest-benchmark's table sets the implementations side by side.
+"""
+
+import pytest
+import torch
+
+from suites.op_shapes import DEFAULT_MODES
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("arsenal", "Arsenal op benchmarks")
+    group.addoption("--arsenal-suite", default="quick", help="op suite: quick, full or stable (default quick)")
+    group.addoption("--arsenal-modes", default=",".join(DEFAULT_MODES),
+                    help=f"comma list of forward, backward, forward_backward (default {','.join(DEFAULT_MODES)})")
+    group.addoption("--arsenal-names", default=None,
+                    help="comma list of backends and peers (default: every candidate of each op)")
+    group.addoption("--arsenal-device", default="cuda" if torch.cuda.is_available() else "cpu",
+                    help="device to run on (default cuda when present, else cpu)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """The project's pytest defaults disable benchmarks (tests/ never times anything);
+    asking for --benchmark-only here means timing is wanted, so enable them."""
+    if config.getoption("benchmark_only", default=False):
+        config.option.benchmark_enable = True
