@@ -16,6 +16,7 @@ float64.
 
 import functools
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -79,7 +80,11 @@ def launch(kernel, grid, block, *args, shared_bytes: int = 0) -> None:
     device = next((a.device for a in args if isinstance(a, torch.Tensor)), None)
     arrays = [_device_array(a) if isinstance(a, torch.Tensor) else a for a in args]
     if SIMULATED:
-        kernel[grid, block, 0, shared_bytes](*arrays)
+        # the device's IEEE arithmetic makes inf and NaN silently; NumPy scalars in the
+        # simulator's threads would warn (the filter is process-wide, errstate is not)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            kernel[grid, block, 0, shared_bytes](*arrays)
         return
     with cuda.gpus[device.index if device.index is not None else torch.cuda.current_device()]:
         stream = _external_stream(torch.cuda.current_stream(device).cuda_stream)
