@@ -1,0 +1,219 @@
+"""nsm_route, Numba CPU: logits, softmax or top-k, and the weighted sum in one pass
+over the tokens.
+
+Work items are (batch row b, a contiguous part of its tokens); an item walks its tokens
+in blocks of TOKENS, so each block of x is read from memory once and stays in cache for
+the three uses: the logits (a register-blocked product with w_route), the routing
+weights, and the accumulation into the item's [S, D] states. With top_k much smaller
+than S the weights are sparse, so the accumulation (and the backward) touches only the
+kept states of each token: top_k D instead of S D multiply-adds per token.
+
+Top-k keeps the k largest logits, ties to the lower index: k passes of a first-maximum
+search (or, for k > S / 2, dropping the S - k smallest, ties to the higher index).
+
+Backward, with p = weights of one token and gp = d weights + d states . x_t:
+    dlogits = p * (gp - p . gp)   (zero for masked and dropped states, where p = 0)
+    dx_t = sum_s p_s dstates_s + dlogits_s w_s;  dw_route += dlogits x_t;  db += dlogits
+with per-lane partial sums of dw_route and db reduced at the end.
+"""
+
+import math
+
+import numpy as np
+import torch
+from numba import get_num_threads, njit, prange
+
+from backends.numba_cpu._blocks import FAST, acc_tn, dot_nt
+from backends.numba_cpu._common import as_array, optional_array
+from backends.registry import implements, new_output
+
+TOKENS = 64  # tokens per block: a [64, D] slice of x stays in L2 between its three uses
+
+
+@njit(cache=True)
+def _select(logits, k, keep, order):
+    """keep [S] = whether s is among the k largest (ties: lower index first);
+    order[:k] = the kept indices. Returns the largest kept logit."""
+    S = logits.shape[0]
+    if 2 * k <= S:
+        keep[:] = False
+        for j in range(k):
+            best = -1
+            for s in range(S):
+                if not keep[s] and (best < 0 or logits[s] > logits[best]):
+                    best = s
+            keep[best] = True
+    else:
+        keep[:] = True
+        for j in range(S - k):
+            worst = -1
+            for s in range(S):
+                if keep[s] and (worst < 0 or logits[s] <= logits[worst]):
+                    worst = s
+            keep[worst] = False
+    j = 0
+    m = -np.inf
+    for s in range(S):
+        if keep[s]:
+            order[j] = s
+            j += 1
+            if logits[s] > m or math.isnan(logits[s]):
+                m = logits[s]
+    return m
+
+
+@njit(cache=True)
+def _route_token(logits, bias, k, keep, order, p):
+    """p [S] = the token's weights from its logits [S] (bias added here)."""
+    S = logits.shape[0]
+    for s in range(S):
+        logits[s] += bias[s]
+    m = _select(logits, k, keep, order)
+    total = np.float32(0.0)
+    for s in range(S):
+        e = math.exp(logits[s] - m) if keep[s] else 0.0
+        p[s] = e
+        total += e
+    for s in range(S):
+        p[s] /= total
+
+
+@njit(parallel=True, cache=True, fastmath=FAST)
+def _forward(x, w, bias, mask, has_mask, k, sparse, nsplit, weights, states, part):
+    """states [B, S, D]; part [B, nsplit, S, D] partial sums when nsplit > 1."""
+    B, T, D = x.shape
+    S = w.shape[0]
+    for item in prange(B * nsplit):
+        b, sp = item // nsplit, item % nsplit
+        ta, tb = T * sp // nsplit, T * (sp + 1) // nsplit
+        acc = states[b] if nsplit == 1 else part[b, sp]  # [S, D]
+        acc[:] = 0.0
+        logits = np.empty((TOKENS, S), dtype=np.float32)
+        keep = np.empty(S, dtype=np.bool_)
+        order = np.empty(S, dtype=np.int64)
+        for t0 in range(ta, tb, TOKENS):
+            t1 = min(tb, t0 + TOKENS)
+            xb = x[b, t0:t1]  # [n, D]
+            lg = logits[: t1 - t0]
+            dot_nt(xb, w, lg)
+            for tt in range(t1 - t0):
+                t = t0 + tt
+                p = weights[b, t]  # [S]
+                if has_mask and not mask[b, t]:
+                    p[:] = 0.0
+                    continue
+                _route_token(lg[tt], bias, k, keep, order, p)
+                if sparse:
+                    for j in range(k):
+                        s = order[j]
+                        ps = p[s]
+                        for d in range(D):
+                            acc[s, d] += ps * xb[tt, d]
+            if not sparse:
+                acc_tn(weights[b, t0:t1], xb, acc)
+    if nsplit > 1:
+        for b in prange(B):
+            for s in range(S):
+                for d in range(D):
+                    total = np.float32(0.0)
+                    for sp in range(nsplit):
+                        total += part[b, sp, s, d]
+                    states[b, s, d] = total
+
+
+@njit(parallel=True, cache=True, fastmath=FAST)
+def _backward(x, w, weights, g_states, g_weights, sparse, nsplit, lanes, dx, dw_part, db_part):
+    """dw_part [lanes, S, D], db_part [lanes, S]: per-lane partial sums (the caller adds)."""
+    B, T, D = x.shape
+    S = w.shape[0]
+    items = B * nsplit
+    for lane in prange(lanes):
+        dwp = dw_part[lane]  # [S, D]
+        dbp = db_part[lane]  # [S]
+        dwp[:] = 0.0
+        dbp[:] = 0.0
+        gp = np.empty((TOKENS, S), dtype=np.float32)
+        dl = np.empty((TOKENS, S), dtype=np.float32)
+        for item in range(lane, items, lanes):
+            b, sp = item // nsplit, item % nsplit
+            ta, tb = T * sp // nsplit, T * (sp + 1) // nsplit
+            gs = g_states[b]  # [S, D]
+            for t0 in range(ta, tb, TOKENS):
+                t1 = min(tb, t0 + TOKENS)
+                n = t1 - t0
+                xb = x[b, t0:t1]  # [n, D]
+                pb = weights[b, t0:t1]  # [n, S]
+                dxb = dx[b, t0:t1]
+                dxb[:] = 0.0
+                if sparse:
+                    for tt in range(n):
+                        dot_sum = np.float32(0.0)
+                        for s in range(S):
+                            if pb[tt, s] != 0:
+                                g = g_weights[b, t0 + tt, s]
+                                for d in range(D):
+                                    g += gs[s, d] * xb[tt, d]
+                                gp[tt, s] = g
+                                dot_sum += pb[tt, s] * g
+                        for s in range(S):
+                            ps = pb[tt, s]
+                            if ps != 0:
+                                dls = ps * (gp[tt, s] - dot_sum)
+                                dbp[s] += dls
+                                for d in range(D):
+                                    dxb[tt, d] += ps * gs[s, d] + dls * w[s, d]
+                                    dwp[s, d] += dls * xb[tt, d]
+                    continue
+                gpb = gp[:n]
+                dlb = dl[:n]
+                dot_nt(xb, gs, gpb)
+                for tt in range(n):
+                    dot_sum = np.float32(0.0)
+                    for s in range(S):
+                        gpb[tt, s] += g_weights[b, t0 + tt, s]
+                        dot_sum += pb[tt, s] * gpb[tt, s]
+                    for s in range(S):
+                        dlb[tt, s] = pb[tt, s] * (gpb[tt, s] - dot_sum)
+                        dbp[s] += dlb[tt, s]
+                acc_tn(pb.T, gs, dxb)
+                acc_tn(dlb.T, w, dxb)
+                acc_tn(dlb, xb, dwp)
+
+
+class _NsmRoute(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w_route, b_route, mask, top_k):
+        B, T, D = x.shape
+        S = w_route.shape[0]
+        k = S if top_k is None else top_k
+        sparse = 4 * k <= S
+        P = get_num_threads()
+        nsplit = max(1, -(-P // B))
+        bias, _ = optional_array(b_route, (S,))
+        mask_arr = as_array(mask) if mask is not None else np.ones((0, 0), dtype=np.bool_)
+        weights = new_output((B, T, S), torch.float32, x.device)
+        states = new_output((B, S, D), torch.float32, x.device)
+        part = np.empty((B, nsplit, S, D) if nsplit > 1 else (0, 0, 0, 0), dtype=np.float32)
+        xa, wa = as_array(x), as_array(w_route)
+        _forward(xa, wa, bias, mask_arr, mask is not None, k, sparse, nsplit, as_array(weights), as_array(states), part)
+        ctx.save_for_backward(x, w_route, weights)
+        ctx.sparse, ctx.nsplit, ctx.has_bias = sparse, nsplit, b_route is not None
+        return states, weights
+
+    @staticmethod
+    def backward(ctx, g_states, g_weights):
+        x, w_route, weights = ctx.saved_tensors
+        S, D = w_route.shape
+        lanes = min(get_num_threads(), x.shape[0] * ctx.nsplit)
+        dx = torch.empty_like(x)
+        dw_part = torch.empty((lanes, S, D), dtype=torch.float32)
+        db_part = torch.empty((lanes, S), dtype=torch.float32)
+        _backward(*[as_array(t) for t in (x, w_route, weights, g_states, g_weights)], ctx.sparse, ctx.nsplit, lanes,
+                  as_array(dx), dw_part.numpy(), db_part.numpy())
+        db = db_part.sum(0) if ctx.has_bias else None
+        return dx, dw_part.sum(0), db, None, None
+
+
+@implements("nsm_route", dtypes=(torch.float32,))
+def nsm_route(x, w_route, b_route=None, mask=None, top_k=None):
+    return _NsmRoute.apply(x, w_route, b_route, mask, top_k)
