@@ -66,6 +66,17 @@ def _token(q, k, read_logits, write_logits, log_lam, b, t, h, fq, fk, pr, pw, ga
         gam[n] = math.exp(pw[n] * log_lam[n])
 
 
+@njit(cache=True)
+def _head_buffers(decay_row, Dk):
+    """log lam [N] of one head, and the per-token buffers fq, fk [Dk], pr, pw, gam [N]."""
+    N = decay_row.shape[0]
+    log_lam = np.empty(N, dtype=np.float32)
+    for n in range(N):
+        log_lam[n] = _log_sigmoid(decay_row[n])
+    f32 = np.float32
+    return log_lam, np.empty(Dk, f32), np.empty(Dk, f32), np.empty(N, f32), np.empty(N, f32), np.empty(N, f32)
+
+
 @njit(cache=True, fastmath=FAST)
 def _write(S, z, gam, pw, fk, v_t):
     """One step of the state update, no read (the backward's recomputation)."""
@@ -89,14 +100,7 @@ def _forward(q, k, v, read_logits, write_logits, decay_logits, S0, z0, o, S_out,
         b, h = bh // H, bh % H
         S = S0[b, h].copy()  # [N, Dk, Dv]
         z = z0[b, h].copy()  # [N, Dk]
-        log_lam = np.empty(N, dtype=np.float32)
-        for n in range(N):
-            log_lam[n] = _log_sigmoid(decay_logits[h, n])
-        fq = np.empty(Dk, dtype=np.float32)
-        fk = np.empty(Dk, dtype=np.float32)
-        pr = np.empty(N, dtype=np.float32)
-        pw = np.empty(N, dtype=np.float32)
-        gam = np.empty(N, dtype=np.float32)
+        log_lam, fq, fk, pr, pw, gam = _head_buffers(decay_logits[h], Dk)
         num = np.empty(Dv, dtype=np.float32)
         for t in range(T):
             if save and t % CHUNK == 0:
@@ -139,19 +143,11 @@ def _backward(q, k, v, read_logits, write_logits, decay_logits, o, den_all, ck_S
         b, h = bh // H, bh % H
         dS = g_S[b, h].copy()  # [N, Dk, Dv] the adjoint of the state after step t
         dz = g_z[b, h].copy()  # [N, Dk]
-        log_lam = np.empty(N, dtype=np.float32)
-        one_minus_lam = np.empty(N, dtype=np.float32)
-        for n in range(N):
-            log_lam[n] = _log_sigmoid(decay_logits[h, n])
-            one_minus_lam[n] = 1.0 - math.exp(log_lam[n])
+        log_lam, fq, fk, pr, pw, gam = _head_buffers(decay_logits[h], Dk)
+        one_minus_lam = 1.0 - np.exp(log_lam)  # [N]
         d_decay = np.zeros(N, dtype=np.float32)
         buf_S = np.empty((CHUNK, N, Dk, Dv), dtype=np.float32)  # S_{t-1} for the chunk's t
         buf_z = np.empty((CHUNK, N, Dk), dtype=np.float32)
-        fq = np.empty(Dk, dtype=np.float32)
-        fk = np.empty(Dk, dtype=np.float32)
-        pr = np.empty(N, dtype=np.float32)
-        pw = np.empty(N, dtype=np.float32)
-        gam = np.empty(N, dtype=np.float32)
         dnum = np.empty(Dv, dtype=np.float32)
         dfq = np.empty(Dk, dtype=np.float32)
         dfk = np.empty(Dk, dtype=np.float32)
