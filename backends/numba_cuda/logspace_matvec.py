@@ -12,8 +12,10 @@ Backward, with g_bi = dy_log[b, i] y_sign[b, i] (d y_log / d t_j = s_j y_sign ex
 and a finite gradient at w = 0.) Outputs with y_log = -inf (an exact zero, where the
 derivative does not exist) and zero cotangents contribute nothing: exp(t - y_log) may be
 inf there and 0 * inf would poison the sums with NaN.
-Consecutive threads take consecutive i (forward) or j (backward), so x (forward) and
-w, x (backward) are read along their contiguous axis.
+Memory access: in the forward the threads of a warp share b (consecutive threads take
+consecutive i), so x[b, j] is one broadcast load per step while each thread streams its
+own row of w through the cache; in the backward consecutive threads take consecutive j,
+so the loads of w and x coalesce.
 """
 
 import math
