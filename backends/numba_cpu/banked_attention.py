@@ -23,10 +23,12 @@ from numba import njit, prange
 
 from backends.numba_cpu._blocks import FAST
 from backends.numba_cpu._common import as_array
+from backends.numba_cpu.special import fexp
 from backends.ops.banked_attention import EPS
 from backends.registry import implements, new_output
 
 CHUNK = 32  # steps per checkpoint: the backward's buffer is CHUNK * N * Dk * Dv floats
+_ONE = np.float32(1.0)
 _EPS = np.float32(EPS)  # a float64 constant would turn the float32 accumulators into float64
 
 
@@ -46,7 +48,7 @@ def _softmax(logits, p):
             m = logits[n]
     s = np.float32(0.0)
     for n in range(logits.shape[0]):
-        p[n] = math.exp(logits[n] - m)
+        p[n] = fexp(logits[n] - m)
         s += p[n]
     for n in range(logits.shape[0]):
         p[n] /= s
@@ -57,13 +59,13 @@ def _token(q, k, read_logits, write_logits, log_lam, b, t, h, fq, fk, pr, pw, ga
     """The per-token quantities: fq, fk [Dk] = phi(q), phi(k); pr, pw [N]; gam [N]."""
     for i in range(fq.shape[0]):
         u = q[b, t, h, i]
-        fq[i] = u + 1.0 if u > 0 else math.exp(u)
+        fq[i] = u + _ONE if u > 0 else fexp(u)
         u = k[b, t, h, i]
-        fk[i] = u + 1.0 if u > 0 else math.exp(u)
+        fk[i] = u + _ONE if u > 0 else fexp(u)
     _softmax(read_logits[b, t, h], pr)
     _softmax(write_logits[b, t, h], pw)
     for n in range(gam.shape[0]):
-        gam[n] = math.exp(pw[n] * log_lam[n])
+        gam[n] = fexp(pw[n] * log_lam[n])
 
 
 @njit(cache=True)
@@ -221,9 +223,9 @@ def _backward(q, k, v, read_logits, write_logits, decay_logits, o, den_all, ck_S
                     d_write[b, t, h, n] = pw[n] * (dpw[n] - ws)
                 for i in range(Dk):
                     u = q[b, t, h, i]
-                    dq[b, t, h, i] = dfq[i] if u > 0 else dfq[i] * math.exp(u)
+                    dq[b, t, h, i] = dfq[i] if u > 0 else dfq[i] * fexp(u)
                     u = k[b, t, h, i]
-                    dk[b, t, h, i] = dfk[i] if u > 0 else dfk[i] * math.exp(u)
+                    dk[b, t, h, i] = dfk[i] if u > 0 else dfk[i] * fexp(u)
                 for d in range(Dv):
                     dv[b, t, h, d] = dvt[d]
         dS0[b, h] = dS

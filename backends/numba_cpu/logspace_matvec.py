@@ -29,12 +29,14 @@ from numba import get_num_threads, njit, prange
 
 from backends.numba_cpu._blocks import FAST, acc_tn, dot_nt
 from backends.numba_cpu._common import as_array
+from backends.numba_cpu.special import fexp, flog
 from backends.registry import implements, new_output
 
 SPREAD = 80.0  # narrow row: finite x_log within this of the row max (exp(-80) ~ 1.8e-35 > 1.2e-38)
 TINY = 1e-30  # |w_i,argmax| at least this: the term scale stays far above the denormals
 SPREAD_G = 60.0  # fast gradient only where exp(c_b - y_log_bi) <= exp(60)
 ROWS = 16  # rows of w per parallel block
+_NEG_INF = np.float32(-np.inf)
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
@@ -43,8 +45,8 @@ def _scale_rows(x_log, x_sign, xs, c, jmax, narrow):
     narrow [B] whether every finite x_log of the row is within SPREAD of c_b."""
     B, K = x_log.shape
     for b in prange(B):
-        cb = -np.inf
-        lo = np.inf
+        cb = _NEG_INF
+        lo = -_NEG_INF
         jm = 0
         nan = False
         for j in range(K):
@@ -56,23 +58,23 @@ def _scale_rows(x_log, x_sign, xs, c, jmax, narrow):
                 lo = v
             nan |= math.isnan(v)
         if nan and cb == -np.inf:  # no finite entry to scale by: the row's outputs are NaN
-            cb = np.nan
+            cb = np.float32(np.nan)
         c[b] = cb
         jmax[b] = jm
         narrow[b] = not nan and cb < np.inf and cb - lo <= SPREAD
         if cb == -np.inf:  # every entry an exact zero: y = 0
             cb = np.float32(0.0)
         for j in range(K):
-            xs[b, j] = x_sign[b, j] * math.exp(x_log[b, j] - cb)
+            xs[b, j] = x_sign[b, j] * fexp(x_log[b, j] - cb)
 
 
 @njit(cache=True)
 def _stable(w, x_log, x_sign, b, i):
     """The contract's stable form for one output: (y_log, y_sign)."""
     K = w.shape[1]
-    m = -np.inf
+    m = _NEG_INF
     for j in range(K):
-        t = math.log(abs(w[i, j])) + x_log[b, j]
+        t = flog(abs(w[i, j])) + x_log[b, j]
         if t > m or math.isnan(t):
             m = t
             if math.isnan(t):
@@ -81,10 +83,10 @@ def _stable(w, x_log, x_sign, b, i):
         return -np.inf, np.float32(1.0)
     acc = np.float32(0.0)
     for j in range(K):
-        t = math.log(abs(w[i, j])) + x_log[b, j]
+        t = flog(abs(w[i, j])) + x_log[b, j]
         s = x_sign[b, j] if w[i, j] >= 0 else -x_sign[b, j]
-        acc += s * math.exp(t - m)
-    return m + math.log(abs(acc)), np.float32(1.0) if acc >= 0 else np.float32(-1.0)
+        acc += s * fexp(t - m)
+    return m + flog(abs(acc)), np.float32(1.0) if acc >= 0 else np.float32(-1.0)
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
@@ -106,7 +108,7 @@ def _forward(w, x_log, x_sign, xs, c, jmax, narrow, y_log, y_sign):
                     y_log[b, i] = -np.inf
                     y_sign[b, i] = 1.0
                 elif narrow[b] and abs(w[i, jmax[b]]) >= TINY and math.isfinite(v):
-                    y_log[b, i] = c[b] + math.log(abs(v))
+                    y_log[b, i] = c[b] + flog(abs(v))
                     y_sign[b, i] = 1.0 if v >= 0 else -1.0
                 else:
                     y_log[b, i], y_sign[b, i] = _stable(w, x_log, x_sign, b, i)
@@ -127,7 +129,7 @@ def _backward(w, x_log, x_sign, xs, c, narrow, y_log, y_sign, g, dw, dx_log, P):
             if math.isfinite(yl) and not (narrow[b] and c[b] - yl <= SPREAD_G):
                 slow[b, i] = True
                 continue
-            G[b, i] = g[b, i] * y_sign[b, i] * math.exp(c[b] - yl)
+            G[b, i] = g[b, i] * y_sign[b, i] * fexp(c[b] - yl)
     GT = np.ascontiguousarray(G.T)  # [M, B]
     H = np.zeros((P, B, K), dtype=np.float32)  # per-thread partial sums of G @ w
     nblocks = (M + ROWS - 1) // ROWS
@@ -145,7 +147,7 @@ def _backward(w, x_log, x_sign, xs, c, narrow, y_log, y_sign, g, dw, dx_log, P):
                     if slow[b, i]:
                         gs = g[b, i] * y_sign[b, i]
                         for j in range(K):
-                            dw[i, j] += gs * x_sign[b, j] * math.exp(x_log[b, j] - y_log[b, i])
+                            dw[i, j] += gs * x_sign[b, j] * fexp(x_log[b, j] - y_log[b, i])
     for b in prange(B):  # dx_log = xs * (G @ w) (+ slow outputs)
         for j in range(K):
             h = np.float32(0.0)
@@ -156,7 +158,7 @@ def _backward(w, x_log, x_sign, xs, c, narrow, y_log, y_sign, g, dw, dx_log, P):
             if slow[b, i]:
                 gs = g[b, i] * y_sign[b, i]
                 for j in range(K):
-                    dx_log[b, j] += gs * w[i, j] * x_sign[b, j] * math.exp(x_log[b, j] - y_log[b, i])
+                    dx_log[b, j] += gs * w[i, j] * x_sign[b, j] * fexp(x_log[b, j] - y_log[b, i])
 
 
 class _LogspaceMatvec(torch.autograd.Function):

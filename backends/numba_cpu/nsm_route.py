@@ -25,6 +25,7 @@ from numba import get_num_threads, njit, prange
 
 from backends.numba_cpu._blocks import FAST, acc_tn, dot_nt
 from backends.numba_cpu._common import as_array, optional_array
+from backends.numba_cpu.special import fexp
 from backends.registry import implements, new_output
 
 TOKENS = 64  # tokens per block: a [64, D] slice of x stays in L2 between its three uses
@@ -52,7 +53,7 @@ def _select(logits, k, keep, order):
                     worst = s
             keep[worst] = False
     j = 0
-    m = -np.inf
+    m = np.float32(-np.inf)
     for s in range(S):
         if keep[s]:
             order[j] = s
@@ -71,7 +72,7 @@ def _route_token(logits, bias, k, keep, order, p):
     m = _select(logits, k, keep, order)
     total = np.float32(0.0)
     for s in range(S):
-        e = math.exp(logits[s] - m) if keep[s] else 0.0
+        e = fexp(logits[s] - m) if keep[s] else np.float32(0.0)
         p[s] = e
         total += e
     for s in range(S):
