@@ -29,13 +29,15 @@ def sm_count(device) -> int:
 
 
 def configs(*options, num_warps=(4,), num_stages=(2,), interpreter=None):
-    """triton.Config for each dict of block sizes x num_warps x num_stages. Under the
-    interpreter one config only, ``interpreter`` (default: the first options): autotuning
-    there would time every config for nothing, and the interpreter runs a scan's combine
-    per element in Python, so small blocks keep the tests quick."""
+    """triton.Config for each dict of block sizes x num_warps x num_stages (a dict with
+    its own "num_warps" keeps it). Under the interpreter one config only, ``interpreter``
+    (default: the first options, without num_warps): autotuning there would time every
+    config for nothing, and the interpreter runs a scan's combine per element in Python,
+    so small blocks keep the tests quick."""
     if interpreted():
-        return [triton.Config(dict(interpreter or options[0]))]
-    return [triton.Config(dict(o), num_warps=w, num_stages=s) for o in options for w in num_warps for s in num_stages]
+        return [triton.Config({k: v for k, v in (interpreter or options[0]).items() if k != "num_warps"})]
+    return [triton.Config({k: v for k, v in o.items() if k != "num_warps"}, num_warps=w, num_stages=s)
+            for o in options for w in ((o["num_warps"],) if "num_warps" in o else num_warps) for s in num_stages]
 
 
 SEQUENTIAL_MAX_T = 32  # up to this many steps a time tile would be mostly padding
