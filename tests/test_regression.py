@@ -48,6 +48,22 @@ def test_an_unchanged_kernel_is_not_flagged(monkeypatch):
     assert row.ratio < regression.FACTOR
 
 
+def test_a_slow_burst_in_one_round_is_not_a_regression():
+    """Two of four head rounds hit by other load: pooled, the head looks 5x slower and
+    significant; per round, the other rounds show no slowdown, so the pair is not failed."""
+    base, head = {}, {}
+    for r in range(4):
+        regression.pool(base, {"k": {"samples_ns": [1000 + i for i in range(15)]}})
+        regression.pool(head, {"k": {"samples_ns": [(9000 if r < 2 else 990) + i for i in range(15)]}})
+    (row,) = regression.compare_sides(base, head)
+    assert row.verdict == "ambiguous" and not row.fails, row
+    head = {}
+    for r in range(4):
+        regression.pool(head, {"k": {"samples_ns": [2000 + i for i in range(15)]}})
+    (row,) = regression.compare_sides(base, head)
+    assert row.verdict == "slower" and row.fails, row
+
+
 def test_pairs_the_base_cannot_run_are_new_and_head_errors_fail():
     head = {"a": {"samples_ns": [1] * 10}, "b": {"error": "RuntimeError: boom"}}
     base = {"a": {"unavailable": "no such op"}}
