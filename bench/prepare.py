@@ -218,42 +218,41 @@ def prepare(op: str, name: str, case: dict, dtype: torch.dtype = torch.float32, 
         for t in leaves:
             t.grad = None
 
-    def build():
-        """A graph and its cotangents: what the backward closure replays."""
+    def graph():
+        """The forward with a graph: the outputs the backward starts from."""
         outs = _graph_outputs(spec, fn(**inputs))
         if not outs:
             raise Unavailable(f"{op}[{name}]: no output carries a gradient (is the backward registered?)")
-        return outs, _cotangents(outs, seed + COTANGENT_SEED)
+        return outs
+
+    held = {}  # the retained graph's outputs and the fixed cotangents (built once, outside the closures)
+
+    def backward():
+        clear()
+        torch.autograd.backward(held["outs"], held["cots"], inputs=leaves, retain_graph=True)
 
     def forward_backward():
         clear()
-        outs, cots = build()
-        torch.autograd.backward(outs, cots, inputs=leaves)
+        torch.autograd.backward(graph(), held["cots"], inputs=leaves)
 
+    extra = 0.0  # steady work the first call did that the closure does not (a graph for backward)
     if mode == "forward":
         first, _ = _timed(forward, sync)
         closure = forward
-    elif mode == "forward_backward":
-        first, _ = _timed(forward_backward, sync)
-        closure = forward_backward
     else:
-        graph = {}
-
-        def backward():
-            clear()
-            torch.autograd.backward(graph["outs"], graph["cots"], inputs=leaves, retain_graph=True)
-
-        t_graph, (graph["outs"], graph["cots"]) = _timed(build, sync)
+        t_graph, held["outs"] = _timed(graph, sync)
+        held["cots"] = _cotangents(held["outs"], seed + COTANGENT_SEED)
         t_back, _ = _timed(backward, sync)
-        first = t_graph + t_back
-        # the closure replays a graph built once the JIT is warm; the first graph's
-        # extra cost over it is compile time too
-        t_steady_graph, (graph["outs"], graph["cots"]) = _timed(build, sync)
-        closure = backward
+        first = t_graph + t_back  # the first forward and backward: compile of both
+        if mode == "forward_backward":
+            del held["outs"]  # its closure builds a graph per call
+            closure = forward_backward
+        else:
+            # replay a graph built once the JIT is warm
+            extra, held["outs"] = _timed(graph, sync)
+            closure = backward
 
-    steady = min(_timed(closure, sync)[0] for _ in range(max(1, warmup)))
-    if mode == "backward":
-        steady += t_steady_graph  # compile time = first (graph + backward) - steady (graph + backward)
+    steady = min(_timed(closure, sync)[0] for _ in range(max(1, warmup))) + extra
     return Prepared(op=op, name=name, case=case, dtype=dtype, device=str(device), mode=mode, fn=closure,
                     sync=sync, compile_seconds=max(0.0, first - steady), first_call_seconds=first,
                     inputs=inputs)
