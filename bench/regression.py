@@ -218,13 +218,13 @@ def run_check(base: str = "HEAD~1", factor: float = FACTOR, alpha: float = ALPHA
     return compare_sides(pooled["base"], pooled["head"], factor, alpha)
 
 
-def report(rows: list[Row], factor: float, base: str) -> str:
-    lines = [f"regression check against {base}: fail when slower than {factor}x with p < {ALPHA}",
-             f"{'pair':60s} {'verdict':10s} {'ratio':>7s} {'p':>9s}  note"]
+def report(rows: list[Row], factor: float, alpha: float, base: str) -> str:
+    lines = [f"regression check against {base}: fail when slower than {factor}x with p < {alpha} in every round",
+             f"{'pair':60s} {'verdict':14s} {'ratio':>7s} {'p':>9s}  note"]
     for r in rows:
         ratio = f"{r.ratio:.3f}" if r.ratio is not None else "-"
         p = f"{r.p:.2g}" if r.p is not None else "-"
-        lines.append(f"{r.key:60s} {r.verdict + (' FAIL' if r.fails else ''):10s} {ratio:>7s} {p:>9s}  {r.note[:80]}")
+        lines.append(f"{r.key:60s} {r.verdict + (' FAIL' if r.fails else ''):14s} {ratio:>7s} {p:>9s}  {r.note[:90]}")
     return "\n".join(lines)
 
 
@@ -258,7 +258,7 @@ def main(argv=None) -> int:
                  ops=args.ops.split(",") if args.ops else None)
     rows = run_check(args.base, args.factor, args.alpha, args.rounds, args.reps, pairs,
                      log=lambda msg: print(msg, file=sys.stderr, flush=True))
-    print(report(rows, args.factor, args.base))
+    print(report(rows, args.factor, args.alpha, args.base))
     if args.out:
         Path(args.out).write_text(json.dumps([r.__dict__ for r in rows], indent=1))
     return 1 if any(r.fails for r in rows) else 0
