@@ -180,7 +180,7 @@ def _all_names(peers: bool) -> list[str]:
 
 
 def _selection(args):
-    """(ops, names or None, dtypes or None) from --op/--backend/--dtype/--peers."""
+    """(ops, names, dtypes or None) from --op/--backend/--dtype/--peers."""
     import backends
     from bench.peers import PEERS
 
@@ -263,7 +263,7 @@ def check_rows(ops, names, dtypes, device):
                        for case in backends.OPS[op].test_cases]
                 fwd = [r.forward_error for r in res if r.forward_error == r.forward_error]
                 grads = [r.grad_error for r in res if r.grad_error is not None]
-                yield {"op": op, "backend": name, "dtype": dname,
+                yield {"op": op, "backend": name, "dtype": dname, "results": res, "grad": grad,
                        "status": "ok" if all(r.ok for r in res) else "FAIL",
                        "passed": f"{sum(r.ok for r in res)}/{len(res)}",
                        "forward_error": max(fwd) if fwd else None, "grad_error": max(grads) if grads else None,
@@ -271,7 +271,8 @@ def check_rows(ops, names, dtypes, device):
                        "problems": [f"{r.case}: {p}" for r in res for p in r.problems]}
 
 
-def cmd_check(args, console) -> int:
+def cmd_check(args, console, rows: list | None = None) -> int:
+    """Print the gate's table; ``rows`` (when given) receives every row checked."""
     from rich.table import Table
 
     ops, names, dtypes = _selection(args)
@@ -283,6 +284,8 @@ def cmd_check(args, console) -> int:
         if row["status"] == "skipped":
             skipped.setdefault((row["backend"], row["reason"]), []).append(row["op"])
             continue
+        if rows is not None:
+            rows.append(row)
         failed += row["status"] != "ok"
         problems += [f"{row['op']}[{row['backend']}] {row['dtype']}: {p}" for p in row["problems"]]
         style = "green" if row["status"] == "ok" else "bold red"
@@ -316,8 +319,9 @@ def _timing_config(args):
     return cfg
 
 
-def run_ops(args, console, ops, names, dtypes, modes, cases) -> list[dict]:
-    """Gate, prepare, time and append every group, with a progress bar; returns records."""
+def run_ops(args, console, ops, names, dtypes, modes, cases, checked: list | None = None) -> list[dict]:
+    """Gate, prepare, time and append every group, with a progress bar; returns records.
+    ``checked``: rows of ``check_rows`` whose results the gate reuses."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bench import env, roofline, runner
@@ -335,6 +339,9 @@ def run_ops(args, console, ops, names, dtypes, modes, cases) -> list[dict]:
         task = bar.add_task("ops", total=len(groups))
         run = runner.Runner(cfg, out=args.out, ceilings=ceil,
                             log=lambda msg: bar.update(task, description=msg[:80]))
+        for row in checked or ():
+            for r in row.get("results", ()):
+                run.gate.add(r, row["grad"])
         for group in groups:
             records += run.run_group(group)
             bar.advance(task)
@@ -484,9 +491,12 @@ def cmd_roofline(args, console) -> int:
     table.add_column("value", justify="right")
     table.add_row("copy bandwidth (largest set)", f"{ceil['copy_gbps']:.1f} GB/s")
     for p in ceil["copy"]:
-        table.add_row(f"  copy, {p['bytes'] / 2**20:g} MiB moved", f"{p['gbps']:.1f} GB/s")
+        table.add_row(f"  copy, {p['bytes'] / 2**20:g} MiB moved ({p.get('threads') or 'GPU'} thread(s) best)",
+                      f"{p['gbps']:.1f} GB/s")
     for dtype, rate in ceil["matmul_gflops"].items():
-        table.add_row(f"matmul {dtype} (n={ceil['matmul_n']})", f"{rate:.1f} GFLOP/s")
+        table.add_row(f"matmul {dtype} (best of sizes and thread counts)", f"{rate:.1f} GFLOP/s")
+    for m in ceil.get("matmul", ()):
+        table.add_row(f"  {m['dtype']} n={m['n']}, {m['threads'] or 'GPU'} thread(s)", f"{m['gflops']:.1f} GFLOP/s")
     console.print(table)
     console.print(f"cache: {roofline.cache_path(args.device)}; load average then: {ceil.get('loadavg')}",
                   markup=False, highlight=False)
@@ -503,11 +513,13 @@ def cmd_run(args, console) -> int:
 
     env.fix_threads(args.threads)
     check_args = argparse.Namespace(op=None, backend=None, dtype=None, peers=False, device=args.device)
-    status = cmd_check(check_args, console)
+    checked = []
+    status = cmd_check(check_args, console, rows=checked)
     ops_args = argparse.Namespace(**vars(args), suite="quick", refresh_roofline=False, budget=None, target=None,
                                   settle_ms=None, block_ms=None, fixed_order=False)
     cases = _cases_for(argparse.Namespace(case=None, suite="quick", device=args.device))
-    records = run_ops(ops_args, console, list(backends.OPS), _all_names(True), ["float32"], list(RUN_MODES), cases)
+    records = run_ops(ops_args, console, list(backends.OPS), _all_names(True), ["float32"], list(RUN_MODES), cases,
+                      checked=checked)
     bad = [r for r in records if r["status"] in ("incorrect", "error")]
     return 1 if (status or bad) else 0
 

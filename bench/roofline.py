@@ -8,8 +8,11 @@ Measured once per machine fingerprint (``bench.env.machine_fingerprint``) and ca
   256 KiB to 1 GiB. ``copy_gbps`` is the largest set (main memory). A result's bandwidth
   ceiling is the curve at its own traffic (the measured point at or just below it), so
   an op whose data sits in a large L3 is held to the cache's bandwidth, not to DRAM's.
-- Matrix multiply: float32 and bfloat16 ``torch.mm`` of square matrices, 2 n^3 flops.
-  A float64 op is held to the float32 rate (an upper bound of its own).
+- Matrix multiply: float32 and bfloat16 ``torch.mm`` of square matrices (a few sizes,
+  the best rate counts), 2 n^3 flops. A float64 op is held to the float32 rate (an
+  upper bound of its own); a bfloat16 op to the better of the two.
+- On a CPU both are measured with one thread and with the pinned thread count, and the
+  better figure is the ceiling (see ``_thread_counts``).
 Each ceiling is the best repetition within a second or two (a ceiling is what the
 machine can do; other load only ever makes a repetition slower). The load average at
 the time is stored with the ceilings: on a busy machine they come out low, and results
@@ -36,7 +39,7 @@ from bench.timing import CpuClock, CudaClock
 KIB = 1 << 10
 COPY_TRAFFIC = tuple(256 * KIB * 4 ** i for i in range(8))  # bytes read + written: 256 KiB .. 4 GiB
 CPU_MAX_TRAFFIC = 1 << 30  # a CPU's main memory is reached well before 1 GiB
-MATMUL_N = {"cpu": 2048, "cuda": 8192}
+MATMUL_N = {"cpu": (512, 1024, 2048), "cuda": (4096, 8192)}  # square sizes; the best counts
 MATMUL_DTYPES = ("float32", "bfloat16")
 
 
@@ -65,36 +68,56 @@ def _best_ns(fn, device, budget_s: float = 1.0, max_reps: int = 50) -> int:
     return max(int(best), 1)
 
 
+def _thread_counts(kind: str) -> list[int]:
+    """CPU ceilings are measured with one thread and with the pinned count: on a shared
+    machine a parallel region waits for its slowest, descheduled thread, while one
+    thread's best repetition still shows what a core can do. The ceiling is the better."""
+    import torch
+
+    return sorted({1, torch.get_num_threads()}) if kind == "cpu" else [0]
+
+
 def measure(device="cpu", max_traffic: int | None = None) -> dict:
-    """Measure the ceilings of ``device`` now (a few seconds)."""
+    """Measure the ceilings of ``device`` now (tens of seconds on a CPU)."""
     import torch
 
     kind = torch.device(device).type
     limit = max_traffic or (COPY_TRAFFIC[-1] if kind == "cuda" else CPU_MAX_TRAFFIC)
-    copy = []
-    for traffic in (t for t in COPY_TRAFFIC if t <= limit):
-        n = traffic // 2 // 4  # float32 elements of src (and of dst)
-        src = torch.rand(n, device=device)
-        dst = torch.empty_like(src)
-        ns = _best_ns(lambda: dst.copy_(src), device)
-        copy.append({"bytes": 2 * n * 4, "gbps": 2 * n * 4 / ns})
-        del src, dst
-    matmul = {}
-    n = MATMUL_N[kind]
-    for name in MATMUL_DTYPES:
-        dtype = getattr(torch, name)
-        a = torch.randn(n, n, device=device).to(dtype)
-        b = torch.randn(n, n, device=device).to(dtype)
-        ns = _best_ns(lambda: torch.mm(a, b), device, budget_s=2.0, max_reps=20)
-        matmul[name] = 2.0 * n ** 3 / ns
+    pinned = torch.get_num_threads()
+    copy, matmul = [], []
+    try:
+        for threads in _thread_counts(kind):
+            if threads:
+                torch.set_num_threads(threads)
+            for traffic in (t for t in COPY_TRAFFIC if t <= limit):
+                n = traffic // 2 // 4  # float32 elements of src (and of dst)
+                src = torch.rand(n, device=device)
+                dst = torch.empty_like(src)
+                ns = _best_ns(lambda: dst.copy_(src), device)
+                copy.append({"bytes": 2 * n * 4, "threads": threads, "gbps": 2 * n * 4 / ns})
+                del src, dst
+            for name in MATMUL_DTYPES:
+                for n in MATMUL_N[kind]:
+                    a = torch.randn(n, n, device=device).to(getattr(torch, name))
+                    b = torch.randn(n, n, device=device).to(getattr(torch, name))
+                    ns = _best_ns(lambda: torch.mm(a, b), device, budget_s=1.0, max_reps=20)
+                    matmul.append({"dtype": name, "n": n, "threads": threads, "gflops": 2.0 * n ** 3 / ns})
+    finally:
+        torch.set_num_threads(pinned)
+    curve = {}
+    for p in copy:  # per working set, the best thread count
+        if p["gbps"] > curve.get(p["bytes"], {"gbps": 0.0})["gbps"]:
+            curve[p["bytes"]] = p
+    curve = [curve[b] for b in sorted(curve)]
     return {
         "fingerprint": env.machine_fingerprint(device),
         "device": kind,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "copy": copy,
-        "copy_gbps": copy[-1]["gbps"],
-        "matmul_gflops": matmul,
-        "matmul_n": n,
+        "copy": curve,
+        "copy_gbps": curve[-1]["gbps"],
+        "matmul_gflops": {name: max(m["gflops"] for m in matmul if m["dtype"] == name) for name in MATMUL_DTYPES},
+        "matmul": matmul,
+        "copy_all": copy,
         "loadavg": env.load_average(),
         "env": env.environment(device),
     }

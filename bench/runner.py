@@ -10,8 +10,9 @@ is timed, against the float64 reference, on:
   is linear and cheap;
 - the op's test cases, forward and, when the mode runs a backward, gradients: all of
   them for a registry backend (its kernels compile once; the small shapes catch edge
-  cases), the largest one for a peer (torch_compile specialises a graph per shape and
-  would pay a compile for each).
+  cases); for a peer (torch_compile specialises a graph per shape and pays a compile
+  for each) only the largest one, and only when gradients are needed or the
+  benchmark case is too large to check.
 A check's result is reused for the same (op, implementation, dtype, gradients, case). A
 pair that fails is recorded with status "incorrect" and its problems, and never timed.
 
@@ -23,6 +24,7 @@ minutes of the same run.
 from __future__ import annotations
 
 import math
+import os
 import time
 import traceback
 import uuid
@@ -32,7 +34,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 
 import backends
-from backends.check import check_pair
+from backends.check import CheckResult, check_pair
 from backends.registry import DTYPES_BY_NAME
 from bench import env, results, roofline
 from bench import prepare as prep
@@ -107,21 +109,27 @@ class Gate:
     def checks(self, op: str, name: str, case: dict, grad: bool) -> list[tuple[dict, bool]]:
         """The (case, gradients?) pairs the gate runs for this pair and mode."""
         tests = list(backends.OPS[op].test_cases)
-        if name not in backends.BACKENDS:
-            tests = [max(tests, key=lambda c: case_elements(op, c))]
-        out = [(c, grad) for c in tests]
-        if case_elements(op, case) <= self.max_elements:
-            out.append((case, False))
+        small = case_elements(op, case) <= self.max_elements
+        out = [(case, False)] if small else []
+        if name in backends.BACKENDS:
+            return [(c, grad) for c in tests] + out
+        if grad or not small:
+            out.insert(0, (max(tests, key=lambda c: case_elements(op, c)), grad))
         return out
 
     def _check(self, op, name, case, dtype, grad) -> GateResult:
         key = (op, name, dtype, grad, op_shapes.case_id(case))
         if key not in self._memo:
             fn = None if name in backends.BACKENDS else prep.implementation(op, name)
-            r = check_pair(op, name, case, DTYPES_BY_NAME[dtype], self.device, seed=self.seed, grad=grad, fn=fn)
-            self._memo[key] = GateResult(r.ok, [{"case": case, "grad": grad}], r.forward_error, r.grad_error,
-                                         [f"{op_shapes.case_id(case)}: {p}" for p in r.problems], r.seconds)
+            self.add(check_pair(op, name, case, DTYPES_BY_NAME[dtype], self.device, seed=self.seed, grad=grad, fn=fn),
+                     grad)
         return self._memo[key]
+
+    def add(self, r: CheckResult, grad: bool) -> None:
+        """Keep a check's result for reuse (``arsenal run`` checks every pair first)."""
+        self._memo[(r.op, r.backend, r.dtype, grad, op_shapes.case_id(r.case))] = GateResult(
+            r.ok, [{"case": r.case, "grad": grad}], r.forward_error, r.grad_error,
+            [f"{op_shapes.case_id(r.case)}: {p}" for p in r.problems], r.seconds)
 
     def __call__(self, op: str, name: str, case: dict, dtype: str, grad: bool) -> GateResult:
         parts = [self._check(op, name, c, dtype, g) for c, g in self.checks(op, name, case, grad)]
@@ -227,6 +235,13 @@ class Runner:
                 del live[exc.name]
         return {}
 
+    def _busy_note(self) -> str:
+        load, cores = self.ceilings.get("loadavg"), os.cpu_count() or 1
+        if load and load[0] > cores:
+            return (f", or the ceilings are low (measured at load average {load[0]} on {cores} cores: "
+                    "arsenal roofline --refresh on a quiet machine)")
+        return ""
+
     def _derive(self, group: Group, timed: dict, records: dict) -> None:
         spec = backends.OPS[group.op]
         dtype = DTYPES_BY_NAME[group.dtype]
@@ -245,7 +260,7 @@ class Runner:
             if rec["pct_roofline"] > 100.0:
                 rec.update(status="wrong_model",
                            error=f"{rec['pct_roofline']:.0f}% of the roofline: the contract's bytes or flops "
-                                 f"model of {group.op} is wrong for this case")
+                                 f"model of {group.op} is wrong for this case{self._busy_note()}")
             else:
                 rec["status"] = "ok"
             medians[name] = s["median"]

@@ -18,7 +18,7 @@ def fake_ceilings(tmp_path, monkeypatch, gbps=1e6, gflops=1e6):
     env.fix_threads()
     data = {"fingerprint": env.machine_fingerprint("cpu"), "device": "cpu", "measured_at": "test",
             "copy": [{"bytes": 1 << 20, "gbps": gbps}], "copy_gbps": gbps,
-            "matmul_gflops": {"float32": gflops, "bfloat16": gflops}, "matmul_n": 0,
+            "matmul_gflops": {"float32": gflops, "bfloat16": gflops},
             "env": env.environment("cpu")}
     roofline._write_atomic(roofline.cache_path("cpu"), data)
 
