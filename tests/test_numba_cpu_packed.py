@@ -59,3 +59,16 @@ def test_transposed_round_trip():
     assert torch.equal(columns[14 + 7 * 3 + 1], params[:, 14 + 7 * 3 + 1])
     back = packed.untransposed(columns)
     assert packed.is_aligned(back) and torch.equal(back, params)
+
+
+@pytest.mark.parametrize("D", [1, 16, 37])
+def test_blocked_round_trip(D):
+    params = init_params(D, seed=2)
+    blocks = packed.blocked(params, 16)
+    nb = -(-D // 16)
+    assert blocks.shape == (nb, RECORD, 16) and packed.is_aligned(blocks)
+    d = D - 1  # parameter k of unit d sits at [d // 16, k, d % 16]
+    assert torch.equal(blocks[d // 16, :, d % 16], params[d])
+    assert torch.all(blocks.transpose(1, 2).reshape(nb * 16, RECORD)[D:] == 0)
+    back = packed.unblocked(blocks, D)
+    assert packed.is_aligned(back) and torch.equal(back, params)

@@ -3,6 +3,7 @@ and the vector-width hint."""
 
 import numpy as np
 import torch
+from llvmlite import binding as llvm
 from numba import types
 from numba.extending import intrinsic
 
@@ -59,3 +60,16 @@ def nonneg(typingctx, i):
         return args[0]
 
     return i(i), codegen
+
+
+def relax_alias_check_limits() -> None:
+    """Let LLVM's loop vectoriser guard a loop with more runtime alias checks.
+
+    Numba cannot mark arrays as non-aliasing, so a loop that reads ~100 parameter vectors
+    and updates ~80 gradient accumulators needs runtime checks that its pointers do not
+    overlap; past LLVM's default limits (8 checks, 100 comparisons when merging them) the
+    vectoriser gives up and the loop runs scalar. The checks are still made, so this only
+    changes which loops vectorise. The options are process-wide LLVM settings; they take
+    effect for code compiled after the call (cached code is unaffected by them)."""
+    llvm.set_option("", "-runtime-memory-check-threshold=64")
+    llvm.set_option("", "-memory-check-merge-threshold=100000")

@@ -10,6 +10,10 @@ are exactly seven lines and never share a line with a neighbour.
     transposed(records)               [112, D] private layout: parameter k of units d..d+15
                                       is one contiguous 64-byte vector (SIMD over units)
     untransposed(columns)             [112, D] -> [D, 112] records
+    blocked(records, width)           [ceil(D / width), 112, width]: the transposed layout
+                                      cut into blocks of ``width`` units (one block's
+                                      parameters are contiguous, 7 KB for 16 units)
+    unblocked(blocks, D)              the inverse, [D, 112]
 """
 
 import numpy as np
@@ -87,3 +91,23 @@ def transposed(records: torch.Tensor) -> torch.Tensor:
 def untransposed(columns: torch.Tensor) -> torch.Tensor:
     """[112, D] columns -> [D, 112] aligned records."""
     return aligned_copy(columns.t())
+
+
+def blocked(records: torch.Tensor, width: int) -> torch.Tensor:
+    """[D, 112] records -> [nb, 112, width] aligned, nb = ceil(D / width); the units past D
+    in the last block are zero."""
+    D, record = records.shape
+    nb = -(-D // width)
+    out = aligned_empty((nb, record, width), records.dtype)
+    full = D // width
+    out[:full].copy_(records[:full * width].view(full, width, record).transpose(1, 2))
+    if full < nb:
+        out[full].zero_()
+        out[full, :, :D - full * width].copy_(records[full * width:].t())
+    return out
+
+
+def unblocked(blocks: torch.Tensor, D: int) -> torch.Tensor:
+    """[nb, 112, width] -> [D, 112] aligned records (the padding units dropped)."""
+    nb, record, width = blocks.shape
+    return aligned_copy(blocks.transpose(1, 2).reshape(nb * width, record)[:D])
