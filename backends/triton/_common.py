@@ -67,12 +67,14 @@ def channel_grid(B, D):
 
 
 @triton.jit
-def channels(D, BLOCK_D: tl.constexpr):
-    """Under channel_grid: (batch index, channel offsets [BLOCK_D], channel mask)."""
+def channels(T, D, BLOCK_D: tl.constexpr):
+    """Under channel_grid: (batch index, channel offsets [BLOCK_D], channel mask, and the
+    int64 offset of the batch row in a [B, T, D] tensor)."""
     nd = tl.cdiv(D, BLOCK_D)
     pid = tl.program_id(0)
     d = (pid % nd) * BLOCK_D + tl.arange(0, BLOCK_D)
-    return pid // nd, d, d < D
+    pb = pid // nd
+    return pb, d, d < D, pb.to(tl.int64) * T * D
 
 
 @triton.jit

@@ -49,9 +49,9 @@ def _slope(h_ptrs, mask, bound, HAS_BOUND: tl.constexpr):
 @triton.jit
 def _forward_sequential(a, b, h0, h, bound, B, T, D, HAS_H0: tl.constexpr, HAS_BOUND: tl.constexpr,
                         BLOCK_D: tl.constexpr):
-    pb, d, dmask = channels(D, BLOCK_D)
+    pb, d, dmask, base = channels(T, D, BLOCK_D)
     state = initial_state(h0, pb, d, dmask, D, HAS_H0)
-    off = pb.to(tl.int64) * T * D + d  # [BLOCK_D], row t = 0
+    off = base + d  # [BLOCK_D], row t = 0
     for _ in range(T):
         av = tl.load(a + off, mask=dmask, other=0.0).to(tl.float32)
         bv = tl.load(b + off, mask=dmask, other=0.0).to(tl.float32)
@@ -65,10 +65,9 @@ def _forward_sequential(a, b, h0, h, bound, B, T, D, HAS_H0: tl.constexpr, HAS_B
 @triton.autotune(configs=CHUNKED_CONFIGS, key=RECURRENCE_KEY)
 @triton.jit
 def _forward_cumsum(a, b, h0, h, B, T, D, HAS_H0: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
-    pb, d, dmask = channels(D, BLOCK_D)
+    pb, d, dmask, base = channels(T, D, BLOCK_D)
     rows = tl.arange(0, BLOCK_T)
     carry = initial_state(h0, pb, d, dmask, D, HAS_H0)
-    base = pb.to(tl.int64) * T * D
     for t0 in range(0, T, BLOCK_T):
         t = t0 + rows  # [BLOCK_T]
         off, m = time_tile(base, t, d, dmask, T, D)
@@ -83,9 +82,9 @@ def _forward_cumsum(a, b, h0, h, B, T, D, HAS_H0: tl.constexpr, BLOCK_T: tl.cons
 @triton.jit
 def _backward_sequential(a, b, h, dh, da, db, dh0, bound, B, T, D, HAS_H0: tl.constexpr, HAS_BOUND: tl.constexpr,
                          BLOCK_D: tl.constexpr):
-    pb, d, dmask = channels(D, BLOCK_D)
+    pb, d, dmask, base = channels(T, D, BLOCK_D)
     q = tl.zeros([BLOCK_D], dtype=tl.float32)  # q_{t+1}; q_T = 0
-    off = pb.to(tl.int64) * T * D + (T - 1) * D + d  # [BLOCK_D], row t = T-1
+    off = (pb + 1).to(tl.int64) * T * D - D + d  # [BLOCK_D], row t = T-1 (int64 before any product)
     for _ in range(T):
         q = _slope(h + off, dmask, bound, HAS_BOUND) * (tl.load(dh + off, mask=dmask, other=0.0).to(tl.float32) + q)
         av = tl.load(a + off, mask=dmask, other=0.0).to(tl.float32)
@@ -102,9 +101,8 @@ def _backward_sequential(a, b, h, dh, da, db, dh0, bound, B, T, D, HAS_H0: tl.co
 @triton.jit
 def _backward_chunked(a, b, h, dh, da, db, dh0, bound, B, T, D, HAS_H0: tl.constexpr, HAS_BOUND: tl.constexpr,
                       BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
-    pb, d, dmask = channels(D, BLOCK_D)
+    pb, d, dmask, base = channels(T, D, BLOCK_D)
     rows = tl.arange(0, BLOCK_T)
-    base = pb.to(tl.int64) * T * D
     carry = tl.zeros([BLOCK_D], dtype=tl.float32)  # q_{t+1} entering the tile; q_T = 0
     for t_end in range(0, T, BLOCK_T):
         t = T - 1 - t_end - rows  # [BLOCK_T], descending time along the rows

@@ -25,10 +25,9 @@ from backends.triton._common import (CHUNKED_CONFIGS, RECURRENCE_KEY, SEQUENTIAL
 @triton.autotune(configs=CHUNKED_CONFIGS, key=RECURRENCE_KEY)
 @triton.jit
 def _forward_chunked(a, b, h0, h, B, T, D, HAS_H0: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
-    pb, d, dmask = channels(D, BLOCK_D)
+    pb, d, dmask, base = channels(T, D, BLOCK_D)
     rows = tl.arange(0, BLOCK_T)
     carry = initial_state(h0, pb, d, dmask, D, HAS_H0)
-    base = pb.to(tl.int64) * T * D
     for t0 in range(0, T, BLOCK_T):
         t = t0 + rows  # [BLOCK_T]
         off, m = time_tile(base, t, d, dmask, T, D)
@@ -42,9 +41,9 @@ def _forward_chunked(a, b, h0, h, B, T, D, HAS_H0: tl.constexpr, BLOCK_T: tl.con
 @triton.autotune(configs=SEQUENTIAL_CONFIGS, key=RECURRENCE_KEY)
 @triton.jit
 def _forward_sequential(a, b, h0, h, B, T, D, HAS_H0: tl.constexpr, BLOCK_D: tl.constexpr):
-    pb, d, dmask = channels(D, BLOCK_D)
+    pb, d, dmask, base = channels(T, D, BLOCK_D)
     state = initial_state(h0, pb, d, dmask, D, HAS_H0)
-    off = pb.to(tl.int64) * T * D + d  # [BLOCK_D], row t = 0
+    off = base + d  # [BLOCK_D], row t = 0
     for _ in range(T):
         av = tl.load(a + off, mask=dmask, other=0.0).to(tl.float32)
         bv = tl.load(b + off, mask=dmask, other=0.0).to(tl.float32)
@@ -57,9 +56,8 @@ def _forward_sequential(a, b, h0, h, B, T, D, HAS_H0: tl.constexpr, BLOCK_D: tl.
 @triton.jit
 def _backward_chunked(a, h, h0, dh, da, db, dh0, B, T, D, HAS_H0: tl.constexpr,
                       BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
-    pb, d, dmask = channels(D, BLOCK_D)
+    pb, d, dmask, base = channels(T, D, BLOCK_D)
     rows = tl.arange(0, BLOCK_T)
-    base = pb.to(tl.int64) * T * D
     h0v = initial_state(h0, pb, d, dmask, D, HAS_H0)
     carry = tl.zeros([BLOCK_D], dtype=tl.float32)  # g_{t+1} entering the tile; g_T = 0
     for t_end in range(0, T, BLOCK_T):
@@ -81,11 +79,11 @@ def _backward_chunked(a, h, h0, dh, da, db, dh0, B, T, D, HAS_H0: tl.constexpr,
 @triton.autotune(configs=SEQUENTIAL_CONFIGS, key=RECURRENCE_KEY)
 @triton.jit
 def _backward_sequential(a, h, h0, dh, da, db, dh0, B, T, D, HAS_H0: tl.constexpr, BLOCK_D: tl.constexpr):
-    pb, d, dmask = channels(D, BLOCK_D)
+    pb, d, dmask, base = channels(T, D, BLOCK_D)
     h0v = initial_state(h0, pb, d, dmask, D, HAS_H0)
     g = tl.zeros([BLOCK_D], dtype=tl.float32)
     a_next = tl.zeros([BLOCK_D], dtype=tl.float32)  # a_{t+1}; its value at t = T-1 is unused (g = 0)
-    off = pb.to(tl.int64) * T * D + (T - 1) * D + d  # [BLOCK_D], row t = T-1
+    off = (pb + 1).to(tl.int64) * T * D - D + d  # [BLOCK_D], row t = T-1 (int64 before any product)
     for i in range(T):
         t = T - 1 - i
         g = a_next * g + tl.load(dh + off, mask=dmask, other=0.0).to(tl.float32)

@@ -29,15 +29,21 @@ def _tiles(B, K, D, meta) -> int:
 
 
 @triton.jit
-def _tile(K, D, BLOCK_K: tl.constexpr, BLOCK_D: tl.constexpr):
-    """(batch, slot block, feature block, slots k [BLOCK_K], features d [BLOCK_D], d mask)."""
+def _tile(actions, K, D, BLOCK_K: tl.constexpr, BLOCK_D: tl.constexpr):
+    """This program's tile: (batch, slot block, feature block, slots k [BLOCK_K],
+    features d [BLOCK_D], d mask, the batch row's start in [B, K, D] (int64), and its
+    actions p, n, q in float32)."""
     pid = tl.program_id(0)
     nd = tl.cdiv(D, BLOCK_D)
     nk = tl.cdiv(K, BLOCK_K)
+    pb = pid // (nk * nd)
     pk = (pid // nd) % nk
     pd = pid % nd
     d = pd * BLOCK_D + tl.arange(0, BLOCK_D)
-    return pid // (nk * nd), pk, pd, pk * BLOCK_K + tl.arange(0, BLOCK_K), d, d < D
+    p = tl.load(actions + pb * 3).to(tl.float32)
+    n = tl.load(actions + pb * 3 + 1).to(tl.float32)
+    q = tl.load(actions + pb * 3 + 2).to(tl.float32)
+    return pb, pk, pd, pk * BLOCK_K + tl.arange(0, BLOCK_K), d, d < D, pb.to(tl.int64) * K * D, p, n, q
 
 
 @triton.jit
@@ -60,11 +66,7 @@ def _above(prev, top, kk):
 @triton.jit
 def _forward(values, mass, actions, push, out_v, out_m, pop_v, pop_m, B, K, D,
              BLOCK_K: tl.constexpr, BLOCK_D: tl.constexpr):
-    pb, pk, pd, k, d, dmask = _tile(K, D, BLOCK_K, BLOCK_D)
-    p = tl.load(actions + pb * 3).to(tl.float32)
-    n = tl.load(actions + pb * 3 + 1).to(tl.float32)
-    q = tl.load(actions + pb * 3 + 2).to(tl.float32)
-    base = pb.to(tl.int64) * K * D
+    pb, pk, pd, k, d, dmask, base, p, n, q = _tile(actions, K, D, BLOCK_K, BLOCK_D)
     kk = k[:, None]
     off = base + kk * D + d[None, :]  # [BLOCK_K, BLOCK_D]
     m = (kk < K) & dmask[None, :]
@@ -87,11 +89,7 @@ def _forward(values, mass, actions, push, out_v, out_m, pop_v, pop_m, B, K, D,
 @triton.jit
 def _backward(values, mass, actions, push, g_v, g_m, g_pv, g_pm, d_values, d_mass, d_push, partial, B, K, D,
               BLOCK_K: tl.constexpr, BLOCK_D: tl.constexpr):
-    pb, pk, pd, k, d, dmask = _tile(K, D, BLOCK_K, BLOCK_D)
-    p = tl.load(actions + pb * 3).to(tl.float32)
-    n = tl.load(actions + pb * 3 + 1).to(tl.float32)
-    q = tl.load(actions + pb * 3 + 2).to(tl.float32)
-    base = pb.to(tl.int64) * K * D
+    pb, pk, pd, k, d, dmask, base, p, n, q = _tile(actions, K, D, BLOCK_K, BLOCK_D)
     kk = k[:, None]
     off = base + kk * D + d[None, :]  # [BLOCK_K, BLOCK_D]
     m = (kk < K) & dmask[None, :]
