@@ -113,7 +113,8 @@ class Row:
         return self.verdict in ("slower", "error")
 
 
-def compare_sides(base: dict[str, dict], head: dict[str, dict], factor: float = FACTOR, alpha: float = ALPHA) -> list[Row]:
+def compare_sides(base: dict[str, dict], head: dict[str, dict], factor: float = FACTOR,
+                  alpha: float = ALPHA) -> list[Row]:
     """One row per pair of ``head``; see the module docstring for the rule."""
     from bench.compare import verdict
 
@@ -175,7 +176,8 @@ def shim(kernels_root: Path, where: Path) -> Path:
 
 
 def run_worker(side_dir: Path, pairs_file: Path, result_file: Path, reps: int) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(side_dir), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    path = [str(side_dir)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
     cmd = [sys.executable, "-m", "bench.regression", "--worker", str(pairs_file), str(result_file), "--reps", str(reps)]
     done = subprocess.run(cmd, cwd=side_dir, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -238,7 +240,8 @@ def main(argv=None) -> int:
     ap.add_argument("--suite", default="stable", help="op suite (default stable)")
     ap.add_argument("--ops", default=None, help="comma list of ops (default all)")
     ap.add_argument("--names", default=None, help="comma list of backends (default every available one)")
-    ap.add_argument("--modes", default=",".join(DEFAULT_MODES), help=f"comma list of modes (default {','.join(DEFAULT_MODES)})")
+    modes = ",".join(DEFAULT_MODES)
+    ap.add_argument("--modes", default=modes, help=f"comma list of modes (default {modes})")
     ap.add_argument("--out", default=None, help="write the rows as JSON here")
     ap.add_argument("--worker", nargs=2, metavar=("PAIRS", "RESULT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

@@ -25,7 +25,8 @@ from __future__ import annotations
 SUITES: dict[str, dict[str, list[dict]]] = {
     "quick": {
         "micro_mlp": [dict(N=1024, D=64, activation="relu")],
-        "gated_update": [dict(B=8, T=64, D=512, bound=1.0)],  # short T: torch.compile unrolls the bounded loop, compile time grows with T
+        # short T: torch.compile unrolls the bounded loop, its compile time grows with T
+        "gated_update": [dict(B=8, T=64, D=512, bound=1.0)],
         "logspace_matvec": [dict(B=4, M=256, K=256)],
         "parallel_scan": [dict(B=4, T=1024, D=256)],
         "banked_attention": [dict(B=2, T=256, H=2, N=4, Dk=16, Dv=16)],

@@ -114,7 +114,8 @@ def test_candidates_come_from_the_registry():
 
 def test_torch_compile_passes_the_gate_and_records_compile_time():
     case = backends.OPS["stack_step"].test_cases[1]
-    r = check_pair("stack_step", "torch_compile", case, torch.float32, "cpu", fn=implementation("stack_step", "torch_compile"))
+    fn = implementation("stack_step", "torch_compile")
+    r = check_pair("stack_step", "torch_compile", case, torch.float32, "cpu", fn=fn)
     assert r.ok, r.problems
     p = prepare("stack_step", "torch_compile", case, torch.float32, "cpu", "forward")
     assert p.compile_seconds > 0.0  # its own graph: the gate's compile is not inherited
@@ -179,7 +180,8 @@ def test_cuda_peer_adapters_meet_the_contract(monkeypatch, peer, op, case):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("minGRU_pytorch") is None, reason="mingru-pytorch is not installed")
-@pytest.mark.parametrize("op, case", [("parallel_scan", dict(B=2, T=33, D=4)), ("gated_update", dict(B=2, T=17, D=5, h0=False))])
+@pytest.mark.parametrize("op, case", [("parallel_scan", dict(B=2, T=33, D=4)),
+                                      ("gated_update", dict(B=2, T=17, D=5, h0=False))])
 def test_mingru_adapter_passes_the_gate(op, case):
     r = check_pair(op, "mingru", case, torch.float32, "cpu", fn=implementation(op, "mingru"))
     assert r.ok, r.problems
