@@ -4,6 +4,7 @@ and the vector-width hint."""
 import numpy as np
 import torch
 from llvmlite import binding as llvm
+import numba
 from numba import types
 from numba.extending import intrinsic
 
@@ -73,3 +74,15 @@ def relax_alias_check_limits() -> None:
     effect for code compiled after the call (cached code is unaffected by them)."""
     llvm.set_option("", "-runtime-memory-check-threshold=64")
     llvm.set_option("", "-memory-check-merge-threshold=100000")
+
+
+relax_alias_check_limits()  # before any kernel of this backend compiles
+
+
+def scan_chunk(B: int, D: int) -> int:
+    """Lanes per job for a scan over [B, T, D] (jobs = B x ceil(D / chunk)): whole rows
+    when B alone gives each thread two jobs, else D cut into pieces of whole 64-byte
+    vectors, at least 64 lanes so each step of a job still streams 256 bytes."""
+    pieces = max(1, -(-2 * numba.get_num_threads() // max(B, 1)))
+    chunk = -(-D // pieces)
+    return min(D, max(64, -(-chunk // 16) * 16))

@@ -36,7 +36,7 @@ import torch
 from numba import njit, prange
 
 from backends.numba_cpu import packed
-from backends.numba_cpu._common import always_inline, as_array, nonneg, relax_alias_check_limits, wide_vectors
+from backends.numba_cpu._common import always_inline, as_array, nonneg, wide_vectors
 from backends.numba_cpu.special import TRIG_LIMIT, _fma, cos_bounded, flog1p, magnitude_bits, sin_bounded
 from backends.ops.micro_mlp import LAYOUT, RECORD
 from backends.registry import implements, new_output
@@ -45,8 +45,6 @@ W = 16  # units per block: one 512-bit vector of float32
 RB = 64  # rows per tile: the block-major tile copies (2 x RB x D floats) stay in L2
 RELU, SIN, LOG_RELU = 0, 1, 2
 KIND = {"relu": RELU, "sin": SIN, "log_relu": LOG_RELU}
-
-relax_alias_check_limits()  # the backward's vector loop updates ~80 accumulators
 
 _F = np.float32
 _ZERO, _ONE = _F(0.0), _F(1.0)
