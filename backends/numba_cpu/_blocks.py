@@ -13,6 +13,8 @@ axis, so each pair of loaded vectors feeds 16 FMAs instead of one.
 import numpy as np
 from numba import njit
 
+from backends.numba_cpu._common import wide_vectors
+
 FAST = {"reassoc", "contract", "nsz"}
 
 _f32 = np.float32
@@ -29,6 +31,7 @@ def _dot_row(a, i, b, j):
 @njit(cache=True, fastmath=FAST)
 def dot_nt(a, b, out):
     """out[i, j] = sum_k a[i, k] b[j, k].  a [I, R], b [J, R], out [I, J] (C order)."""
+    wide_vectors()
     I, R = a.shape
     J = b.shape[0]
     I4, J4 = I - I % 4, J - J % 4
@@ -74,6 +77,7 @@ def acc_tn(g, x, out):
     """out[i, :] += sum_r g[r, i] x[r, :].  g [R, I], x [R, C], out [I, C] (rows of x
     and out contiguous). Four rows of x per pass over the output block (5 loads and a
     store per 4 FMAs); x is read once, so callers keep the [I, C] block cache-sized."""
+    wide_vectors()
     R, I = g.shape
     C = x.shape[1]
     R4 = R - R % 4

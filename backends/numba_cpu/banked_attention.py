@@ -235,7 +235,8 @@ def _backward(q, k, v, read_logits, write_logits, decay_logits, o, den_all, ck_S
 
 class _BankedAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, read_logits, write_logits, decay_logits, S0, z0):
+    def forward(ctx, save, q, k, v, read_logits, write_logits, decay_logits, S0, z0):
+        """save: a gradient will be wanted (the checkpoints and den are kept)."""
         B, T, H, Dk = q.shape
         Dv, N = v.shape[3], read_logits.shape[3]
         dev = q.device
@@ -243,7 +244,6 @@ class _BankedAttention(torch.autograd.Function):
         if not has_state:
             S0 = torch.zeros((B, H, N, Dk, Dv), dtype=torch.float32)
             z0 = torch.zeros((B, H, N, Dk), dtype=torch.float32)
-        save = any(ctx.needs_input_grad)
         n_ck = -(-T // CHUNK) if save else 0
         ck_S = torch.empty((B, H, n_ck, N, Dk, Dv), dtype=torch.float32)
         ck_z = torch.empty((B, H, n_ck, N, Dk), dtype=torch.float32)
@@ -273,11 +273,13 @@ class _BankedAttention(torch.autograd.Function):
         d_decay = d_decay_part.sum(0)  # [H, N]
         if not ctx.has_state:
             dS0 = dz0 = None
-        return (*grads, d_decay, dS0, dz0)
+        return (None, *grads, d_decay, dS0, dz0)
 
 
 @implements("banked_attention", dtypes=(torch.float32,))
 def banked_attention(q, k, v, read_logits, write_logits, decay_logits, state=None):
     S0, z0 = (None, None) if state is None else state
-    o, S, z = _BankedAttention.apply(q, k, v, read_logits, write_logits, decay_logits, S0, z0)
+    tensors = (q, k, v, read_logits, write_logits, decay_logits, S0, z0)
+    save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    o, S, z = _BankedAttention.apply(save, *tensors)
     return o, (S, z)

@@ -8,8 +8,8 @@ weights, and the accumulation into the item's [S, D] states. With top_k much sma
 than S the weights are sparse, so the accumulation (and the backward) touches only the
 kept states of each token: top_k D instead of S D multiply-adds per token.
 
-Top-k keeps the k largest logits, ties to the lower index: k passes of a first-maximum
-search (or, for k > S / 2, dropping the S - k smallest, ties to the higher index).
+Top-k keeps the k largest logits, ties to the lower index: one pass that inserts into a
+sorted list of the k best so far.
 
 Backward, with p = weights of one token and gp = d weights + d states . x_t:
     dlogits = p * (gp - p . gp)   (zero for masked and dropped states, where p = 0)
@@ -32,51 +32,60 @@ TOKENS = 64  # tokens per block: a [64, D] slice of x stays in L2 between its th
 
 
 @njit(cache=True)
-def _select(logits, k, keep, order):
-    """keep [S] = whether s is among the k largest (ties: lower index first);
-    order[:k] = the kept indices. Returns the largest kept logit."""
-    S = logits.shape[0]
-    if 2 * k <= S:
-        keep[:] = False
-        for j in range(k):
-            best = -1
-            for s in range(S):
-                if not keep[s] and (best < 0 or logits[s] > logits[best]):
-                    best = s
-            keep[best] = True
-    else:
-        keep[:] = True
-        for j in range(S - k):
-            worst = -1
-            for s in range(S):
-                if keep[s] and (worst < 0 or logits[s] <= logits[worst]):
-                    worst = s
-            keep[worst] = False
-    j = 0
-    m = np.float32(-np.inf)
-    for s in range(S):
-        if keep[s]:
-            order[j] = s
-            j += 1
-            if logits[s] > m or math.isnan(logits[s]):
-                m = logits[s]
-    return m
+def _ranks_above(u, v):
+    """u ranks above v: larger, and a NaN below every number (as a stable sort of
+    -logits puts it); equal values keep their index order."""
+    return u > v or (v != v and u == u)
 
 
 @njit(cache=True)
-def _route_token(logits, bias, k, keep, order, p):
-    """p [S] = the token's weights from its logits [S] (bias added here)."""
+def _select(logits, k, order):
+    """order[:k] = the indices of the k largest logits, largest first (ties: lower index
+    first), by insertion into a sorted list of k: one pass, few insertions."""
+    filled = 0
+    for s in range(logits.shape[0]):
+        v = logits[s]
+        if filled == k and not _ranks_above(v, logits[order[k - 1]]):
+            continue
+        pos = filled if filled < k else k - 1
+        while pos > 0 and _ranks_above(v, logits[order[pos - 1]]):
+            order[pos] = order[pos - 1]
+            pos -= 1
+        order[pos] = s
+        filled = min(k, filled + 1)
+
+
+@njit(cache=True, fastmath=FAST)
+def _route_token(logits, bias, k, order, p):
+    """p [S] = the token's weights from its logits [S] (bias added here). A NaN logit
+    that is kept makes the kept weights NaN, as in the reference."""
     S = logits.shape[0]
     for s in range(S):
         logits[s] += bias[s]
-    m = _select(logits, k, keep, order)
+    if k >= S:  # plain softmax
+        m = logits[0]
+        for s in range(1, S):
+            m = max(m, logits[s])
+        total = np.float32(0.0)
+        for s in range(S):
+            p[s] = fexp(logits[s] - m)
+            total += p[s]
+        inv = np.float32(1.0) / total
+        for s in range(S):
+            p[s] *= inv
+        return
+    _select(logits, k, order)
+    p[:] = 0.0
+    m = logits[order[0]]
+    for j in range(1, k):
+        m = max(m, logits[order[j]])
     total = np.float32(0.0)
-    for s in range(S):
-        e = fexp(logits[s] - m) if keep[s] else np.float32(0.0)
-        p[s] = e
+    for j in range(k):
+        e = fexp(logits[order[j]] - m)
+        p[order[j]] = e
         total += e
-    for s in range(S):
-        p[s] /= total
+    for j in range(k):
+        p[order[j]] /= total
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
@@ -90,7 +99,6 @@ def _forward(x, w, bias, mask, has_mask, k, sparse, nsplit, weights, states, par
         acc = states[b] if nsplit == 1 else part[b, sp]  # [S, D]
         acc[:] = 0.0
         logits = np.empty((TOKENS, S), dtype=np.float32)
-        keep = np.empty(S, dtype=np.bool_)
         order = np.empty(S, dtype=np.int64)
         for t0 in range(ta, tb, TOKENS):
             t1 = min(tb, t0 + TOKENS)
@@ -103,7 +111,7 @@ def _forward(x, w, bias, mask, has_mask, k, sparse, nsplit, weights, states, par
                 if has_mask and not mask[b, t]:
                     p[:] = 0.0
                     continue
-                _route_token(lg[tt], bias, k, keep, order, p)
+                _route_token(lg[tt], bias, k, order, p)
                 if sparse:
                     for j in range(k):
                         s = order[j]
