@@ -23,6 +23,9 @@ too slow and fragile for CI's budget, so the comparison uses the harness's own r
   machine (other load, heat) falls on both sides alike; each round of a side times every
   pair ``--reps`` times (``bench.timing.time_interleaved``), and the samples of all
   rounds are pooled;
+- a load average above the number of cores during the check is reported as a warning:
+  on a 2-core machine shared with other work, torch's OpenMP kernels were seen running
+  50-80x slower than alone, and then no comparison means anything;
 - pairs: the "stable" suite x the backends available on this machine (peers excluded:
   they are not this project's code) x forward and forward_backward. A pair the base
   cannot run (new op, new backend) is reported as new and not compared.
@@ -203,6 +206,7 @@ def run_check(base: str = "HEAD~1", factor: float = FACTOR, alpha: float = ALPHA
             pairs_file = tmp / "pairs.json"
             pairs_file.write_text(json.dumps(pairs))
             pooled = {"head": {}, "base": {}}
+            busiest = 0.0
             for r in range(rounds):
                 order = ("head", "base") if r % 2 == 0 else ("base", "head")
                 for side in order:
@@ -215,8 +219,14 @@ def run_check(base: str = "HEAD~1", factor: float = FACTOR, alpha: float = ALPHA
                         # a base that predates the harness (or cannot import it) has nothing to compare
                         got = {key(p): {"unavailable": f"base worker failed: {str(exc)[-300:]}"} for p in pairs}
                     pool(pooled[side], got)
+                    busiest = max(busiest, os.getloadavg()[0])
         finally:
             _git("worktree", "remove", "--force", str(tree))
+    cores = os.cpu_count() or 1
+    if busiest > cores:
+        log(f"WARNING: the load average reached {busiest:.1f} on {cores} cores during the check: other work "
+            "competed for the cores, and OpenMP kernels slow down many times over under such contention; "
+            "treat these verdicts with suspicion (CI runs on a quiet machine)")
     return compare_sides(pooled["base"], pooled["head"], factor, alpha)
 
 
