@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.arsenal-installed
 
-.PHONY: run test install clean
+.PHONY: run test install bench-ci clean
 
 install: $(STAMP)
 
@@ -22,6 +22,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# CI's benchmark steps: the asv suite once as a smoke test (stable subset, CPU backends),
+# then this commit against its parent (bench/regression.py: fails past 1.5x slower).
+bench-ci: $(STAMP)
+	$(VENV)/bin/asv machine --yes
+	ARSENAL_SUITE=stable ARSENAL_NAMES=torch,numba_cpu $(VENV)/bin/asv run --python=same --quick --dry-run --show-stderr
+	$(PY) -m bench.regression --base HEAD~1
 
 clean:
 	rm -rf $(VENV) out .asv .hypothesis
