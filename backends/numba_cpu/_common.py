@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from llvmlite import binding as llvm
 import numba
-from numba import types
+from numba import njit, types
 from numba.extending import intrinsic
 
 
@@ -77,6 +77,14 @@ def relax_alias_check_limits() -> None:
 
 
 relax_alias_check_limits()  # before any kernel of this backend compiles
+
+
+@njit(cache=True)
+def scan_job(job, chunk, D):
+    """(b, d0, width) of job ``job`` of a scan whose rows of D lanes are cut into chunks."""
+    per_row = (D + chunk - 1) // chunk
+    d0 = (job % per_row) * chunk
+    return job // per_row, d0, min(chunk, D - d0)
 
 
 def scan_chunk(B: int, D: int) -> int:

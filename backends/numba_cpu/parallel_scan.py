@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from backends.numba_cpu._common import as_array, nonneg, optional_array, scan_chunk, wide_vectors
+from backends.numba_cpu._common import as_array, nonneg, optional_array, scan_chunk, scan_job, wide_vectors
 from backends.registry import implements, new_output
 
 
@@ -24,12 +24,9 @@ def _forward(a, b, h0, has_h0, chunk, h):
     B, T, D = a.shape
     a, b, h = a.reshape(-1), b.reshape(-1), h.reshape(-1)
     h0 = h0.reshape(-1)
-    per_row = (D + chunk - 1) // chunk
-    for job in prange(B * per_row):
+    for job in prange(B * ((D + chunk - 1) // chunk)):
         wide_vectors()
-        bi = job // per_row
-        d0 = (job % per_row) * chunk
-        w = min(chunk, D - d0)
+        bi, d0, w = scan_job(job, chunk, D)
         state = np.zeros(w, np.float32)  # h_{t-1} of the chunk's lanes
         if has_h0:
             for j in range(w):
@@ -48,12 +45,9 @@ def _backward(a, h, h0, has_h0, dh, chunk, da, db, dh0):
     B, T, D = a.shape
     a, h, dh, da, db = a.reshape(-1), h.reshape(-1), dh.reshape(-1), da.reshape(-1), db.reshape(-1)
     h0, dh0 = h0.reshape(-1), dh0.reshape(-1)
-    per_row = (D + chunk - 1) // chunk
-    for job in prange(B * per_row):
+    for job in prange(B * ((D + chunk - 1) // chunk)):
         wide_vectors()
-        bi = job // per_row
-        d0 = (job % per_row) * chunk
-        w = min(chunk, D - d0)
+        bi, d0, w = scan_job(job, chunk, D)
         g = np.zeros(w, np.float32)  # g_{t+1} of the chunk's lanes
         a_next = np.zeros(w, np.float32)  # a_{t+1}; a_T = 0
         for t in range(T - 1, 0, -1):

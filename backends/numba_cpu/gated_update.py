@@ -1,0 +1,122 @@
+"""gated_update, Numba CPU: a streaming sequential scan over t, SIMD across D.
+
+Same job layout as parallel_scan (one job per (b, D-chunk), t in order, the chunk's
+lanes contiguous and vectorised, the state in a private L1 buffer). tanh and sigmoid are
+the vectorisable forms of ``special``; only the bound's tanh sits on the recurrence's
+dependency chain, and the lanes of a step are independent, so the chunk's width hides
+its latency.
+
+Backward: with z_t = h_{t-1} + tanh(a_t) sigmoid(b_t) and h_t = g(z_t), the gradient
+gz_t = dL/dz_t runs the linear reverse recurrence
+    gz_t = (dh_t + gz_{t+1}) g'(z_t),   g'(z_t) = 1 - (h_t / bound)^2  (1 without a bound)
+and da_t = gz_t sigmoid(b_t) (1 - tanh(a_t)^2), db_t = gz_t tanh(a_t) s (1 - s) with
+s = sigmoid(b_t), dh0 = gz_0. 1 - q^2 is evaluated as (1 - q)(1 + q), which keeps its
+accuracy where h_t nears the bound.
+"""
+
+import numpy as np
+import torch
+from numba import njit, prange
+
+from backends.numba_cpu._common import as_array, nonneg, optional_array, scan_chunk, scan_job, wide_vectors
+from backends.numba_cpu.special import fsigmoid, ftanh
+from backends.registry import implements, new_output
+
+_ONE = np.float32(1.0)
+
+
+@njit(cache=True)
+def _step(a, b, row, state, h, w, bound, inv_bound, bounded):
+    """One time step of a chunk: state <- g(state + tanh(a) sigmoid(b)), h[row:] <- state."""
+    wide_vectors()
+    if bounded:
+        for j in range(w):
+            s = bound * ftanh((state[j] + ftanh(a[row + j]) * fsigmoid(b[row + j])) * inv_bound)
+            state[j] = s
+            h[row + j] = s
+    else:
+        for j in range(w):
+            s = state[j] + ftanh(a[row + j]) * fsigmoid(b[row + j])
+            state[j] = s
+            h[row + j] = s
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _forward(a, b, h0, has_h0, bound, bounded, chunk, h):
+    # a, b, h [B, T, D]; h0 [B, D]
+    B, T, D = a.shape
+    a, b, h, h0 = a.reshape(-1), b.reshape(-1), h.reshape(-1), h0.reshape(-1)
+    bound = np.float32(bound)
+    inv_bound = np.float32(1.0) / bound
+    for job in prange(B * ((D + chunk - 1) // chunk)):
+        bi, d0, w = scan_job(job, chunk, D)
+        state = np.zeros(w, np.float32)  # h_{t-1} of the chunk's lanes
+        if has_h0:
+            for j in range(w):
+                state[j] = h0[nonneg(bi * D + d0 + j)]
+        for t in range(T):
+            _step(a, b, nonneg((bi * T + t) * D + d0), state, h, w, bound, inv_bound, bounded)
+
+
+@njit(cache=True)
+def _step_backward(a, b, h, dh, row, gz, w, inv_bound, bounded, da, db):
+    """One reverse step: gz <- (dh_t + gz) g'(z_t), then da_t, db_t."""
+    wide_vectors()
+    for j in range(w):
+        g = dh[row + j] + gz[j]
+        if bounded:
+            q = h[row + j] * inv_bound
+            g = g * ((_ONE - q) * (_ONE + q))
+        gz[j] = g
+        ta = ftanh(a[row + j])
+        sb = fsigmoid(b[row + j])
+        gs = g * sb
+        da[row + j] = gs * ((_ONE - ta) * (_ONE + ta))
+        db[row + j] = gs * ta * (_ONE - sb)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _backward(a, b, h, dh, bound, bounded, chunk, da, db, dh0):
+    # a, b, h, dh, da, db [B, T, D]; dh0 [B, D]
+    B, T, D = a.shape
+    a, b, h, dh = a.reshape(-1), b.reshape(-1), h.reshape(-1), dh.reshape(-1)
+    da, db, dh0 = da.reshape(-1), db.reshape(-1), dh0.reshape(-1)
+    inv_bound = np.float32(1.0) / np.float32(bound)
+    for job in prange(B * ((D + chunk - 1) // chunk)):
+        bi, d0, w = scan_job(job, chunk, D)
+        gz = np.zeros(w, np.float32)  # gz_{t+1} of the chunk's lanes
+        for t in range(T - 1, -1, -1):
+            _step_backward(a, b, h, dh, nonneg((bi * T + t) * D + d0), gz, w, inv_bound, bounded, da, db)
+        for j in range(w):
+            dh0[nonneg(bi * D + d0 + j)] = gz[j]
+
+
+class _GatedUpdate(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, b, h0, bound):
+        B, T, D = a.shape
+        h = new_output((B, T, D), a.dtype, a.device)
+        h0_arr, has_h0 = optional_array(h0, (B, D))
+        bounded = bound is not None
+        _forward(as_array(a), as_array(b), h0_arr, has_h0, float(bound) if bounded else 1.0, bounded,
+                 scan_chunk(B, D), h.numpy())
+        ctx.save_for_backward(a, b, h)
+        ctx.bound, ctx.has_h0 = bound, has_h0
+        return h
+
+    @staticmethod
+    def backward(ctx, dh):
+        a, b, h = ctx.saved_tensors
+        B, T, D = a.shape
+        da = torch.empty_like(a)
+        db = torch.empty_like(a)
+        dh0 = torch.empty((B, D), dtype=a.dtype)
+        bounded = ctx.bound is not None
+        _backward(as_array(a), as_array(b), h.numpy(), as_array(dh), float(ctx.bound) if bounded else 1.0,
+                  bounded, scan_chunk(B, D), da.numpy(), db.numpy(), dh0.numpy())
+        return da, db, (dh0 if ctx.has_h0 else None), None
+
+
+@implements("gated_update", dtypes=(torch.float32,))
+def gated_update(a, b, h0=None, bound=None):
+    return _GatedUpdate.apply(a, b, h0, bound)
