@@ -29,6 +29,7 @@ from backends.numba_cpu.special import fexp
 from backends.registry import implements, new_output
 
 TOKENS = 64  # tokens per block: a [64, D] slice of x stays in L2 between its three uses
+_NEG_INF = np.float32(-np.inf)
 
 
 @njit(cache=True)
@@ -56,24 +57,33 @@ def _select(logits, k, order):
 
 
 @njit(cache=True, fastmath=FAST)
-def _route_token(logits, bias, k, order, p):
-    """p [S] = the token's weights from its logits [S] (bias added here). A NaN logit
-    that is kept makes the kept weights NaN, as in the reference."""
+def _softmax_rows(logits, bias, p):
+    """p [n, S] = softmax(logits + bias) per row; logits [n, S]. One call per block of
+    tokens (a call per token costs as much as its softmax). A NaN logit makes its row
+    NaN, as in the reference."""
+    n, S = logits.shape
+    for tt in range(n):
+        m = _NEG_INF
+        for s in range(S):
+            v = logits[tt, s] + bias[s]
+            logits[tt, s] = v
+            m = max(m, v)
+        total = np.float32(0.0)
+        for s in range(S):
+            e = fexp(logits[tt, s] - m)
+            p[tt, s] = e
+            total += e
+        inv = np.float32(1.0) / total
+        for s in range(S):
+            p[tt, s] *= inv
+
+
+@njit(cache=True, fastmath=FAST)
+def _route_top_k(logits, bias, k, order, p):
+    """p [S] = the weights of one token under top_k (order[:k] = the kept states)."""
     S = logits.shape[0]
     for s in range(S):
         logits[s] += bias[s]
-    if k >= S:  # plain softmax
-        m = logits[0]
-        for s in range(1, S):
-            m = max(m, logits[s])
-        total = np.float32(0.0)
-        for s in range(S):
-            p[s] = fexp(logits[s] - m)
-            total += p[s]
-        inv = np.float32(1.0) / total
-        for s in range(S):
-            p[s] *= inv
-        return
     _select(logits, k, order)
     p[:] = 0.0
     m = logits[order[0]]
@@ -105,21 +115,24 @@ def _forward(x, w, bias, mask, has_mask, k, sparse, nsplit, weights, states, par
             xb = x[b, t0:t1]  # [n, D]
             lg = logits[: t1 - t0]
             dot_nt(xb, w, lg)
+            pb = weights[b, t0:t1]  # [n, S]
+            if k >= S:
+                _softmax_rows(lg, bias, pb)
             for tt in range(t1 - t0):
-                t = t0 + tt
-                p = weights[b, t]  # [S]
-                if has_mask and not mask[b, t]:
-                    p[:] = 0.0
+                if has_mask and not mask[b, t0 + tt]:
+                    pb[tt] = 0.0
                     continue
-                _route_token(lg[tt], bias, k, order, p)
+                if k >= S:
+                    continue
+                _route_top_k(lg[tt], bias, k, order, pb[tt])
                 if sparse:
                     for j in range(k):
                         s = order[j]
-                        ps = p[s]
+                        ps = pb[tt, s]
                         for d in range(D):
                             acc[s, d] += ps * xb[tt, d]
             if not sparse:
-                acc_tn(weights[b, t0:t1], xb, acc)
+                acc_tn(pb, xb, acc)
     if nsplit > 1:
         for b in prange(B):
             for s in range(S):
