@@ -87,6 +87,11 @@ def scan_job(job, chunk, D):
     return job // per_row, d0, min(chunk, D - d0)
 
 
+def scan_gradients(a: torch.Tensor):
+    """The gradient tensors of a scan over a [B, T, D]: da, db like a and a zero dh0 [B, D]."""
+    return torch.empty_like(a), torch.empty_like(a), torch.zeros((a.shape[0], a.shape[2]), dtype=a.dtype)
+
+
 def scan_chunk(B: int, D: int) -> int:
     """Lanes per job for a scan over [B, T, D] (jobs = B x ceil(D / chunk)): whole rows
     when B alone gives each thread two jobs, else D cut into pieces of whole 64-byte

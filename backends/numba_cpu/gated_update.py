@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from backends.numba_cpu._common import as_array, nonneg, optional_array, scan_chunk, scan_job, wide_vectors
+from backends.numba_cpu._common import (as_array, nonneg, optional_array, scan_chunk, scan_gradients, scan_job,
+                                        wide_vectors)
 from backends.numba_cpu.special import fsigmoid, ftanh
 from backends.registry import implements, new_output
 
@@ -108,9 +109,7 @@ class _GatedUpdate(torch.autograd.Function):
     def backward(ctx, dh):
         a, b, h = ctx.saved_tensors
         B, T, D = a.shape
-        da = torch.empty_like(a)
-        db = torch.empty_like(a)
-        dh0 = torch.empty((B, D), dtype=a.dtype)
+        da, db, dh0 = scan_gradients(a)
         bounded = ctx.bound is not None
         _backward(as_array(a), as_array(b), h.numpy(), as_array(dh), float(ctx.bound) if bounded else 1.0,
                   bounded, scan_chunk(B, D), da.numpy(), db.numpy(), dh0.numpy())

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from backends.numba_cpu._common import as_array, nonneg, optional_array, scan_chunk, scan_job, wide_vectors
+from backends.numba_cpu._common import (as_array, nonneg, optional_array, scan_chunk, scan_gradients, scan_job,
+                                        wide_vectors)
 from backends.registry import implements, new_output
 
 
@@ -84,9 +85,7 @@ class _ParallelScan(torch.autograd.Function):
     def backward(ctx, dh):
         a, h, h0 = ctx.saved_tensors
         B, T, D = a.shape
-        da = torch.empty_like(a)
-        db = torch.empty_like(a)
-        dh0 = torch.zeros((B, D), dtype=a.dtype)
+        da, db, dh0 = scan_gradients(a)
         h0_arr, has_h0 = optional_array(h0, (B, D))
         _backward(as_array(a), h.numpy(), h0_arr, has_h0, as_array(dh), scan_chunk(B, D),
                   da.numpy(), db.numpy(), dh0.numpy())
