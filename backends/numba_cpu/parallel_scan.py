@@ -49,26 +49,24 @@ def _backward(a, h, h0, has_h0, dh, chunk, da, db, dh0):
     for job in prange(B * ((D + chunk - 1) // chunk)):
         wide_vectors()
         bi, d0, w = scan_job(job, chunk, D)
-        g = np.zeros(w, np.float32)  # g_{t+1} of the chunk's lanes
-        a_next = np.zeros(w, np.float32)  # a_{t+1}; a_T = 0
+        g = np.zeros(w, np.float32)  # g_t of the chunk's lanes, from g_{T-1} = dh_{T-1}
+        last = nonneg(((bi + 1) * T - 1) * D + d0)
+        for j in range(w):
+            g[j] = dh[last + j]
         for t in range(T - 1, 0, -1):
             row = nonneg((bi * T + t) * D + d0)
-            prev = nonneg(row - D)
             for j in range(w):
-                gt = dh[row + j] + a_next[j] * g[j]
-                g[j] = gt
-                a_next[j] = a[row + j]
+                gt = g[j]
                 db[row + j] = gt
-                da[row + j] = gt * h[prev + j]
-        if T > 0:
-            row = nonneg(bi * T * D + d0)
-            first = nonneg(bi * D + d0)
-            for j in range(w):
-                gt = dh[row + j] + a_next[j] * g[j]
-                db[row + j] = gt
-                h_prev = h0[first + j] if has_h0 else np.float32(0.0)
-                da[row + j] = gt * h_prev
-                dh0[first + j] = a[row + j] * gt
+                da[row + j] = gt * h[row - D + j]
+                g[j] = dh[row - D + j] + a[row + j] * gt  # g_{t-1}
+        row = nonneg(bi * T * D + d0)
+        first = nonneg(bi * D + d0)
+        for j in range(w):
+            gt = g[j]
+            db[row + j] = gt
+            da[row + j] = gt * (h0[first + j] if has_h0 else np.float32(0.0))
+            dh0[first + j] = a[row + j] * gt
 
 
 class _ParallelScan(torch.autograd.Function):
