@@ -119,3 +119,26 @@ def test_loops_vectorise():
         assert "<8 x float>" in llvm_ir or "<16 x float>" in llvm_ir, name
         for libm in ("@expf", "@logf", "@log1pf", "@tanhf", "@sinf", "@cosf"):
             assert libm not in llvm_ir, (name, libm)
+
+
+@numba.njit
+def _apply2(f, a, b, y):
+    for i in range(a.size):
+        y[i] = f(a[i], b[i])
+
+
+def test_tanh_sigmoid_against_libm():
+    """The fused gate tanh(a) sigmoid(b) over a grid of both arguments, specials included."""
+    rng = np.random.default_rng(0)
+    vals = np.concatenate([3 * rng.standard_normal(150), 30 * rng.standard_normal(50), SPECIALS]).astype(np.float32)
+    a, b = (v.ravel() for v in np.meshgrid(vals, vals))
+    y = np.empty_like(a)
+    _apply2(special.tanh_sigmoid, a, b, y)
+    with np.errstate(all="ignore"):
+        ref = np.tanh(a.astype(np.float64)) * scipy_special.expit(b.astype(np.float64))
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
+    finite = np.isfinite(ref)
+    err = _ulp_error(y[finite], ref[finite])
+    assert err.max() <= 5.0, (err.max(), a[finite][err.argmax()], b[finite][err.argmax()])
+    zeros = finite & (ref == 0)
+    np.testing.assert_array_equal(np.signbit(y[zeros]), np.signbit(ref[zeros]))

@@ -20,7 +20,7 @@ from numba import njit, prange
 
 from backends.numba_cpu._common import (as_array, nonneg, optional_array, scan_chunk, scan_gradients, scan_job,
                                         wide_vectors)
-from backends.numba_cpu.special import fsigmoid, ftanh
+from backends.numba_cpu.special import fsigmoid, ftanh, tanh_sigmoid
 from backends.registry import implements, new_output
 
 _ONE = np.float32(1.0)
@@ -30,14 +30,15 @@ _ONE = np.float32(1.0)
 def _step(a, b, row, state, h, w, bound, inv_bound, bounded):
     """One time step of a chunk: state <- g(state + tanh(a) sigmoid(b)), h[row:] <- state."""
     wide_vectors()
+    row = nonneg(row)
     if bounded:
         for j in range(w):
-            s = bound * ftanh((state[j] + ftanh(a[row + j]) * fsigmoid(b[row + j])) * inv_bound)
+            s = bound * ftanh((state[j] + tanh_sigmoid(a[row + j], b[row + j])) * inv_bound)
             state[j] = s
             h[row + j] = s
     else:
         for j in range(w):
-            s = state[j] + ftanh(a[row + j]) * fsigmoid(b[row + j])
+            s = state[j] + tanh_sigmoid(a[row + j], b[row + j])
             state[j] = s
             h[row + j] = s
 
@@ -63,6 +64,7 @@ def _forward(a, b, h0, has_h0, bound, bounded, chunk, h):
 def _step_backward(a, b, h, dh, row, gz, w, inv_bound, bounded, da, db):
     """One reverse step: gz <- (dh_t + gz) g'(z_t), then da_t, db_t."""
     wide_vectors()
+    row = nonneg(row)
     for j in range(w):
         g = dh[row + j] + gz[j]
         if bounded:

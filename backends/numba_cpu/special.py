@@ -31,6 +31,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from backends.numba_cpu._common import always_inline
+
 F = np.float32
 _ZERO, _HALF, _ONE, _TWO = F(0.0), F(0.5), F(1.0), F(2.0)
 _INF = F(np.inf)
@@ -119,7 +121,9 @@ def _flip_if_odd(builder, x, j):
 
 
 def _kernel(fn):
-    """A special function: compiled for float32, inlined by LLVM into its callers."""
+    """A special function: compiled for float32, inlined into its callers (every function
+    here calls always_inline: LLVM's own threshold would leave the larger ones as calls,
+    and a call in a loop stops its vectorisation)."""
     return njit(types.float32(types.float32), cache=True, error_model="numpy")(fn)
 
 
@@ -137,6 +141,7 @@ _EXP_P = tuple(F(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
 
 @_kernel
 def fexp(x):
+    always_inline()
     xc = x if x > _EXP_LO else _EXP_LO  # NaN -> _EXP_LO: the integer steps see a number
     xc = xc if xc < _EXP_HI else _EXP_HI
     n = _rint(xc * _LOG2E)
@@ -171,6 +176,7 @@ _EXP_MAX = F(126.0)
 @njit(cache=True)
 def _log_parts(x):
     """(e, f) with x = 2**e (1 + f), f in [sqrt(1/2) - 1, sqrt(2) - 1), for finite x > 0."""
+    always_inline()
     small = x < _TINY
     xs = x * _TWO23 if small else x  # denormals scaled to normal
     e = _exponent(xs)
@@ -185,6 +191,7 @@ def _log_parts(x):
 @njit(cache=True)
 def _log1p_poly(e, f):
     """e ln2 + log(1 + f) for |f| < 0.42 (no special values)."""
+    always_inline()
     z = f * f
     p = _LOG_P[0]
     for c in _LOG_P[1:]:
@@ -197,6 +204,7 @@ def _log1p_poly(e, f):
 
 @_kernel
 def flog(x):
+    always_inline()
     xc = x if x > _ZERO else _ONE  # keep the bit tricks on positive numbers
     xc = xc if xc < _INF else _ONE
     e, f = _log_parts(xc)
@@ -211,6 +219,7 @@ def flog1p(x):
     """log(1 + x) = log(u) + (x - (u - 1)) / u with u = fl(1 + x): the quotient puts back
     what rounding 1 + x lost, so small x keep their relative accuracy. It is below half an
     ulp of u, so 1 / u is taken as 2**-e (1 - f) (u = 2**e (1 + f)), within 12%: no division."""
+    always_inline()
     u = x + _ONE
     ok = (u > _ZERO) & (u < _INF)
     uc = u if ok else _ONE
@@ -231,15 +240,23 @@ _TANH_P = tuple(F(c) for c in (-5.70498872745e-3, 2.06390887954e-2, -5.373971555
                                 1.33314422036e-1, -3.33332819422e-1))
 
 
-@_kernel
-def ftanh(x):
-    """|x| < 0.625: x + x^3 P(x^2) (Cephes tanhf); else (1 - e) / (1 + e), e = exp(-2|x|)."""
-    ax = abs(x)
+@njit(cache=True)
+def _tanh_small(x):
+    """tanh(x) for |x| < 0.625: x + x^3 P(x^2) (Cephes tanhf)."""
+    always_inline()
     z = x * x
     p = _TANH_P[0]
     for c in _TANH_P[1:]:
         p = _fma(p, z, c)
-    small = _fma(p * z, x, x)
+    return _fma(p * z, x, x)
+
+
+@_kernel
+def ftanh(x):
+    """|x| < 0.625: the odd polynomial; else (1 - e) / (1 + e), e = exp(-2|x|)."""
+    always_inline()
+    ax = abs(x)
+    small = _tanh_small(x)
     small = small if x != _ZERO else x  # keeps -0
     e = fexp(-_TWO * ax)
     large = _copysign((_ONE - e) / (_ONE + e), x)
@@ -249,9 +266,29 @@ def ftanh(x):
 @_kernel
 def fsigmoid(x):
     """1 / (1 + e) for x >= 0, e / (1 + e) below, with e = exp(-|x|) (denormals kept)."""
+    always_inline()
     e = fexp(-abs(x))
     s = _ONE / (_ONE + e)
     return s if x >= _ZERO else e * s
+
+
+@njit(types.float32(types.float32, types.float32), cache=True, error_model="numpy")
+def tanh_sigmoid(a, b):
+    """tanh(a) sigmoid(b) with one division for both quotients:
+    sign(a) (1 - ea) sb / ((1 + ea)(1 + eb)), ea = exp(-2|a|), eb = exp(-|b|), sb = 1 for
+    b >= 0 and eb below (the polynomial stands in for the tanh quotient where |a| < 0.625).
+    Within a few ulp of the product of ftanh and fsigmoid; NaN and Inf as theirs."""
+    always_inline()
+    aa = abs(a)
+    ea = fexp(-_TWO * aa)
+    eb = fexp(-abs(b))
+    small = aa < _TANH_SMALL
+    num = _tanh_small(a) if small else _copysign(_ONE - ea, a)
+    num = num if b >= _ZERO else num * eb
+    den = (_ONE if small else _ONE + ea) * (_ONE + eb)
+    y = num / den
+    y = y if a != _ZERO else a * (_ONE if b == b else b)  # keeps -0; nan b: nan
+    return y if b == b else b
 
 
 # ---------------------------------------------------------------------------------------
@@ -276,6 +313,7 @@ TRIG_LIMIT = F(2.0 ** 22)  # |x| below: accurate; at or above: NaN (past it rint
 @njit(cache=True)
 def _sin_poly(r):
     """sin(r) for |r| <= pi / 2."""
+    always_inline()
     z = r * r
     p = _SIN_P[0]
     for c in _SIN_P[1:]:
@@ -286,6 +324,7 @@ def _sin_poly(r):
 @njit(cache=True)
 def _reduce_pi(x, j):
     """x - j pi for an integer-valued (or half-integer) j, |j| < 2**23."""
+    always_inline()
     r = _fma(-j, _PI_A, x)
     r = _fma(-j, _PI_B, r)
     return _fma(-j, _PI_C, r)
@@ -295,6 +334,7 @@ def _reduce_pi(x, j):
 def sin_bounded(x):
     """sin(x) for a finite |x| < TRIG_LIMIT that the caller guarantees (no selects for
     special values: the lean form for kernels that bound their arguments)."""
+    always_inline()
     j = _rint(x * _INV_PI)
     return _flip_if_odd(_sin_poly(_reduce_pi(x, j)), j)
 
@@ -303,12 +343,14 @@ def sin_bounded(x):
 def cos_bounded(x):
     """cos(x) = -(-1)^j sin(x - (j + 1/2) pi), j = rint(x / pi - 1/2), for a finite
     |x| < TRIG_LIMIT that the caller guarantees."""
+    always_inline()
     j = _rint(_fma(x, _INV_PI, -_HALF))
     return _flip_if_odd(-_sin_poly(_reduce_pi(x, j + _HALF)), j)
 
 
 @_kernel
 def fsin(x):
+    always_inline()
     inside = abs(x) < TRIG_LIMIT
     y = sin_bounded(x if inside else _ZERO)
     y = y if x != _ZERO else x  # keeps -0
@@ -317,6 +359,7 @@ def fsin(x):
 
 @_kernel
 def fcos(x):
+    always_inline()
     inside = abs(x) < TRIG_LIMIT
     y = cos_bounded(x if inside else _ZERO)
     return y if inside else _NAN
@@ -337,4 +380,4 @@ def magnitude_bits(typingctx, x):
 
 
 __all__ = ["fexp", "flog", "flog1p", "ftanh", "fsigmoid", "fsin", "fcos", "sin_bounded", "cos_bounded",
-           "magnitude_bits", "TRIG_LIMIT"]
+           "tanh_sigmoid", "magnitude_bits", "TRIG_LIMIT"]
