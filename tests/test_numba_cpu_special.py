@@ -142,3 +142,17 @@ def test_tanh_sigmoid_against_libm():
     assert err.max() <= 5.0, (err.max(), a[finite][err.argmax()], b[finite][err.argmax()])
     zeros = finite & (ref == 0)
     np.testing.assert_array_equal(np.signbit(y[zeros]), np.signbit(ref[zeros]))
+
+
+def test_log1p_nonneg_against_libm():
+    """The relu-domain log1p: every stride-th non-negative float32, inf and NaN."""
+    x = _inputs()
+    x = np.concatenate([x[(x >= 0) | np.isnan(x)], np.array([np.inf, np.nan], np.float32)])
+    y = np.empty_like(x)
+    _apply(special.log1p_nonneg, x, y)
+    with np.errstate(invalid="ignore"):  # the bit patterns include signalling NaNs
+        ref = np.log1p(x.astype(np.float64))
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
+    assert y[-2] == np.inf
+    finite = np.isfinite(ref)
+    assert _ulp_error(y[finite], ref[finite]).max() <= 2.0

@@ -37,7 +37,7 @@ from numba import njit, prange
 
 from backends.numba_cpu import packed
 from backends.numba_cpu._common import always_inline, as_array, nonneg, wide_vectors
-from backends.numba_cpu.special import TRIG_LIMIT, _fma, cos_bounded, flog1p, magnitude_bits, sin_bounded
+from backends.numba_cpu.special import TRIG_LIMIT, _fma, cos_bounded, log1p_nonneg, magnitude_bits, sin_bounded
 from backends.ops.micro_mlp import LAYOUT, RECORD
 from backends.registry import implements, new_output
 
@@ -71,7 +71,7 @@ def _relu_grad(z):
 
 @njit(cache=True)
 def _log_relu(z):
-    return flog1p(_relu(z))
+    return log1p_nonneg(_relu(z))
 
 
 @njit(cache=True, error_model="numpy")

@@ -174,18 +174,25 @@ _EXP_MAX = F(126.0)
 
 
 @njit(cache=True)
-def _log_parts(x):
-    """(e, f) with x = 2**e (1 + f), f in [sqrt(1/2) - 1, sqrt(2) - 1), for finite x > 0."""
+def _normal_log_parts(x):
+    """(e, f) with x = 2**e (1 + f), f in [sqrt(1/2) - 1, sqrt(2) - 1), for a finite normal
+    x > 0."""
     always_inline()
-    small = x < _TINY
-    xs = x * _TWO23 if small else x  # denormals scaled to normal
-    e = _exponent(xs)
-    e = e - _DENORMAL_SHIFT if small else e
-    m = _mantissa(xs)
+    e = _exponent(x)
+    m = _mantissa(x)
     big = m > _SQRT2
     m = m * _HALF if big else m
     e = e + _ONE if big else e
     return e, m - _ONE
+
+
+@njit(cache=True)
+def _log_parts(x):
+    """_normal_log_parts for any finite x > 0 (denormals scaled up first)."""
+    always_inline()
+    small = x < _TINY
+    e, f = _normal_log_parts(x * _TWO23 if small else x)
+    return (e - _DENORMAL_SHIFT if small else e), f
 
 
 @njit(cache=True)
@@ -214,21 +221,40 @@ def flog(x):
     return y if x == x else x
 
 
+@njit(cache=True)
+def _log1p_at(x, u, e, f):
+    """log(1 + x) from u = fl(1 + x) = 2**e (1 + f): log(u) + (x - (u - 1)) / u. The
+    quotient puts back what rounding 1 + x lost, so small x keep their relative accuracy;
+    it is below half an ulp of u, so 1 / u is taken as 2**-e (1 - f) (within 12%): no
+    division. (2**-e is held at 2**-126 for e = 127, 128, where the lost part is 0.)"""
+    always_inline()
+    lost = (x - (u - _ONE)) * _pow2(-e if e < _EXP_MAX else -_EXP_MAX)
+    return _log1p_poly(e, f) + _fma(-lost, f, lost)
+
+
 @_kernel
 def flog1p(x):
-    """log(1 + x) = log(u) + (x - (u - 1)) / u with u = fl(1 + x): the quotient puts back
-    what rounding 1 + x lost, so small x keep their relative accuracy. It is below half an
-    ulp of u, so 1 / u is taken as 2**-e (1 - f) (u = 2**e (1 + f)), within 12%: no division."""
     always_inline()
     u = x + _ONE
     ok = (u > _ZERO) & (u < _INF)
     uc = u if ok else _ONE
     e, f = _log_parts(uc)
-    lost = (x - (uc - _ONE)) * _pow2(-e if e < _EXP_MAX else -_EXP_MAX)  # 2**-128 -> 2**-126: lost is 0 there
-    y = _log1p_poly(e, f) + _fma(-lost, f, lost)
+    y = _log1p_at(x, uc, e, f)
     y = y if ok else (x if u == _INF else (-_INF if u == _ZERO else _NAN))
     y = y if x != _ZERO else x  # keeps -0
     return y if x == x else x
+
+
+@_kernel
+def log1p_nonneg(x):
+    """flog1p for x >= 0, +inf or NaN (what relu gives): 1 + x >= 1 needs neither the
+    denormal nor the domain selects; inf and NaN come out as themselves."""
+    always_inline()
+    u = x + _ONE
+    uc = u if u < _INF else _ONE
+    e, f = _normal_log_parts(uc)
+    y = _log1p_at(x, uc, e, f)
+    return y if u < _INF else u
 
 
 # ---------------------------------------------------------------------------------------
@@ -380,4 +406,4 @@ def magnitude_bits(typingctx, x):
 
 
 __all__ = ["fexp", "flog", "flog1p", "ftanh", "fsigmoid", "fsin", "fcos", "sin_bounded", "cos_bounded",
-           "tanh_sigmoid", "magnitude_bits", "TRIG_LIMIT"]
+           "tanh_sigmoid", "log1p_nonneg", "magnitude_bits", "TRIG_LIMIT"]
