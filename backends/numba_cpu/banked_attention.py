@@ -55,28 +55,33 @@ def _softmax(logits, p):
 
 
 @njit(cache=True)
-def _token(q, k, read_logits, write_logits, log_lam, b, t, h, fq, fk, pr, pw, gam):
-    """The per-token quantities: fq, fk [Dk] = phi(q), phi(k); pr, pw [N]; gam [N]."""
-    for i in range(fq.shape[0]):
-        u = q[b, t, h, i]
-        fq[i] = u + _ONE if u > 0 else fexp(u)
-        u = k[b, t, h, i]
-        fk[i] = u + _ONE if u > 0 else fexp(u)
-    _softmax(read_logits[b, t, h], pr)
-    _softmax(write_logits[b, t, h], pw)
-    for n in range(gam.shape[0]):
-        gam[n] = fexp(pw[n] * log_lam[n])
+def _tokens(q, k, read_logits, write_logits, log_lam, b, h, t0, t1, fq, fk, pr, pw, gam):
+    """The per-token quantities of tokens t0 <= t < t1 (row t - t0), one call per chunk:
+    fq, fk [CHUNK, Dk] = phi(q), phi(k); pr, pw [CHUNK, N] the softmaxes; gam [CHUNK, N]."""
+    for t in range(t0, t1):
+        r = t - t0
+        for i in range(fq.shape[1]):
+            u = q[b, t, h, i]
+            fq[r, i] = u + _ONE if u > 0 else fexp(u)
+            u = k[b, t, h, i]
+            fk[r, i] = u + _ONE if u > 0 else fexp(u)
+        _softmax(read_logits[b, t, h], pr[r])
+        _softmax(write_logits[b, t, h], pw[r])
+        for n in range(gam.shape[1]):
+            gam[r, n] = fexp(pw[r, n] * log_lam[n])
 
 
 @njit(cache=True)
 def _head_buffers(decay_row, Dk):
-    """log lam [N] of one head, and the per-token buffers fq, fk [Dk], pr, pw, gam [N]."""
+    """log lam [N] of one head, and the chunk's token buffers fq, fk [CHUNK, Dk] and
+    pr, pw, gam [CHUNK, N] (see _tokens)."""
     N = decay_row.shape[0]
     log_lam = np.empty(N, dtype=np.float32)
     for n in range(N):
         log_lam[n] = _log_sigmoid(decay_row[n])
     f32 = np.float32
-    return log_lam, np.empty(Dk, f32), np.empty(Dk, f32), np.empty(N, f32), np.empty(N, f32), np.empty(N, f32)
+    return (log_lam, np.empty((CHUNK, Dk), f32), np.empty((CHUNK, Dk), f32), np.empty((CHUNK, N), f32),
+            np.empty((CHUNK, N), f32), np.empty((CHUNK, N), f32))
 
 
 @njit(cache=True, fastmath=FAST)
@@ -102,13 +107,16 @@ def _forward(q, k, v, read_logits, write_logits, decay_logits, S0, z0, o, S_out,
         b, h = bh // H, bh % H
         S = S0[b, h].copy()  # [N, Dk, Dv]
         z = z0[b, h].copy()  # [N, Dk]
-        log_lam, fq, fk, pr, pw, gam = _head_buffers(decay_logits[h], Dk)
+        log_lam, FQ, FK, PR, PW, GAM = _head_buffers(decay_logits[h], Dk)
         num = np.empty(Dv, dtype=np.float32)
         for t in range(T):
-            if save and t % CHUNK == 0:
-                ck_S[b, h, t // CHUNK] = S
-                ck_z[b, h, t // CHUNK] = z
-            _token(q, k, read_logits, write_logits, log_lam, b, t, h, fq, fk, pr, pw, gam)
+            r = t % CHUNK
+            if r == 0:
+                if save:
+                    ck_S[b, h, t // CHUNK] = S
+                    ck_z[b, h, t // CHUNK] = z
+                _tokens(q, k, read_logits, write_logits, log_lam, b, h, t, min(T, t + CHUNK), FQ, FK, PR, PW, GAM)
+            fq, fk, pr, pw, gam = FQ[r], FK[r], PR[r], PW[r], GAM[r]
             v_t = v[b, t, h]  # [Dv]
             num[:] = 0.0
             den = np.float32(0.0)
@@ -145,7 +153,7 @@ def _backward(q, k, v, read_logits, write_logits, decay_logits, o, den_all, ck_S
         b, h = bh // H, bh % H
         dS = g_S[b, h].copy()  # [N, Dk, Dv] the adjoint of the state after step t
         dz = g_z[b, h].copy()  # [N, Dk]
-        log_lam, fq, fk, pr, pw, gam = _head_buffers(decay_logits[h], Dk)
+        log_lam, FQ, FK, PR, PW, GAM = _head_buffers(decay_logits[h], Dk)
         one_minus_lam = 1.0 - np.exp(log_lam)  # [N]
         d_decay = np.zeros(N, dtype=np.float32)
         buf_S = np.empty((CHUNK, N, Dk, Dv), dtype=np.float32)  # S_{t-1} for the chunk's t
@@ -162,13 +170,13 @@ def _backward(q, k, v, read_logits, write_logits, decay_logits, o, den_all, ck_S
             t1 = min(T, t0 + CHUNK)
             S = ck_S[b, h, c].copy()
             z = ck_z[b, h, c].copy()
+            _tokens(q, k, read_logits, write_logits, log_lam, b, h, t0, t1, FQ, FK, PR, PW, GAM)
             for t in range(t0, t1):  # recompute the chunk's states
                 buf_S[t - t0] = S
                 buf_z[t - t0] = z
-                _token(q, k, read_logits, write_logits, log_lam, b, t, h, fq, fk, pr, pw, gam)
-                _write(S, z, gam, pw, fk, v[b, t, h])
+                _write(S, z, GAM[t - t0], PW[t - t0], FK[t - t0], v[b, t, h])
             for t in range(t1 - 1, t0 - 1, -1):
-                _token(q, k, read_logits, write_logits, log_lam, b, t, h, fq, fk, pr, pw, gam)
+                fq, fk, pr, pw, gam = FQ[t - t0], FK[t - t0], PR[t - t0], PW[t - t0], GAM[t - t0]
                 Sp = buf_S[t - t0]  # [N, Dk, Dv] S_{t-1}
                 zp = buf_z[t - t0]
                 v_t = v[b, t, h]
