@@ -60,11 +60,14 @@ def _tokens(q, k, read_logits, write_logits, log_lam, b, h, t0, t1, fq, fk, pr, 
     fq, fk [CHUNK, Dk] = phi(q), phi(k); pr, pw [CHUNK, N] the softmaxes; gam [CHUNK, N]."""
     for t in range(t0, t1):
         r = t - t0
-        for i in range(fq.shape[1]):
+        for i in range(fq.shape[1]):  # branch-free, so it vectorises; a NaN stays NaN
             u = q[b, t, h, i]
-            fq[r, i] = u + _ONE if u > 0 else fexp(u)
+            e = fexp(u)
+            fq[r, i] = e if u <= 0 else u + _ONE
+        for i in range(fk.shape[1]):
             u = k[b, t, h, i]
-            fk[r, i] = u + _ONE if u > 0 else fexp(u)
+            e = fexp(u)
+            fk[r, i] = e if u <= 0 else u + _ONE
         _softmax(read_logits[b, t, h], pr[r])
         _softmax(write_logits[b, t, h], pw[r])
         for n in range(gam.shape[1]):
@@ -229,11 +232,14 @@ def _backward(q, k, v, read_logits, write_logits, decay_logits, o, den_all, ck_S
                 for n in range(N):
                     d_read[b, t, h, n] = pr[n] * (dpr[n] - rs)
                     d_write[b, t, h, n] = pw[n] * (dpw[n] - ws)
-                for i in range(Dk):
+                for i in range(Dk):  # phi'(u) = 1 for u > 0, exp(u) otherwise (branch-free)
                     u = q[b, t, h, i]
-                    dq[b, t, h, i] = dfq[i] if u > 0 else dfq[i] * fexp(u)
+                    e = fexp(u)
+                    dq[b, t, h, i] = dfq[i] if u > 0 else dfq[i] * e
+                for i in range(Dk):
                     u = k[b, t, h, i]
-                    dk[b, t, h, i] = dfk[i] if u > 0 else dfk[i] * fexp(u)
+                    e = fexp(u)
+                    dk[b, t, h, i] = dfk[i] if u > 0 else dfk[i] * e
                 for d in range(Dv):
                     dv[b, t, h, d] = dvt[d]
         dS0[b, h] = dS
