@@ -15,7 +15,9 @@ Lists are comma-separated. Exit codes: 0 success, 1 a failed check (or, with
 Environment: torch, Triton and Numba read their settings at import, so ``main`` sets
 them before importing anything heavy: ``--simulate`` (list, check) turns on Triton's
 interpreter and Numba's CUDA simulator so the GPU backends are checked on the CPU; the
-timing commands turn them off (an interpreter's timings mean nothing).
+timing commands turn them off (an interpreter's timings mean nothing) and set the OpenMP
+wait policy to PASSIVE unless it is set already (``bench.env.RUNTIME_DEFAULTS``; export
+OMP_WAIT_POLICY=ACTIVE to time with spinning workers).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import sys
 from pathlib import Path
 
 SIMULATION = {"TRITON_INTERPRET": "1", "NUMBA_ENABLE_CUDASIM": "1"}
+TIMING_COMMANDS = ("ops", "run", "profile", "roofline")
 MODES = ("forward", "backward", "forward_backward")
 DTYPES = ("float32", "float64", "bfloat16")
 RUN_MODES = ("forward", "forward_backward")  # what `arsenal run` times
@@ -107,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--out", default="out/results.jsonl", help="results file (appended)")
         sp.add_argument("--budget", type=float, help="seconds of timing per group")
         sp.add_argument("--target", type=float, help="stop at this relative IQR")
-        sp.add_argument("--settle-ms", type=float, help="sleep between blocks of different candidates")
+        sp.add_argument("--settle-ms", type=float, help="sleep before each block when OMP_WAIT_POLICY is not PASSIVE")
         sp.add_argument("--block-ms", type=float, help="aim of one block of repetitions (0: one call per block)")
         sp.add_argument("--fixed-order", action="store_true", help="do not alternate the order of the candidates")
         sp.add_argument("--refresh-roofline", action="store_true", help="measure the ceilings again first")
@@ -155,10 +158,14 @@ def configure_environment(args, notes: list[str]) -> None:
         return
     if getattr(args, "simulate", False):
         os.environ.update(SIMULATION)
-    elif args.command in ("ops", "run", "profile", "roofline"):
+    elif args.command in TIMING_COMMANDS:
         for k in SIMULATION:
             if os.environ.pop(k, None) is not None:
                 notes.append(f"{k} unset: simulated backends are not timed")
+    if args.command in TIMING_COMMANDS:
+        from bench import env
+
+        env.configure_runtime()
 
 
 # ---------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def run(op: str, name: str, case: dict, dtype: str = "float32", device="cpu", mo
     stem = f"{op}-{name}-{op_shapes.case_id(p.case)}-{dtype}-{mode}"
     trace = out_dir / f"{stem}.trace.json"
     prof.export_chrome_trace(str(trace))
-    table = prof.key_averages().table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total",
+    table = prof.key_averages().table(sort_by="self_device_time_total" if cuda else "self_cpu_time_total",
                                       row_limit=row_limit)
     table_path = out_dir / f"{stem}.table.txt"
     table_path.write_text(table + "\n")

@@ -29,7 +29,7 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -182,7 +182,7 @@ class Runner:
                 "dtype": group.dtype, "mode": group.mode, "device": self.cfg.device, "status": None,
                 "error": None, "compile_seconds": None, "gate": None}
 
-    def run_group(self, group: Group, progress: Callable[[], None] | None = None) -> list[dict]:
+    def run_group(self, group: Group) -> list[dict]:
         dtype = DTYPES_BY_NAME[group.dtype]
         records = {name: self._base(group, name) for name in group.names}
         prepared = {}
@@ -194,7 +194,11 @@ class Runner:
                 rec.update(status="unavailable", error=reason)
                 continue
             self.log(f"{group.op}[{name}] {group.dtype} {group.mode}: gate")
-            gate = self.gate(group.op, name, group.case, group.dtype, grad=group.mode != "forward")
+            try:
+                gate = self.gate(group.op, name, group.case, group.dtype, grad=group.mode != "forward")
+            except Exception as exc:  # the check itself could not run (an adapter that fails to load)
+                rec.update(status="error", error=f"gate: {_error_text(exc)}")
+                continue
             rec["gate"] = gate.record()
             if not gate.ok:
                 rec.update(status="incorrect", error="; ".join(gate.problems[:3]))
@@ -211,7 +215,7 @@ class Runner:
             rec["compile_seconds"] = p.compile_seconds
             prepared[name] = p
         self.log(f"{group.op} {op_shapes.case_id(group.case)} {group.dtype} {group.mode}: timing {', '.join(prepared)}")
-        timed = self._time(prepared, records, progress)
+        timed = self._time(prepared, records)
         self._derive(group, timed, records)
         out = [records[name] for name in group.names]
         env_fp = env.environment(self.cfg.device)
@@ -222,14 +226,14 @@ class Runner:
         self.groups_done += 1
         return out
 
-    def _time(self, prepared: dict, records: dict, progress) -> dict:
+    def _time(self, prepared: dict, records: dict) -> dict:
         """Interleaved timing; a candidate that raises is recorded as an error and the
         others are timed again without it."""
         live = dict(prepared)
         while live:
             cands = [Candidate(n, _guarded(n, p.fn), p.sync) for n, p in live.items()]
             try:
-                return time_interleaved(cands, self.cfg.timing, clock=self.clock, progress=progress)
+                return time_interleaved(cands, self.cfg.timing, clock=self.clock)
             except CandidateError as exc:
                 records[exc.name].update(status="error", error=f"timing: {_error_text(exc.__cause__)}")
                 del live[exc.name]
@@ -271,15 +275,3 @@ class Runner:
                 rec[f"speedup_vs_{base}_ci95"] = (list(ratio_interval(timed[base].samples_ns, timed[name].samples_ns))
                                                   if base in medians and base != name else None)
 
-
-def run(groups: Iterable[Group], runner: Runner, on_group: Callable[[Group, list[dict]], None] | None = None,
-        progress: Callable[[], None] | None = None) -> list[dict]:
-    """Run every group; returns all records (they are appended to the runner's file as
-    each group finishes)."""
-    out = []
-    for group in groups:
-        recs = runner.run_group(group, progress=progress)
-        out.extend(recs)
-        if on_group is not None:
-            on_group(group, recs)
-    return out

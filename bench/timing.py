@@ -8,16 +8,20 @@ leaves behind weighs on every candidate alike.
 
 The OpenMP spin problem. torch ships its own libgomp and Numba's ``omp`` threading layer
 loads the system's: two OpenMP pools, each with a thread per core. After a parallel
-region a pool's workers keep spinning (about 2 ms with the default wait policy on this
-machine, measured by the CPU time the process burns while its main thread sleeps), so a
-kernel of the other pool started at once shares its cores with spinning threads. Hence:
-- ``settle_s``: sleep between blocks, longer than the spin, so the previous candidate's
-  workers are asleep before the next block starts;
-- each block of a fast candidate starts with one untimed call (``wake_below_s``), which
+region a pool's workers keep spinning (milliseconds of CPU after one torch op on the
+2-core development machine, seen as CPU time the process burns while its main thread
+sleeps; longer in wall time when the machine is shared), so a kernel of the other pool
+started meanwhile shares its cores with spinning threads. When the two pools alternate
+quickly both spin all the time and every call slows down tens of times, as with
+OMP_WAIT_POLICY=ACTIVE. Hence, in layers:
+- the CLI sets OMP_WAIT_POLICY=PASSIVE before torch is imported, unless the user set it
+  (``bench.env.RUNTIME_DEFAULTS``; recorded with every result): idle workers sleep;
+- ``settle_s``: when the policy is not PASSIVE (a user's choice), a sleep before each
+  block, longer than a spin. Under PASSIVE it is skipped: with nothing to wait for, the
+  sleep only hands the cores to other processes and made the ratios noisier;
+- each block of a fast candidate starts with one untimed call (``wake_below_s``) that
   wakes its pool, so no timed sample pays the wake-up;
-- the order alternates, as above.
-The runtimes' own defaults (OMP_WAIT_POLICY) are left as the user has them, so each
-backend is measured in the steady state its users see; the setting is recorded.
+- the order alternates, as above, so what is left weighs on every candidate alike.
 
 CPU samples are ``perf_counter_ns`` around the call and the backend's synchronize. GPU
 samples are CUDA events around the call, with the L2 cache flushed before each
@@ -35,6 +39,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from bench import env
+
 MIB = 1 << 20
 
 
@@ -42,11 +48,13 @@ MIB = 1 << 20
 class TimingConfig:
     warmup_s: float = 0.05  # untimed calls per candidate before the first round (at least one)
     min_reps: int = 7  # fewest timed samples per candidate before a precision stop
+    min_rounds: int = 3  # fewest rounds before a precision stop (A B, B A, A B)
     max_reps: int = 300  # most timed samples per candidate
     target_rel_iqr: float = 0.05  # stop once IQR / median <= this for every candidate
     budget_s: float = 3.0  # wall-clock limit of the rounds of one group (warm-up excluded)
     block_s: float = 0.02  # aim of one block's duration: fast closures repeat within a block
-    settle_s: float = 0.02  # sleep before each block (10x the OpenMP spin measured here)
+    # (at most max_reps / 10 repetitions, so that the samples come from ten rounds or more)
+    settle_s: float = 0.02  # sleep before each block when OpenMP workers may spin (policy not PASSIVE)
     wake_below_s: float = 0.05  # closures faster than this get one untimed call per block
     alternate: bool = True  # reverse the candidate order every other round
 
@@ -180,19 +188,20 @@ def _warm(c: Candidate, cfg: TimingConfig) -> float:
 
 def _done(m: Measurement, cfg: TimingConfig) -> bool:
     s = summarize(m.samples_ns)
-    return s["n"] >= cfg.min_reps and s["rel_iqr"] <= cfg.target_rel_iqr
+    return m.rounds >= cfg.min_rounds and s["n"] >= cfg.min_reps and s["rel_iqr"] <= cfg.target_rel_iqr
 
 
 def time_interleaved(candidates: Sequence[Candidate], cfg: TimingConfig = TimingConfig(), clock=None,
-                     sleep: Callable[[float], None] = time.sleep, progress: Callable[[], None] | None = None,
-                     ) -> dict[str, Measurement]:
+                     sleep: Callable[[float], None] = time.sleep) -> dict[str, Measurement]:
     """Time every candidate in interleaved rounds; see the module docstring."""
     clock = clock or CpuClock()
     names = [c.name for c in candidates]
     if len(set(names)) != len(names):
         raise ValueError(f"time_interleaved: candidate names must be distinct, got {names}")
     per_call = {c.name: _warm(c, cfg) for c in candidates}
-    reps = {n: int(min(cfg.max_reps, max(1, cfg.block_s // max(t, 1e-9)))) for n, t in per_call.items()}
+    cap = max(1, cfg.max_reps // 10)
+    reps = {n: int(min(cap, max(1, cfg.block_s // max(t, 1e-9)))) for n, t in per_call.items()}
+    settle = 0.0 if env.spin_free() else cfg.settle_s
     out = {c.name: Measurement() for c in candidates}
     start = time.perf_counter()
     round_no = 0
@@ -205,8 +214,8 @@ def time_interleaved(candidates: Sequence[Candidate], cfg: TimingConfig = Timing
             n = min(reps[c.name], cfg.max_reps - len(m.samples_ns))
             if n <= 0:
                 continue
-            if cfg.settle_s > 0:
-                sleep(cfg.settle_s)
+            if settle > 0:
+                sleep(settle)
             if per_call[c.name] < cfg.wake_below_s:
                 c.fn()
                 c.sync()
@@ -216,8 +225,6 @@ def time_interleaved(candidates: Sequence[Candidate], cfg: TimingConfig = Timing
                 m.host_ns = (m.host_ns or []) + [int(h) for h in host]
             m.rounds += 1
         round_no += 1
-        if progress is not None:
-            progress()
         if all(_done(m, cfg) for m in out.values()):
             reason = "precision"
         elif all(len(m.samples_ns) >= cfg.max_reps for m in out.values()):

@@ -44,7 +44,8 @@ def test_summarize_median_and_iqr():
     assert summarize([])["median"] is None
 
 
-def test_rounds_alternate_order_and_settle_between_blocks():
+def test_rounds_alternate_order_and_settle_between_blocks(monkeypatch):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     calls, sleeps = [], []
     a, b = counting(calls, "A"), counting(calls, "B")
     clock = ScriptedClock({a: lambda i: 1000, b: lambda i: 2000})
@@ -54,6 +55,14 @@ def test_rounds_alternate_order_and_settle_between_blocks():
     assert len(sleeps) == len(clock.blocks) and set(sleeps) == {0.01}
     assert out["A"].stats["median"] == 1000 and out["B"].stats["median"] == 2000
     assert all(m.stop_reason == "precision" for m in out.values())  # constant samples: IQR 0
+
+
+def test_no_settle_when_idle_workers_sleep(monkeypatch):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
+    sleeps = []
+    a = lambda: None  # noqa: E731
+    time_interleaved([Candidate("A", a)], FAST, clock=ScriptedClock({a: lambda i: 1000}), sleep=sleeps.append)
+    assert sleeps == []
 
 
 def test_fixed_order_and_wake_call_per_block():
@@ -81,12 +90,12 @@ def test_noisy_samples_stop_at_max_reps_or_budget():
     assert out["A"].stop_reason == "budget" and out["A"].rounds == 1
 
 
-def test_block_size_follows_the_per_call_estimate():
+def test_block_size_follows_the_per_call_estimate_up_to_a_tenth_of_max_reps():
     a = lambda: None  # noqa: E731
     clock = ScriptedClock({a: lambda i: 1000})
-    cfg = TimingConfig(**{**FAST.__dict__, "block_s": 10.0, "settle_s": 0.0})  # a trivial fn fits many per block
-    time_interleaved([Candidate("A", a)], cfg, clock=clock)
-    assert clock.blocks[0][1] == cfg.max_reps
+    cfg = TimingConfig(**{**FAST.__dict__, "block_s": 10.0, "settle_s": 0.0, "max_reps": 100})
+    out = time_interleaved([Candidate("A", a)], cfg, clock=clock)  # a trivial fn would fit all in one block
+    assert clock.blocks[0][1] == 10 and out["A"].rounds >= cfg.min_rounds
 
 
 def test_duplicate_names_are_refused():
@@ -187,3 +196,12 @@ def test_ratio_interval_brackets_the_ratio_of_medians():
     lo, hi = ratio_interval(base, other)
     assert lo < np.median(base) / np.median(other) < hi and 1.8 < lo and hi < 2.2
     assert ratio_interval([5.0] * 10, [5.0] * 10) == (1.0, 1.0)
+
+
+def test_runtime_defaults_fill_only_what_the_user_left_unset():
+    from bench import env
+
+    environ = {"OMP_WAIT_POLICY": "ACTIVE"}
+    applied = env.configure_runtime(environ)
+    assert environ["OMP_WAIT_POLICY"] == "ACTIVE" and "OMP_WAIT_POLICY" not in applied
+    assert environ["KMP_BLOCKTIME"] == env.RUNTIME_DEFAULTS["KMP_BLOCKTIME"] == applied["KMP_BLOCKTIME"]
