@@ -2,7 +2,8 @@
 
 Measured once per machine fingerprint (``bench.env.machine_fingerprint``) and cached in
 ``$ARSENAL_CACHE_DIR`` or ``~/.cache/arsenal`` as ``roofline-<fingerprint>.json``
-(written atomically); ``arsenal roofline --refresh`` measures again.
+(written atomically); ``arsenal roofline --refresh`` measures again and keeps, figure by
+figure, the better of the old and new values (delete the file to start over).
 
 - Copy bandwidth: ``dst.copy_(src)``, bytes moved = read + write, at working sets from
   256 KiB to 1 GiB. ``copy_gbps`` is the largest set (main memory). A result's bandwidth
@@ -137,17 +138,35 @@ def _write_atomic(path: Path, data: dict) -> None:
         raise
 
 
+def _cached(path: Path, device) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if data.get("fingerprint") == env.machine_fingerprint(device) else None
+
+
+def best_of(old: dict, new: dict) -> dict:
+    """The new measurement with each figure raised to the old one where that was better:
+    a ceiling is what the machine has been seen to do, and load only ever lowers it."""
+    old_copy = {p["bytes"]: p for p in old["copy"]}
+    copy = [max(p, old_copy.get(p["bytes"], p), key=lambda q: q["gbps"]) for p in new["copy"]]
+    rates = {k: max(v, old["matmul_gflops"].get(k, 0.0)) for k, v in new["matmul_gflops"].items()}
+    return dict(new, copy=copy, copy_gbps=copy[-1]["gbps"], matmul_gflops=rates,
+                history=old.get("history", []) + [{k: old.get(k) for k in ("measured_at", "loadavg", "copy_gbps",
+                                                                           "matmul_gflops")}])
+
+
 def ceilings(device="cpu", refresh: bool = False) -> dict:
-    """The cached ceilings of this machine, measured first if absent or ``refresh``."""
+    """The cached ceilings of this machine, measured first if absent. ``refresh``
+    measures again and keeps, figure by figure, the better of the cached and new values."""
     path = cache_path(device)
-    if not refresh and path.exists():
-        try:
-            data = json.loads(path.read_text())
-            if data.get("fingerprint") == env.machine_fingerprint(device):
-                return data
-        except (OSError, json.JSONDecodeError):
-            pass
+    old = _cached(path, device) if path.exists() else None
+    if old is not None and not refresh:
+        return old
     data = measure(device)
+    if old is not None:
+        data = best_of(old, data)
     _write_atomic(path, data)
     return data
 

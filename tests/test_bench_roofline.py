@@ -54,6 +54,20 @@ def test_ceilings_are_measured_once_per_fingerprint_and_cached(tmp_path, monkeyp
     assert calls == ["cpu", "cpu"]
 
 
+def test_refresh_keeps_the_better_figure_of_old_and_new(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARSENAL_CACHE_DIR", str(tmp_path))
+    fp = env.machine_fingerprint("cpu")
+    busy = {"fingerprint": fp, "copy": [{"bytes": 1 << 20, "gbps": 40.0}, {"bytes": 1 << 30, "gbps": 25.0}],
+            "copy_gbps": 25.0, "matmul_gflops": {"float32": 100.0, "bfloat16": 500.0}, "measured_at": "t1"}
+    monkeypatch.setattr(roofline, "measure", lambda device="cpu": dict(CEIL, fingerprint=fp, measured_at="t0"))
+    roofline.ceilings("cpu")
+    monkeypatch.setattr(roofline, "measure", lambda device="cpu": busy)
+    merged = roofline.ceilings("cpu", refresh=True)
+    assert [p["gbps"] for p in merged["copy"]] == [100.0, 25.0]  # 1 MiB: the old 100; 1 GiB: the new 25
+    assert merged["copy_gbps"] == 25.0 and merged["matmul_gflops"] == {"float32": 200.0, "bfloat16": 500.0}
+    assert merged["history"][0]["measured_at"] == "t0" and roofline.ceilings("cpu") == merged
+
+
 def test_a_damaged_cache_is_measured_again(tmp_path, monkeypatch):
     monkeypatch.setenv("ARSENAL_CACHE_DIR", str(tmp_path))
     roofline.cache_path("cpu").write_text("{not json")
