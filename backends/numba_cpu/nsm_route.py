@@ -17,8 +17,6 @@ Backward, with p = weights of one token and gp = d weights + d states . x_t:
 with per-lane partial sums of dw_route and db reduced at the end.
 """
 
-import math
-
 import numpy as np
 import torch
 from numba import get_num_threads, njit, prange
