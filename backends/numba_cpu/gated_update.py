@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from backends.numba_cpu._common import (as_array, nonneg, optional_array, scan_chunk, scan_gradients, scan_job,
-                                        wide_vectors)
+from backends.numba_cpu._common import (as_array, nonneg, optional_array, prefer_huge_pages, scan_chunk,
+                                        scan_gradients, scan_job, wide_vectors)
 from backends.numba_cpu.special import fsigmoid, ftanh, tanh_sigmoid
 from backends.registry import implements, new_output
 
@@ -98,7 +98,7 @@ class _GatedUpdate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, b, h0, bound):
         B, T, D = a.shape
-        h = new_output((B, T, D), a.dtype, a.device)
+        h = prefer_huge_pages(new_output((B, T, D), a.dtype, a.device))
         h0_arr, has_h0 = optional_array(h0, (B, D))
         bounded = bound is not None
         _forward(as_array(a), as_array(b), h0_arr, has_h0, float(bound) if bounded else 1.0, bounded,

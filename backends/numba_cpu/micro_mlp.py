@@ -36,7 +36,7 @@ import torch
 from numba import njit, prange
 
 from backends.numba_cpu import packed
-from backends.numba_cpu._common import always_inline, as_array, nonneg, wide_vectors
+from backends.numba_cpu._common import always_inline, as_array, nonneg, prefer_huge_pages, wide_vectors
 from backends.numba_cpu.special import TRIG_LIMIT, _fma, cos_bounded, log1p_nonneg, magnitude_bits, sin_bounded
 from backends.ops.micro_mlp import LAYOUT, RECORD
 from backends.registry import implements, new_output
@@ -351,7 +351,7 @@ class _MicroMLP(torch.autograd.Function):
         x2 = as_array(x.reshape(-1, D))  # [N, D]
         p = packed.blocked(params.detach().contiguous(), W)  # [nb, 112, W]
         limit = _u_limit_bits(params, kind)
-        y = new_output(x.shape, x.dtype, x.device)
+        y = prefer_huge_pages(new_output(x.shape, x.dtype, x.device))
         _forward(x2, p.view(-1).numpy(), kind, limit, _chunks(x2.shape[0]), y.view(-1, D).numpy())
         ctx.save_for_backward(x, params)
         ctx.kind, ctx.limit = kind, limit
@@ -366,7 +366,7 @@ class _MicroMLP(torch.autograd.Function):
         p = packed.blocked(params.detach().contiguous(), W)
         nchunks = _chunks(x2.shape[0])
         gp = np.zeros((nchunks, p.numel()), np.float32)
-        dx = torch.empty(x.shape, dtype=x.dtype)
+        dx = prefer_huge_pages(torch.empty(x.shape, dtype=x.dtype))
         _backward(x2, dy2, p.view(-1).numpy(), ctx.kind, ctx.limit, nchunks, dx.view(-1, D).numpy(), gp)
         dparams = packed.unblocked(torch.from_numpy(gp.sum(0)).view(p.shape), D)
         return dx, dparams, None

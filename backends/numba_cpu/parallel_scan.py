@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from backends.numba_cpu._common import (as_array, nonneg, optional_array, scan_chunk, scan_gradients, scan_job,
-                                        wide_vectors)
+from backends.numba_cpu._common import (as_array, nonneg, optional_array, prefer_huge_pages, scan_chunk,
+                                        scan_gradients, scan_job, wide_vectors)
 from backends.registry import implements, new_output
 
 
@@ -73,7 +73,7 @@ class _ParallelScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, b, h0):
         B, T, D = a.shape
-        h = new_output((B, T, D), a.dtype, a.device)
+        h = prefer_huge_pages(new_output((B, T, D), a.dtype, a.device))
         h0_arr, has_h0 = optional_array(h0, (B, D))
         _forward(as_array(a), as_array(b), h0_arr, has_h0, scan_chunk(B, D), h.numpy())
         ctx.save_for_backward(a, h, h0)
