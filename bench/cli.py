@@ -29,6 +29,7 @@ from pathlib import Path
 
 SIMULATION = {"TRITON_INTERPRET": "1", "NUMBA_ENABLE_CUDASIM": "1"}
 TIMING_COMMANDS = ("ops", "run", "profile", "roofline")
+DEVICE_HELP = "cpu or cuda[:N] (default: cuda when a GPU is present, else cpu)"
 MODES = ("forward", "backward", "forward_backward")
 DTYPES = ("float32", "float64", "bfloat16")
 RUN_MODES = ("forward", "forward_backward")  # what `arsenal run` times
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--backend", help="comma-separated backend or peer names (default: every backend)")
         sp.add_argument("--dtype", help=f"comma-separated dtypes ({', '.join(DTYPES)})")
         sp.add_argument("--peers", action="store_true", help="include the peers (torch_compile, public kernels)")
-        sp.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+        sp.add_argument("--device", help=DEVICE_HELP)
         if simulate:
             sp.add_argument("--simulate", action="store_true",
                             help="run Triton in its interpreter and Numba CUDA in its simulator (CPU)")
@@ -131,20 +132,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--case", help="KEY=VALUE,... (default: the suite's first case)")
     sp.add_argument("--dtype", default="float32")
     sp.add_argument("--mode", default="forward")
-    sp.add_argument("--device", default="cpu")
+    sp.add_argument("--device", help=DEVICE_HELP)
     sp.add_argument("--steps", type=int, default=10)
     sp.add_argument("--out-dir", default="out/profile")
     sp.add_argument("--threads", type=int)
 
     sp = sub.add_parser("roofline", help="print the machine's ceilings (measured once, cached)")
     sp.add_argument("--refresh", action="store_true")
-    sp.add_argument("--device", default="cpu")
+    sp.add_argument("--device", help=DEVICE_HELP)
     sp.add_argument("--threads", type=int)
 
     sp = sub.add_parser("run", help="the main job: check, then the quick suite with peers")
     sp.add_argument("--out", default="out/results.jsonl")
     sp.add_argument("--threads", type=int)
-    sp.add_argument("--device", default="cpu")
+    sp.add_argument("--device", help=DEVICE_HELP)
     return p
 
 
@@ -179,6 +180,19 @@ def _console():
     return Console(width=None if sys.stdout.isatty() else 200, soft_wrap=False)
 
 
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as exc:
+        raise UsageError(f"--device {device!r}: {exc}") from None
+    if kind not in ("cpu", "cuda"):
+        raise UsageError(f"--device expects cpu or cuda[:N], got {device!r}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: no CUDA device is available here")
+
+
 def _all_names(peers: bool) -> list[str]:
     import backends
     from bench.peers import PEERS
@@ -191,6 +205,7 @@ def _selection(args):
     import backends
     from bench.peers import PEERS
 
+    _check_device(args.device)
     ops = _names(args.op, list(backends.OPS), "op") or list(backends.OPS)
     names = _names(args.backend, list(backends.BACKEND_NAMES) + list(PEERS), "backend or peer")
     dtypes = _names(args.dtype, DTYPES, "dtype")
@@ -460,6 +475,7 @@ def cmd_profile(args, console) -> int:
     from bench.peers import PEERS
     from suites import op_shapes
 
+    _check_device(args.device)
     _names(args.op, list(backends.OPS), "op")
     _names(args.backend, list(backends.BACKEND_NAMES) + list(PEERS), "backend or peer")
     _names(args.dtype, DTYPES, "dtype")
@@ -490,6 +506,7 @@ def cmd_roofline(args, console) -> int:
 
     from bench import env, roofline
 
+    _check_device(args.device)
     env.fix_threads(args.threads)
     ceil = roofline.ceilings(args.device, refresh=args.refresh)
     table = Table(title=f"Ceilings of {ceil['env']['gpu'] or ceil['env']['cpu']} "
@@ -518,6 +535,7 @@ def cmd_run(args, console) -> int:
 
     from bench import env
 
+    _check_device(args.device)
     env.fix_threads(args.threads)
     check_args = argparse.Namespace(op=None, backend=None, dtype=None, peers=False, device=args.device)
     checked = []
@@ -543,6 +561,10 @@ def main(argv=None) -> int:
         return int(exc.code or 0)
     notes: list[str] = []
     configure_environment(args, notes)
+    if hasattr(args, "device") and args.device is None:
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     console = _console()
     for note in notes:
         console.print(note, markup=False, highlight=False)

@@ -45,6 +45,8 @@ def test_bad_names_exit_2_listing_the_valid_ones(capsys):
     assert cli.main(["ops", "--mode", "sideways"]) == 2
     assert cli.main(["ops", "--case", "B=2", "--op", "parallel_scan,stack_step"]) == 2
     assert cli.main(["nonsense"]) == 2
+    assert cli.main(["ops", "--device", "tpu"]) == 2
+    assert "--device" in capsys.readouterr().err
 
 
 def test_parse_case():
