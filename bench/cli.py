@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--block-ms", type=float, help="aim of one block of repetitions (0: one call per block)")
         sp.add_argument("--fixed-order", action="store_true", help="do not alternate the order of the candidates")
         sp.add_argument("--refresh-roofline", action="store_true", help="measure the ceilings again first")
+        sp.add_argument("--strict-gate", action="store_true",
+                        help="check gradients on the benchmark case too (slow for long sequences)")
 
     ops_options(sub.add_parser("ops", help="time ops interleaved, append results, print a summary"))
 
@@ -351,7 +353,8 @@ def run_ops(args, console, ops, names, dtypes, modes, cases, checked: list | Non
     threads = env.fix_threads(args.threads)
     ceil = roofline.ceilings(args.device, refresh=getattr(args, "refresh_roofline", False))
     groups = runner.plan(ops, names, cases, dtypes, modes)
-    cfg = runner.RunConfig(device=args.device, timing=_timing_config(args))
+    cfg = runner.RunConfig(device=args.device, timing=_timing_config(args),
+                           gate_case_grad=getattr(args, "strict_gate", False))
     console.print(f"threads {threads}; roofline {roofline.cache_path(args.device)}; {len(groups)} group(s); "
                   f"results -> {args.out}", markup=False, highlight=False)
     _warn_busy(console, ceil)

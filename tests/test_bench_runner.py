@@ -20,6 +20,9 @@ def test_gate_plan_for_backends_and_peers():
     assert gate.checks("parallel_scan", "torch_compile", SMALL, grad=True) == [(largest, True), (SMALL, False)]
     assert gate.checks("parallel_scan", "torch_compile", SMALL, grad=False) == [(SMALL, False)]
     assert gate.checks("parallel_scan", "torch_compile", HUGE, grad=False) == [(largest, False)]
+    strict = runner.Gate(case_grad=True)
+    assert strict.checks("parallel_scan", "torch_compile", SMALL, grad=True) == [(largest, True), (SMALL, True)]
+    assert strict.checks("parallel_scan", "torch", SMALL, grad=False)[-1] == (SMALL, False)
 
 
 def test_plan_keeps_the_given_order_and_drops_names_without_the_op():
