@@ -193,6 +193,8 @@ class Impl:
         devices = BACKENDS_REGISTRY[self.backend].devices()
         if info["device"].type not in devices:
             raise ValueError(f"{self.op}[{self.backend}]: tensors expected on device {' or '.join(devices)}, got {info['device']}")
+        if info["device"].type != "cuda":  # nvtx ranges only mark GPU timelines
+            return self.fn(*args, **kwargs)
         with nvtx_range(f"{self.op}/{self.backend}/forward"):
             return self.fn(*args, **kwargs)
 
@@ -286,14 +288,12 @@ def implements(op: str, *, dtypes: Sequence[torch.dtype] = (torch.float32,), gra
 
 @contextlib.contextmanager
 def nvtx_range(name: str):
-    if torch.cuda.is_available():
-        torch.cuda.nvtx.range_push(name)
-        try:
-            yield
-        finally:
-            torch.cuda.nvtx.range_pop()
-    else:
+    """An nvtx range (callers use it for CUDA work only; the CPU path skips it)."""
+    torch.cuda.nvtx.range_push(name)
+    try:
         yield
+    finally:
+        torch.cuda.nvtx.range_pop()
 
 
 # ---------------------------------------------------------------------------
