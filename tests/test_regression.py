@@ -22,28 +22,42 @@ def _slowed(fn):
     return slow
 
 
-def _alternating(monkeypatch, slow_head: bool, rounds: int = 2) -> list:
-    """Base and head measured in this process, alternating as the CLI's workers do; the
-    head's registry entry is swapped for a slowed one when asked."""
-    impl = backends.get("parallel_scan", "torch")
-    original = impl.fn
-    pooled = {"base": {}, "head": {}}
-    for r in range(rounds):
-        for side in (("base", "head") if r % 2 == 0 else ("head", "base")):
-            monkeypatch.setattr(impl, "fn", _slowed(original) if side == "head" and slow_head else original)
-            regression.pool(pooled[side], regression.measure(PAIRS, reps=10))
-    monkeypatch.setattr(impl, "fn", original)
-    return regression.compare_sides(pooled["base"], pooled["head"])
+class InProcessSide:
+    """One side served in this process (``regression.PairTimer``), speaking the worker
+    protocol; a slowed side swaps the registry's kernel for a slowed one during its turns."""
+
+    def __init__(self, slow: bool):
+        self.timer, self.slow = regression.PairTimer(), slow
+        self.turns = 0
+
+    def ask(self, **msg):
+        impl = backends.get("parallel_scan", "torch")
+        original = impl.fn
+        if msg["cmd"] == "time":
+            self.turns += 1
+            if self.slow:
+                impl.fn = _slowed(original)
+        try:
+            return self.timer.handle(msg)
+        finally:
+            impl.fn = original
 
 
-def test_a_slowed_kernel_is_flagged(monkeypatch):
-    (row,) = _alternating(monkeypatch, slow_head=True)
+def _compared(slow_head: bool) -> tuple[list, dict]:
+    workers = {"head": InProcessSide(slow_head), "base": InProcessSide(False)}
+    got = regression.measure_pairs(dict(workers), PAIRS, rounds=4, reps=5)
+    return regression.compare_sides(got["base"], got["head"]), workers
+
+
+def test_a_slowed_kernel_is_flagged():
+    (row,), workers = _compared(slow_head=True)
     assert row.verdict == "slower" and row.fails, row
     assert row.ratio > regression.FACTOR
+    assert workers["head"].turns == workers["base"].turns == 4
 
 
-def test_an_unchanged_kernel_is_not_flagged(monkeypatch):
-    (row,) = _alternating(monkeypatch, slow_head=False)
+def test_an_unchanged_kernel_is_not_flagged():
+    (row,), _ = _compared(slow_head=False)
     assert not row.fails, row
     assert row.ratio < regression.FACTOR
 
@@ -81,43 +95,86 @@ def _git_checkout():
 
 def test_a_worker_times_the_kernels_of_its_own_tree(tmp_path):
     """A worker started in a side's shim imports that tree's backends (here a worktree
-    of HEAD) with this checkout's harness, and returns raw samples."""
+    of HEAD) with this checkout's harness, runs with idle OpenMP threads sleeping, and
+    answers prepare and time requests with raw samples."""
     _git_checkout()
     tree = tmp_path / "tree"
     regression._git("worktree", "add", "--detach", str(tree), "HEAD")
+    worker = None
     try:
-        side = regression.shim(tree, tmp_path / "side")
-        pairs_file = tmp_path / "pairs.json"
-        pairs_file.write_text(json.dumps(PAIRS))
-        got = regression.run_worker(side, pairs_file, tmp_path / "result.json", reps=5)
+        worker = regression.SideWorker(regression.shim(tree, tmp_path / "side"), tmp_path / "side.log")
+        assert worker.ask(cmd="prepare", pair=PAIRS[0]) == {"ok": True}
+        got = worker.ask(cmd="time", reps=5)
+        bad = worker.ask(cmd="prepare", pair=dict(PAIRS[0], op="no_such_op"))
     finally:
+        if worker is not None:
+            worker.close()
         regression._git("worktree", "remove", "--force", str(tree))
-    (result,) = got.values()
-    assert len(result["samples_ns"]) == 5 and min(result["samples_ns"]) > 0
+    assert len(got["samples_ns"]) == 5 and min(got["samples_ns"]) > 0
+    assert "no_such_op" in str(bad) and not bad.get("ok"), bad
+    assert not worker.alive
 
 
-def test_run_check_alternates_the_sides_and_cleans_up(monkeypatch):
-    """Rounds alternate (head, base), (base, head); samples pool across rounds; a base
-    that cannot be measured makes every pair "new" rather than a failure; the
+class FakeWorker:
+    """Records the turns; every call takes 1000 ns (``slow`` times that)."""
+
+    def __init__(self, side, calls, slow=1, fail_prepare=None):
+        self.side, self.calls, self.slow, self.fail_prepare = side, calls, slow, fail_prepare
+        self.closed = False
+
+    def ask(self, cmd, **msg):
+        if cmd == "prepare":
+            return {"unavailable": self.fail_prepare} if self.fail_prepare else {"ok": True}
+        self.calls.append(self.side)
+        return {"samples_ns": [1000 * self.slow + i for i in range(msg["reps"])]}
+
+    def close(self):
+        self.closed = True
+
+
+def test_run_check_alternates_turns_confirms_and_cleans_up():
+    """Turns alternate within each pair (head, base), (base, head), ...; a pair that
+    looks slower is measured again before it fails; the workers are closed and the
     temporary worktree is removed."""
     _git_checkout()
+    calls, made = [], {}
+
+    def start(side, side_dir, log_path, log):
+        made[side] = FakeWorker(side, calls, slow=3 if side == "head" else 1)
+        return made[side]
+
+    (row,) = regression.run_check("HEAD", rounds=2, reps=5, pairs=PAIRS, log=lambda msg: None, worker=start)
+    assert calls == ["head", "base", "base", "head"] * 2  # measured, then measured again
+    assert row.verdict == "slower" and row.fails and row.note.startswith("confirmed")
+    assert all(w.closed for w in made.values())
+    assert "arsenal-regression-" not in regression._git("worktree", "list")
+
+
+def test_a_base_that_cannot_run_makes_pairs_new():
+    _git_checkout()
     calls = []
+    for start in (lambda side, *a: FakeWorker(side, calls) if side == "head" else None,  # base did not start
+                  lambda side, *a: FakeWorker(side, calls, fail_prepare="ImportError" if side == "base" else None)):
+        (row,) = regression.run_check("HEAD", rounds=2, reps=5, pairs=PAIRS, log=lambda msg: None, worker=start)
+        assert row.verdict == "new" and not row.fails, row
 
-    def fake_worker(side_dir, pairs_file, result_file, reps):
-        side = side_dir.name.split("-")[0]
-        calls.append(side)
-        if side == "base" and len(calls) > 2:
-            raise RuntimeError("ImportError: the base predates the harness")
-        return {regression.key(p): {"samples_ns": [1000] * reps} for p in PAIRS}
 
-    monkeypatch.setattr(regression, "run_worker", fake_worker)
-    rows = regression.run_check("HEAD", rounds=2, reps=5, pairs=PAIRS, log=lambda msg: None)
-    assert calls == ["head", "base", "base", "head"]
-    (row,) = rows
-    assert row.verdict == "unchanged" and not row.fails  # base round 1 pooled, round 2 failed
-    listed = regression._git("worktree", "list")
-    assert "arsenal-regression-" not in listed
+def test_a_slowdown_not_seen_again_is_not_a_failure():
+    first = regression.Row("k", "slower", 2.0, 1e-4, "round ratios 2 2")
+    second = regression.Row("k", "unchanged", 1.02, 0.6, "round ratios 1 1.04")
+    row = regression.confirm(first, second)
+    assert row.verdict == "ambiguous" and not row.fails and "not confirmed" in row.note
+    again = regression.Row("k", "slower", 1.9, 1e-4, "round ratios 1.9 1.9")
+    assert regression.confirm(first, again).fails
 
-    calls.append("base")  # from now on every base worker fails
-    (row,) = regression.run_check("HEAD", rounds=1, reps=5, pairs=PAIRS, log=lambda msg: None)
-    assert row.verdict == "new" and not row.fails and "predates" in row.note
+
+def test_a_worker_that_dies_is_an_error_for_the_head_and_new_for_the_base():
+    class Dying(FakeWorker):
+        def ask(self, cmd, **msg):
+            raise regression.WorkerDied("segfault")
+
+    for dying, verdict in (("head", "error"), ("base", "new")):
+        workers = {s: Dying(s, []) if s == dying else FakeWorker(s, []) for s in regression.SIDES}
+        got = regression.measure_pairs(workers, PAIRS, rounds=2, reps=5)
+        (row,) = regression.compare_sides(got["base"], got["head"])
+        assert row.verdict == verdict and "died" in row.note and workers[dying] is None

@@ -9,7 +9,9 @@ records the first call's JIT / compile / autotune cost as its own figure.
 Environment variables (asv passes the caller's environment to the benchmarks):
 ``ARSENAL_SUITE`` (default quick), ``ARSENAL_MODES`` (default forward,forward_backward),
 ``ARSENAL_DEVICE`` (default cuda when present, else cpu), ``ARSENAL_NAMES`` (comma list
-of backends and peers; default every candidate of each op).
+of backends and peers; default every candidate of each op), ``ARSENAL_THREADS`` (torch's
+and Numba's thread count, pinned; default every core). OpenMP's wait policy is set to
+PASSIVE before torch loads, as in ``arsenal ops`` (``bench.env.RUNTIME_DEFAULTS``).
 
 asv re-runs ``setup`` before every timed sample; the prepared closure of the current
 pair is kept (one at a time), so a re-run costs nothing and torch.compile or a Numba
@@ -18,7 +20,13 @@ JIT runs once per pair, not once per sample.
 
 import os
 
-import torch
+from bench import env
+
+# Before torch loads: idle OpenMP threads sleep instead of spinning on the cores the next
+# kernel needs (bench/timing.py); the variables the user set are left alone.
+env.configure_runtime()
+
+import torch  # noqa: E402
 from asv_runner.benchmarks.mark import SkipNotImplemented
 
 import backends
@@ -31,6 +39,7 @@ SUITE = os.environ.get("ARSENAL_SUITE", "quick")
 MODES = tuple(os.environ.get("ARSENAL_MODES", ",".join(DEFAULT_MODES)).split(","))
 DEVICE = os.environ.get("ARSENAL_DEVICE", "cuda" if torch.cuda.is_available() else "cpu")
 NAMES = os.environ.get("ARSENAL_NAMES")
+THREADS = env.fix_threads(int(os.environ.get("ARSENAL_THREADS", "0")) or None)  # pinned: every core by default
 DTYPE = torch.float32
 
 _GATE = Gate(DEVICE)

@@ -2,15 +2,29 @@
 
 Options: ``--arsenal-suite`` (quick, full or stable), ``--arsenal-modes`` (comma list of
 forward, backward, forward_backward), ``--arsenal-names`` (backends and peers; default
-every candidate of each op). The pairs come from the registry (``bench.prepare.candidates``)
+every candidate of each op); $ARSENAL_THREADS sets the thread count (default: every
+core). The pairs come from the registry (``bench.prepare.candidates``)
 and the suite (``suites.op_shapes.cases``); one benchmark group per (op, case, mode), so
 pytest-benchmark's table sets the implementations side by side.
 """
 
-import pytest
-import torch
+import os
 
-from suites.op_shapes import DEFAULT_MODES
+import pytest
+
+from bench import env
+
+# Before torch loads: idle OpenMP threads sleep instead of spinning on the cores the next
+# kernel needs (bench/timing.py); the variables the user set are left alone.
+env.configure_runtime()
+
+import torch  # noqa: E402
+
+# torch's and Numba's thread counts pinned (every core, or $ARSENAL_THREADS) and recorded
+# with each benchmark (extra_info["threads"])
+env.fix_threads(int(os.environ.get("ARSENAL_THREADS", "0")) or None)
+
+from suites.op_shapes import DEFAULT_MODES  # noqa: E402
 
 
 def pytest_addoption(parser):
