@@ -15,9 +15,8 @@ Lists are comma-separated. Exit codes: 0 success, 1 a failed check (or, with
 Environment: torch, Triton and Numba read their settings at import, so ``main`` sets
 them before importing anything heavy: ``--simulate`` (list, check) turns on Triton's
 interpreter and Numba's CUDA simulator so the GPU backends are checked on the CPU; the
-timing commands turn them off (an interpreter's timings mean nothing) and set the OpenMP
-wait policy to PASSIVE unless it is set already (``bench.env.RUNTIME_DEFAULTS``; export
-OMP_WAIT_POLICY=ACTIVE to time with spinning workers).
+timing commands turn them off (an interpreter's timings mean nothing). OpenMP keeps its
+default wait policy (bench/timing.py explains why and how its spinning is handled).
 """
 
 from __future__ import annotations
@@ -111,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--out", default="out/results.jsonl", help="results file (appended)")
         sp.add_argument("--budget", type=float, help="seconds of timing per group")
         sp.add_argument("--target", type=float, help="stop at this relative IQR")
-        sp.add_argument("--settle-ms", type=float, help="sleep before each block when OMP_WAIT_POLICY is not PASSIVE")
+        sp.add_argument("--settle-ms", type=float, help="sleep before each block, longer than OpenMP's spin (default 20)")
         sp.add_argument("--block-ms", type=float, help="aim of one block of repetitions (0: one call per block)")
         sp.add_argument("--fixed-order", action="store_true", help="do not alternate the order of the candidates")
         sp.add_argument("--refresh-roofline", action="store_true", help="measure the ceilings again first")
@@ -165,10 +164,6 @@ def configure_environment(args, notes: list[str]) -> None:
         for k in SIMULATION:
             if os.environ.pop(k, None) is not None:
                 notes.append(f"{k} unset: simulated backends are not timed")
-    if args.command in TIMING_COMMANDS:
-        from bench import env
-
-        env.configure_runtime()
 
 
 # ---------------------------------------------------------------------------

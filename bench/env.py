@@ -21,29 +21,20 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("torch", "numpy", "numba", "numba-cuda", "triton", "scipy", "pandas")
-# OpenMP settings for a benchmark process, applied (unless the user set them) before torch
-# is imported: workers sleep at once after a parallel region instead of spinning. torch's
-# bundled libgomp and the system libgomp of Numba's omp layer are two pools with a thread
-# per core each; with spinning, one pool's workers take the cores the other pool needs
-# (see bench/timing.py). KMP_BLOCKTIME is the same setting for Intel's OpenMP runtime.
-RUNTIME_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
-# Runtime knobs that change CPU timings; every record stores those that are set.
+# Runtime knobs that change CPU timings; every record stores those that are set. The
+# harness leaves them at the runtimes' defaults (see bench/timing.py for why).
 RUNTIME_VARIABLES = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME",
                      "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER",
                      "TRITON_INTERPRET", "NUMBA_ENABLE_CUDASIM")
 
 
-def configure_runtime(environ=os.environ) -> dict:
-    """Apply RUNTIME_DEFAULTS where the user has not set the variable; returns what was
-    applied. Effective only before torch (and Numba's OpenMP layer) is loaded."""
-    applied = {k: v for k, v in RUNTIME_DEFAULTS.items() if k not in environ}
-    environ.update(applied)
-    return applied
-
-
-def spin_free() -> bool:
-    """Whether idle OpenMP workers sleep at once (OMP_WAIT_POLICY=PASSIVE in force)."""
-    return os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
+def spin_free(environ=os.environ) -> bool:
+    """Whether idle GNU OpenMP workers sleep at once: GOMP_SPINCOUNT=0, or
+    OMP_WAIT_POLICY=PASSIVE with no GOMP_SPINCOUNT (which takes precedence in libgomp)."""
+    spin = environ.get("GOMP_SPINCOUNT", "").strip()
+    if spin:
+        return spin == "0"
+    return environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
 
 
 def numba_available() -> bool:

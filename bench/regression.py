@@ -26,8 +26,9 @@ too slow and fragile for CI's budget, so the comparison uses the harness's own t
   calls a turn, head first in even rounds and base first in odd ones, for ``--rounds``
   rounds: the two sides of a ratio are measured milliseconds apart, so drift of the
   machine (other load, heat) falls on both alike. A worker that is not timing waits on
-  its pipe, and the workers run with OMP_WAIT_POLICY=PASSIVE (``bench.env``), so the
-  idle side's OpenMP threads sleep instead of spinning on the cores the other needs;
+  its pipe; each turn starts with the harness's settle sleep (``TimingConfig.settle_s``,
+  longer than OpenMP's spin after a region, see bench/timing.py), so the other side's
+  threads are asleep, then one untimed call;
 - a load average above the number of cores during the check is reported as a warning:
   on a 2-core machine shared with other work no comparison means much;
 - pairs: the "stable" suite x the backends available on this machine (peers excluded:
@@ -44,6 +45,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -162,8 +164,10 @@ class PairTimer:
 
     def __init__(self):
         from bench import env
+        from bench.timing import TimingConfig
 
         self.threads = env.fix_threads()
+        self.settle_s = 0.0 if env.spin_free() else TimingConfig().settle_s
         self.prepared = None
         self.clock = None  # made on the first turn, for the device of the pair
 
@@ -195,6 +199,7 @@ class PairTimer:
     def time(self, reps: int) -> list[int]:
         from bench.timing import CpuClock, CudaClock
 
+        time.sleep(self.settle_s)  # the other side's OpenMP workers stop spinning
         p = self.prepared
         if p is None:
             raise RuntimeError("no pair prepared")
@@ -230,12 +235,9 @@ class SideWorker:
     returns the reply. Its stderr goes to ``log_path``."""
 
     def __init__(self, side_dir: Path, log_path: Path):
-        from bench import env
-
         self.side_dir, self.log_path = Path(side_dir), Path(log_path)
         path = [str(self.side_dir)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
         environ = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
-        env.configure_runtime(environ)  # OpenMP workers sleep when idle (set before torch loads)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "bench.regression", "--serve"], cwd=self.side_dir,
                                      env=environ, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,

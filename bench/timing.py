@@ -14,11 +14,17 @@ sleeps; longer in wall time when the machine is shared), so a kernel of the othe
 started meanwhile shares its cores with spinning threads. When the two pools alternate
 quickly both spin all the time and every call slows down tens of times, as with
 OMP_WAIT_POLICY=ACTIVE. Hence, in layers:
-- the CLI sets OMP_WAIT_POLICY=PASSIVE before torch is imported, unless the user set it
-  (``bench.env.RUNTIME_DEFAULTS``; recorded with every result): idle workers sleep;
-- ``settle_s``: when the policy is not PASSIVE (a user's choice), a sleep before each
-  block, longer than a spin. Under PASSIVE it is skipped: with nothing to wait for, the
-  sleep only hands the cores to other processes and made the ratios noisier;
+- the runtimes keep their default wait policy. OMP_WAIT_POLICY=PASSIVE (idle workers
+  sleep at once) would remove the spinning, but then every parallel region pays a
+  wake-up of the sleeping workers: measured on the 2-core development machine,
+  numba_cpu logspace_matvec B4-M256-K256 forward took 373 us instead of 136 us, torch
+  stack_step B64-K32-D128 2.55 ms instead of 0.62 ms. That is not how the kernels run
+  for a user, so the harness does not set it (a user who exports it is obeyed, and
+  every record stores the OpenMP variables that were set);
+- ``settle_s``: a sleep of 20 ms before each block, longer than a spin (libgomp's
+  default 300000 spins: 4-8 ms of CPU over the two workers after one op there), so no
+  block starts while the other pool's workers still spin. Skipped when the workers
+  cannot spin (``bench.env.spin_free``: PASSIVE or GOMP_SPINCOUNT=0);
 - each block of a fast candidate starts with one untimed call (``wake_below_s``) that
   wakes its pool, so no timed sample pays the wake-up;
 - the order alternates, as above, so what is left weighs on every candidate alike.
@@ -54,7 +60,7 @@ class TimingConfig:
     budget_s: float = 3.0  # wall-clock limit of the rounds of one group (warm-up excluded)
     block_s: float = 0.02  # aim of one block's duration: fast closures repeat within a block
     # (at most max_reps / 10 repetitions, so that the samples come from ten rounds or more)
-    settle_s: float = 0.02  # sleep before each block when OpenMP workers may spin (policy not PASSIVE)
+    settle_s: float = 0.02  # sleep before each block, longer than OpenMP's spin after a region
     wake_below_s: float = 0.05  # closures faster than this get one untimed call per block
     alternate: bool = True  # reverse the candidate order every other round
 

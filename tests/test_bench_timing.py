@@ -198,10 +198,10 @@ def test_ratio_interval_brackets_the_ratio_of_medians():
     assert ratio_interval([5.0] * 10, [5.0] * 10) == (1.0, 1.0)
 
 
-def test_runtime_defaults_fill_only_what_the_user_left_unset():
+def test_spin_free_follows_libgomp_precedence():
     from bench import env
 
-    environ = {"OMP_WAIT_POLICY": "ACTIVE"}
-    applied = env.configure_runtime(environ)
-    assert environ["OMP_WAIT_POLICY"] == "ACTIVE" and "OMP_WAIT_POLICY" not in applied
-    assert environ["KMP_BLOCKTIME"] == env.RUNTIME_DEFAULTS["KMP_BLOCKTIME"] == applied["KMP_BLOCKTIME"]
+    assert not env.spin_free({})
+    assert env.spin_free({"OMP_WAIT_POLICY": "passive"})
+    assert not env.spin_free({"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "300000"})  # the count wins
+    assert env.spin_free({"GOMP_SPINCOUNT": "0"}) and not env.spin_free({"OMP_WAIT_POLICY": "ACTIVE"})

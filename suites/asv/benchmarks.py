@@ -10,8 +10,7 @@ Environment variables (asv passes the caller's environment to the benchmarks):
 ``ARSENAL_SUITE`` (default quick), ``ARSENAL_MODES`` (default forward,forward_backward),
 ``ARSENAL_DEVICE`` (default cuda when present, else cpu), ``ARSENAL_NAMES`` (comma list
 of backends and peers; default every candidate of each op), ``ARSENAL_THREADS`` (torch's
-and Numba's thread count, pinned; default every core). OpenMP's wait policy is set to
-PASSIVE before torch loads, as in ``arsenal ops`` (``bench.env.RUNTIME_DEFAULTS``).
+and Numba's thread count, pinned; default every core).
 
 asv re-runs ``setup`` before every timed sample; the prepared closure of the current
 pair is kept (one at a time), so a re-run costs nothing and torch.compile or a Numba
@@ -20,17 +19,12 @@ JIT runs once per pair, not once per sample.
 
 import os
 
-from bench import env
-
-# Before torch loads: idle OpenMP threads sleep instead of spinning on the cores the next
-# kernel needs (bench/timing.py); the variables the user set are left alone.
-env.configure_runtime()
-
-import torch  # noqa: E402
+import torch
 from asv_runner.benchmarks.mark import SkipNotImplemented
 
 import backends
 from backends.registry import DTYPE_NAMES
+from bench import env
 from bench.prepare import Unavailable, candidates, prepare, why_unavailable
 from bench.runner import Gate
 from suites.op_shapes import DEFAULT_MODES, case_id, cases

@@ -11,20 +11,14 @@ pytest-benchmark's table sets the implementations side by side.
 import os
 
 import pytest
+import torch
 
 from bench import env
-
-# Before torch loads: idle OpenMP threads sleep instead of spinning on the cores the next
-# kernel needs (bench/timing.py); the variables the user set are left alone.
-env.configure_runtime()
-
-import torch  # noqa: E402
+from suites.op_shapes import DEFAULT_MODES
 
 # torch's and Numba's thread counts pinned (every core, or $ARSENAL_THREADS) and recorded
 # with each benchmark (extra_info["threads"])
 env.fix_threads(int(os.environ.get("ARSENAL_THREADS", "0")) or None)
-
-from suites.op_shapes import DEFAULT_MODES  # noqa: E402
 
 
 def pytest_addoption(parser):
