@@ -22,9 +22,9 @@ too slow and fragile for CI's budget, so the comparison uses the harness's own t
 - each side is served by one long-lived worker process whose ``backends`` package comes
   from that side's tree while the harness (``bench``, ``suites``) is this checkout's, so
   both sides are measured by the same code and only the kernels differ;
-- pair by pair, both workers prepare the pair, then take turns timing it, ``--reps``
-  calls a turn, head first in even rounds and base first in odd ones, for ``--rounds``
-  rounds: the two sides of a ratio are measured milliseconds apart, so drift of the
+- pair by pair, both workers prepare the pair, take one untimed turn each, then take
+  turns timing it, ``--reps`` calls a turn, head first in even rounds and base first in
+  odd ones, for ``--rounds`` rounds: the two sides of a ratio are measured milliseconds apart, so drift of the
   machine (other load, heat) falls on both alike. A worker that is not timing waits on
   its pipe; each turn starts with the harness's settle sleep (``TimingConfig.settle_s``,
   longer than OpenMP's spin after a region, see bench/timing.py), so the other side's
@@ -299,7 +299,7 @@ def measure_pairs(workers: dict, pairs: list[dict], rounds: int = ROUNDS, reps: 
                 ready.append(side)
             else:
                 pooled[side][k] = reply
-        for r in range(rounds):
+        for r in range(-1, rounds):  # round -1: one untimed turn each (first-touch, caches)
             for side in (SIDES if r % 2 == 0 else SIDES[::-1]):
                 if side not in ready:
                     continue
@@ -307,8 +307,8 @@ def measure_pairs(workers: dict, pairs: list[dict], rounds: int = ROUNDS, reps: 
                 if "samples_ns" not in reply:
                     pooled[side][k] = reply
                     ready.remove(side)
-                    continue
-                pool(pooled[side], {k: reply})
+                elif r >= 0:
+                    pool(pooled[side], {k: reply})
         progress(i + 1, len(pairs))
     return pooled
 

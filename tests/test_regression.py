@@ -53,7 +53,7 @@ def test_a_slowed_kernel_is_flagged():
     (row,), workers = _compared(slow_head=True)
     assert row.verdict == "slower" and row.fails, row
     assert row.ratio > regression.FACTOR
-    assert workers["head"].turns == workers["base"].turns == 4
+    assert workers["head"].turns == workers["base"].turns == 5  # an untimed turn, then 4
 
 
 def test_an_unchanged_kernel_is_not_flagged():
@@ -144,7 +144,8 @@ def test_run_check_alternates_turns_confirms_and_cleans_up():
         return made[side]
 
     (row,) = regression.run_check("HEAD", rounds=2, reps=5, pairs=PAIRS, log=lambda msg: None, worker=start)
-    assert calls == ["head", "base", "base", "head"] * 2  # measured, then measured again
+    # an untimed turn each, then the timed rounds; measured, then measured again
+    assert calls == (["base", "head"] + ["head", "base", "base", "head"]) * 2
     assert row.verdict == "slower" and row.fails and row.note.startswith("confirmed")
     assert all(w.closed for w in made.values())
     assert "arsenal-regression-" not in regression._git("worktree", "list")
