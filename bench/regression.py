@@ -8,8 +8,8 @@ Rule: a pair (op, case, mode, backend) FAILS when
 - the slowdown shows in every round (each round's head median above the base median of
   the same round): samples of one round are not independent, and a burst of other load
   that slows one side for a moment would otherwise look significant,
-- and all of that holds again when the pair is measured a second time (``confirm``):
-  a pair fails only if two separate measurements say so.
+- and all of that holds again when the pair is measured a second time, by new worker
+  processes (``confirm``): a pair fails only if two separate measurements say so.
 A slowdown below 1.5x, or one the samples cannot tell from noise, does not fail the
 build (it is printed). The factor is wide on purpose: CI machines are shared and small
 (2 cores), and a kernel that loses a third of its speed is caught by the benchmark
@@ -373,24 +373,33 @@ def run_check(base: str = "HEAD~1", factor: float = FACTOR, alpha: float = ALPHA
         tmp = Path(tmp)
         tree = tmp / "base"
         _git("worktree", "add", "--detach", str(tree), base_sha)
-        workers = {}
+        dirs = {"head": shim(REPO_ROOT, tmp / "head-side"), "base": shim(tree, tmp / "base-side")}
+
+        def measure(todo: list[dict], attempt: int) -> list[Row]:
+            # fresh worker processes for every measurement: a process can keep a state of
+            # its own (memory layout, where the scheduler put its threads) that makes it
+            # slower throughout, 1.2x and more on the development machine; a second pair
+            # of processes does not inherit it
+            workers = {}
+            try:
+                for side in SIDES:
+                    workers[side] = worker(side, dirs[side], tmp / f"{side}-{attempt}.log", log)
+                got = measure_pairs(workers, todo, rounds, reps, progress)
+            finally:
+                for w in workers.values():
+                    if w is not None:
+                        w.close()
+            return compare_sides(got["base"], got["head"], factor, alpha)
+
         try:
-            dirs = {"head": shim(REPO_ROOT, tmp / "head-side"), "base": shim(tree, tmp / "base-side")}
-            for side in SIDES:
-                workers[side] = worker(side, dirs[side], tmp / f"{side}.log", log)
             log(f"measuring {len(pairs)} pairs, {rounds} alternating turns of {reps} calls per side")
-            first = measure_pairs(workers, pairs, rounds, reps, progress)
-            rows = compare_sides(first["base"], first["head"], factor, alpha)
+            rows = measure(pairs, 1)
             suspects = [p for p, row in zip(pairs, rows) if row.verdict == "slower"]
             if suspects:
-                log(f"measuring again the {len(suspects)} pairs that looked slower")
-                again = measure_pairs(workers, suspects, rounds, reps, progress)
-                second = {r.key: r for r in compare_sides(again["base"], again["head"], factor, alpha)}
+                log(f"measuring again, in new processes, the {len(suspects)} pairs that looked slower")
+                second = {r.key: r for r in measure(suspects, 2)}
                 rows = [confirm(r, second[r.key]) if r.key in second else r for r in rows]
         finally:
-            for w in workers.values():
-                if w is not None:
-                    w.close()
             _git("worktree", "remove", "--force", str(tree))
     cores = os.cpu_count() or 1
     if busiest > cores:

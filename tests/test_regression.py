@@ -134,20 +134,20 @@ class FakeWorker:
 
 def test_run_check_alternates_turns_confirms_and_cleans_up():
     """Turns alternate within each pair (head, base), (base, head), ...; a pair that
-    looks slower is measured again before it fails; the workers are closed and the
-    temporary worktree is removed."""
+    looks slower is measured again by new workers before it fails; the workers are
+    closed and the temporary worktree is removed."""
     _git_checkout()
-    calls, made = [], {}
+    calls, made = [], []
 
     def start(side, side_dir, log_path, log):
-        made[side] = FakeWorker(side, calls, slow=3 if side == "head" else 1)
-        return made[side]
+        made.append(FakeWorker(side, calls, slow=3 if side == "head" else 1))
+        return made[-1]
 
     (row,) = regression.run_check("HEAD", rounds=2, reps=5, pairs=PAIRS, log=lambda msg: None, worker=start)
     # an untimed turn each, then the timed rounds; measured, then measured again
     assert calls == (["base", "head"] + ["head", "base", "base", "head"]) * 2
     assert row.verdict == "slower" and row.fails and row.note.startswith("confirmed")
-    assert all(w.closed for w in made.values())
+    assert len(made) == 4 and all(w.closed for w in made)  # new processes for the second measurement
     assert "arsenal-regression-" not in regression._git("worktree", "list")
 
 
