@@ -345,7 +345,7 @@ def run_ops(args, console, ops, names, dtypes, modes, cases, checked: list | Non
 
     from bench import env, roofline, runner
 
-    threads = env.fix_threads(args.threads)
+    threads = env.pin_process(args.threads)
     ceil = roofline.ceilings(args.device, refresh=getattr(args, "refresh_roofline", False))
     groups = runner.plan(ops, names, cases, dtypes, modes)
     cfg = runner.RunConfig(device=args.device, timing=_timing_config(args),
@@ -485,7 +485,7 @@ def cmd_profile(args, console) -> int:
         if not found:
             raise UsageError(f"suite {args.suite!r} has no case of {args.op} for {args.device}; give --case")
         case = found[0]
-    env.fix_threads(args.threads)
+    env.pin_process(args.threads)
     res = profile.run(args.op, args.backend, case, args.dtype, args.device, args.mode, args.steps, args.out_dir)
     console.print(res.table, markup=False, highlight=False)
     console.print(f"trace: {res.trace}\ntable: {res.table_path}", markup=False, highlight=False)
@@ -505,7 +505,7 @@ def cmd_roofline(args, console) -> int:
     from bench import env, roofline
 
     _check_device(args.device)
-    env.fix_threads(args.threads)
+    env.pin_process(args.threads)
     ceil = roofline.ceilings(args.device, refresh=args.refresh)
     table = Table(title=f"Ceilings of {ceil['env']['gpu'] or ceil['env']['cpu']} "
                         f"({ceil['env']['threads']['torch']} threads; measured {ceil['measured_at']})")
@@ -534,7 +534,7 @@ def cmd_run(args, console) -> int:
     from bench import env
 
     _check_device(args.device)
-    env.fix_threads(args.threads)
+    env.pin_process(args.threads)
     check_args = argparse.Namespace(op=None, backend=None, dtype=None, peers=False, device=args.device)
     checked = []
     status = cmd_check(check_args, console, rows=checked)

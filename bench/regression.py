@@ -166,7 +166,7 @@ class PairTimer:
         from bench import env
         from bench.timing import TimingConfig
 
-        self.threads = env.fix_threads()
+        self.threads = env.pin_process()
         self.settle_s = 0.0 if env.spin_free() else TimingConfig().settle_s
         self.prepared = None
         self.clock = None  # made on the first turn, for the device of the pair

@@ -205,3 +205,19 @@ def test_spin_free_follows_libgomp_precedence():
     assert env.spin_free({"OMP_WAIT_POLICY": "passive"})
     assert not env.spin_free({"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "300000"})  # the count wins
     assert env.spin_free({"GOMP_SPINCOUNT": "0"}) and not env.spin_free({"OMP_WAIT_POLICY": "ACTIVE"})
+
+
+def test_allocator_thresholds_are_fixed_unless_the_user_set_them(monkeypatch):
+    import platform
+
+    from bench import env
+
+    if platform.libc_ver()[0] != "glibc":
+        assert env.fix_allocator() == {}
+        return
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "0")  # the user's choice is kept
+    monkeypatch.setattr(env, "_allocator", {})
+    assert env.fix_allocator() == {"mmap_threshold": env.MALLOC_SETTINGS["mmap_threshold"]}
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    assert env.fix_allocator() == env.MALLOC_SETTINGS
+    assert env.environment()["malloc"] == env.MALLOC_SETTINGS

@@ -33,7 +33,8 @@ SUITE = os.environ.get("ARSENAL_SUITE", "quick")
 MODES = tuple(os.environ.get("ARSENAL_MODES", ",".join(DEFAULT_MODES)).split(","))
 DEVICE = os.environ.get("ARSENAL_DEVICE", "cuda" if torch.cuda.is_available() else "cpu")
 NAMES = os.environ.get("ARSENAL_NAMES")
-THREADS = env.fix_threads(int(os.environ.get("ARSENAL_THREADS", "0")) or None)  # pinned: every core by default
+# thread counts pinned (every core by default) and malloc thresholds fixed (bench/env.py)
+THREADS = env.pin_process(int(os.environ.get("ARSENAL_THREADS", "0")) or None)
 DTYPE = torch.float32
 
 _GATE = Gate(DEVICE)

@@ -16,9 +16,9 @@ import torch
 from bench import env
 from suites.op_shapes import DEFAULT_MODES
 
-# torch's and Numba's thread counts pinned (every core, or $ARSENAL_THREADS) and recorded
-# with each benchmark (extra_info["threads"])
-env.fix_threads(int(os.environ.get("ARSENAL_THREADS", "0")) or None)
+# torch's and Numba's thread counts pinned (every core, or $ARSENAL_THREADS) and recorded,
+# with each benchmark (extra_info["threads"]); malloc thresholds fixed (bench/env.py)
+env.pin_process(int(os.environ.get("ARSENAL_THREADS", "0")) or None)
 
 
 def pytest_addoption(parser):
