@@ -90,11 +90,14 @@ def _to_reference(t: torch.Tensor) -> torch.Tensor:
 
 
 def check_pair(op: str, backend: str, case: dict, dtype: torch.dtype = torch.float32, device="cpu",
-               seed: int = 0, grad: bool = True, fn=None) -> CheckResult:
+               seed: int = 0, grad: bool = True, fn=None, oracle=None) -> CheckResult:
     """Run ``backend``'s ``op`` on ``case`` and compare with the float64 reference.
 
     ``fn`` replaces the registry's implementation (a benchmark peer such as
-    torch_compile or an adapted public kernel, named by ``backend``)."""
+    torch_compile or an adapted public kernel, named by ``backend``). ``oracle``
+    replaces the reference (same signature, called on float64 CPU copies of the inputs):
+    the benchmark gate passes the torch backend for gradients at sizes where the
+    sequential reference's backward is too slow."""
     import backends
 
     start = time.perf_counter()
@@ -123,7 +126,7 @@ def check_pair(op: str, backend: str, case: dict, dtype: torch.dtype = torch.flo
         result.problems.append(f"forward raised {type(exc).__name__}: {exc}")
         result.seconds = time.perf_counter() - start
         return result
-    ref = flatten(spec.reference(**ref_inputs))
+    ref = flatten((oracle or spec.reference)(**ref_inputs))
 
     problems = []
     for k, t in tensor_inputs(spec, inputs).items():

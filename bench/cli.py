@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--fixed-order", action="store_true", help="do not alternate the order of the candidates")
         sp.add_argument("--refresh-roofline", action="store_true", help="measure the ceilings again first")
         sp.add_argument("--strict-gate", action="store_true",
-                        help="check gradients on the benchmark case too (slow for long sequences)")
+                        help="benchmark-case gradients against the float64 reference, not the torch oracle (slow for long sequences)")
 
     ops_options(sub.add_parser("ops", help="time ops interleaved, append results, print a summary"))
 

@@ -2,23 +2,25 @@
 (backends and peers), gate, prepare, time interleaved, derive, append.
 
 The correctness gate (``Gate``) is ``backends.check.check_pair`` with the callable that
-is timed, against the float64 reference, on:
-- the benchmark case itself, forward only, when its forward moves at most
-  ``RunConfig.gate_max_elements`` float32 elements (the contract's bytes / 4). Only the
-  forward: a sequential reference's autograd graph grows with T and its backward costs
-  O(T^2) (a parallel_scan of B=4, T=1024, D=256 takes over a minute), while its forward
-  is linear and cheap;
-- the op's test cases, forward and, when the mode runs a backward, gradients: all of
-  them for a registry backend (its kernels compile once; the small shapes catch edge
-  cases); for a peer (torch_compile specialises a graph per shape and pays a compile
-  for each) only the largest one, and only when gradients are needed or the
-  benchmark case is too large to check.
-A check's result is reused for the same (op, implementation, dtype, gradients, case). A
-pair that fails is recorded with status "incorrect" and its problems, and never timed.
-The price of the forward-only check: a gradient error that shows only at the benchmark
-size passes (minGRU's log-space parallel_scan at T=1024 has da 1.27x over the float32
-tolerance, while T=300 passes); ``RunConfig.gate_case_grad`` (``arsenal ops
---strict-gate``) checks the benchmark case's gradients too, at the reference's cost.
+is timed, on:
+- the benchmark case itself when it moves at most ``RunConfig.gate_max_elements``
+  float32 elements (the contract's bytes / 4): the forward against the float64
+  reference, and, when the mode runs a backward, forward and gradients against the
+  ORACLE, the torch backend run in float64. The sequential reference's autograd graph
+  grows with T and its backward costs O(T^2) (a parallel_scan of B=4, T=1024, D=256
+  takes over a minute), while the torch backend's float64 backward is parallel and
+  cheap, and is itself held to the reference by the test suite (test_matrix at float64,
+  test_gradcheck). ``RunConfig.gate_case_grad`` (``arsenal ops --strict-gate``) uses the
+  reference there too, at its cost;
+- the op's test cases, forward and, when the mode runs a backward, gradients, against
+  the reference: all of them for a registry backend (its kernels compile once; the
+  small shapes catch edge cases); for a peer (torch_compile specialises a graph per
+  shape and pays a compile for each) only the largest one, and only when gradients
+  are needed or the benchmark case is too large to check.
+A check's result is reused for the same (op, implementation, dtype, gradients, case,
+oracle). A pair that fails is recorded with status "incorrect" and its problems, and
+never timed. The gradient check at the benchmark size matters: minGRU's log-space
+parallel_scan passes at T=300 but its da is 1.27x over the float32 tolerance at T=1024.
 
 Every record of a group comes from one interleaved timing (``bench.timing``), so its
 speedups (median of the baseline / median of the candidate) are ratios from the same
@@ -46,6 +48,8 @@ from bench.timing import Candidate, CpuClock, CudaClock, TimingConfig, ratio_int
 from suites import op_shapes
 
 BASELINES = ("torch", "torch_compile")  # speedups are reported against these
+REFERENCE = "reference"  # the contract's float64 reference
+ORACLE = "torch"  # the backend run in float64 where the reference's backward is too slow (see above)
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class RunConfig:
     device: str = "cpu"
     seed: int = 0
     gate_max_elements: int = 1 << 24  # the benchmark case joins the gate up to this size (case_elements)
-    gate_case_grad: bool = False  # also check gradients on the benchmark case (slow: O(T^2) references)
+    gate_case_grad: bool = False  # benchmark-case gradients against the reference, not the oracle (O(T^2))
     timing: TimingConfig = field(default_factory=TimingConfig)
 
 
@@ -111,33 +115,38 @@ class Gate:
         self.device, self.max_elements, self.seed, self.case_grad = device, max_elements, seed, case_grad
         self._memo: dict[tuple, GateResult] = {}
 
-    def checks(self, op: str, name: str, case: dict, grad: bool) -> list[tuple[dict, bool]]:
-        """The (case, gradients?) pairs the gate runs for this pair and mode."""
+    def checks(self, op: str, name: str, case: dict, grad: bool) -> list[tuple[dict, bool, str]]:
+        """The (case, gradients?, REFERENCE or ORACLE) checks the gate runs for this pair and mode."""
         tests = list(backends.OPS[op].test_cases)
-        small = case_elements(op, case) <= self.max_elements
-        out = [(case, grad and self.case_grad)] if small else []
+        out = []
+        if case_elements(op, case) <= self.max_elements:
+            out.append((case, False, REFERENCE))
+            if grad:
+                out.append((case, True, REFERENCE if self.case_grad else ORACLE))
         if name in backends.BACKENDS:
-            return [(c, grad) for c in tests] + out
-        if grad or not small:
-            out.insert(0, (max(tests, key=lambda c: case_elements(op, c)), grad))
+            return [(c, grad, REFERENCE) for c in tests] + out
+        if grad or not out:
+            out.insert(0, (max(tests, key=lambda c: case_elements(op, c)), grad, REFERENCE))
         return out
 
-    def _check(self, op, name, case, dtype, grad) -> GateResult:
-        key = (op, name, dtype, grad, op_shapes.case_id(case))
+    def _check(self, op, name, case, dtype, grad, against) -> GateResult:
+        key = (op, name, dtype, grad, op_shapes.case_id(case), against)
         if key not in self._memo:
             fn = None if name in backends.BACKENDS else prep.implementation(op, name)
-            self.add(check_pair(op, name, case, DTYPES_BY_NAME[dtype], self.device, seed=self.seed, grad=grad, fn=fn),
-                     grad)
+            oracle = backends.get(op, ORACLE) if against == ORACLE else None
+            self.add(check_pair(op, name, case, DTYPES_BY_NAME[dtype], self.device, seed=self.seed, grad=grad, fn=fn,
+                                oracle=oracle), grad, against)
         return self._memo[key]
 
-    def add(self, r: CheckResult, grad: bool) -> None:
+    def add(self, r: CheckResult, grad: bool, against: str = REFERENCE) -> None:
         """Keep a check's result for reuse (``arsenal run`` checks every pair first)."""
-        self._memo[(r.op, r.backend, r.dtype, grad, op_shapes.case_id(r.case))] = GateResult(
-            r.ok, [{"case": r.case, "grad": grad}], r.forward_error, r.grad_error,
-            [f"{op_shapes.case_id(r.case)}: {p}" for p in r.problems], r.seconds)
+        self._memo[(r.op, r.backend, r.dtype, grad, op_shapes.case_id(r.case), against)] = GateResult(
+            r.ok, [{"case": r.case, "grad": grad, "against": against}], r.forward_error, r.grad_error,
+            [f"{op_shapes.case_id(r.case)}{'' if against == REFERENCE else ' vs ' + against}: {p}"
+             for p in r.problems], r.seconds)
 
     def __call__(self, op: str, name: str, case: dict, dtype: str, grad: bool) -> GateResult:
-        parts = [self._check(op, name, c, dtype, g) for c, g in self.checks(op, name, case, grad)]
+        parts = [self._check(op, name, c, dtype, g, against) for c, g, against in self.checks(op, name, case, grad)]
         fwd = [p.forward_error for p in parts if p.forward_error is not None and not math.isnan(p.forward_error)]
         grads = [p.grad_error for p in parts if p.grad_error is not None]
         return GateResult(ok=all(p.ok for p in parts), cases=[c for p in parts for c in p.cases],

@@ -12,17 +12,40 @@ SMALL, HUGE = dict(B=2, T=8, D=4), dict(B=64, T=65536, D=1024)
 
 
 def test_gate_plan_for_backends_and_peers():
-    gate = runner.Gate()
+    gate, ref, oracle = runner.Gate(), runner.REFERENCE, runner.ORACLE
     tests = list(backends.OPS["parallel_scan"].test_cases)
-    assert gate.checks("parallel_scan", "torch", SMALL, grad=True) == [(c, True) for c in tests] + [(SMALL, False)]
-    assert gate.checks("parallel_scan", "torch", HUGE, grad=False) == [(c, False) for c in tests]
+    assert gate.checks("parallel_scan", "torch", SMALL, grad=True) == (
+        [(c, True, ref) for c in tests] + [(SMALL, False, ref), (SMALL, True, oracle)])
+    assert gate.checks("parallel_scan", "torch", HUGE, grad=False) == [(c, False, ref) for c in tests]
     largest = max(tests, key=lambda c: c["B"] * c["T"] * c["D"])
-    assert gate.checks("parallel_scan", "torch_compile", SMALL, grad=True) == [(largest, True), (SMALL, False)]
-    assert gate.checks("parallel_scan", "torch_compile", SMALL, grad=False) == [(SMALL, False)]
-    assert gate.checks("parallel_scan", "torch_compile", HUGE, grad=False) == [(largest, False)]
+    assert gate.checks("parallel_scan", "torch_compile", SMALL, grad=True) == [
+        (largest, True, ref), (SMALL, False, ref), (SMALL, True, oracle)]
+    assert gate.checks("parallel_scan", "torch_compile", SMALL, grad=False) == [(SMALL, False, ref)]
+    assert gate.checks("parallel_scan", "torch_compile", HUGE, grad=False) == [(largest, False, ref)]
     strict = runner.Gate(case_grad=True)
-    assert strict.checks("parallel_scan", "torch_compile", SMALL, grad=True) == [(largest, True), (SMALL, True)]
-    assert strict.checks("parallel_scan", "torch", SMALL, grad=False)[-1] == (SMALL, False)
+    assert strict.checks("parallel_scan", "torch_compile", SMALL, grad=True)[-1] == (SMALL, True, ref)
+    assert strict.checks("parallel_scan", "torch", SMALL, grad=False)[-1] == (SMALL, False, ref)
+
+
+def test_the_gate_checks_gradients_at_the_benchmark_size_against_the_oracle(monkeypatch):
+    """A peer whose gradient goes wrong only past the test cases' lengths passes them, and
+    is caught at the benchmark size by the oracle (the torch backend in float64)."""
+    real = backends.get("parallel_scan", "torch")
+    longest = max(c["T"] for c in backends.OPS["parallel_scan"].test_cases)
+
+    def candidate(a, b, h0=None):
+        h = real(a, b, h0)
+        if a.shape[1] > longest:  # the same forward; db gets an extra 0.5 * dh
+            h = h + 0.5 * (b - b.detach())
+        return h
+
+    monkeypatch.setattr(runner.prep, "implementation", lambda op, name: candidate)
+    gate = runner.Gate()
+    case = dict(B=2, T=longest + 1, D=8)
+    got = gate("parallel_scan", "torch_compile", case, "float32", grad=True)
+    assert not got.ok and [c["against"] for c in got.cases] == [runner.REFERENCE] * 2 + [runner.ORACLE]
+    assert all("vs torch" in p for p in got.problems) and any("db" in p for p in got.problems), got.problems
+    assert gate("parallel_scan", "torch_compile", case, "float32", grad=False).ok  # the forward is right
 
 
 def test_plan_keeps_the_given_order_and_drops_names_without_the_op():
