@@ -69,7 +69,7 @@ def test_ops_on_a_tiny_case_appends_loadable_records(tmp_path, monkeypatch, caps
     assert row["speedup_vs_torch"] == 1.0 and row["speedup_vs_torch_compile"] is None
     assert row["env"]["threads"]["torch"] >= 1 and "torch" in row["env"]["packages"]
     gate = df.iloc[1]["gate"]  # forward_backward: gradients on the test cases, the case itself forward only
-    assert gate["ok"] and {"case": {"B": 2, "T": 8, "D": 4}, "grad": False} in gate["cases"]
+    assert gate["ok"] and {"case": {"B": 2, "T": 8, "D": 4}, "grad": False, "against": "reference"} in gate["cases"]
     assert all(c["grad"] for c in gate["cases"] if c["case"] != {"B": 2, "T": 8, "D": 4})
     assert "parallel_scan" in capsys.readouterr().out
 
@@ -87,7 +87,7 @@ def test_a_figure_over_the_roofline_is_flagged_not_reported(tmp_path, monkeypatc
 def test_a_pair_failing_the_gate_is_recorded_incorrect_and_never_timed(tmp_path, monkeypatch):
     fake_ceilings(tmp_path, monkeypatch)
 
-    def failing(op, backend, case, dtype, device, seed=0, grad=True, fn=None):
+    def failing(op, backend, case, dtype, device, seed=0, grad=True, fn=None, oracle=None):
         return CheckResult(op, backend, dict(case), "float32", str(device), ok=False, forward_error=3.0,
                            problems=["h: error 3x the tolerance"])
 
