@@ -3,8 +3,12 @@ cache=True, cache-packed micro-MLP records, autograd through torch.autograd.Func
 with Numba kernels for the backward."""
 
 import importlib.util
+from pathlib import Path
 
+from backends.numba_cache import refresh_when_edited
 from backends.registry import Backend, register_backend
+
+refresh_when_edited(Path(__file__).parent)  # before any kernel module loads from the cache
 
 
 def _probe():

@@ -3,10 +3,14 @@ simulator when NUMBA_ENABLE_CUDASIM=1 is set before import (tests do this)."""
 
 import importlib.util
 import os
+from pathlib import Path
 
 import torch
 
+from backends.numba_cache import refresh_when_edited
 from backends.registry import Backend, register_backend
+
+refresh_when_edited(Path(__file__).parent)  # before any kernel module loads from the cache
 
 
 def simulated() -> bool:
