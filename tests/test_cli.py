@@ -100,6 +100,26 @@ def test_a_pair_failing_the_gate_is_recorded_incorrect_and_never_timed(tmp_path,
     assert rec.get("samples_ns") is None and rec.get("median_ns") is None
 
 
+def test_a_peer_failing_the_gate_is_reported_but_does_not_fail_the_run(tmp_path, monkeypatch, capsys):
+    fake_ceilings(tmp_path, monkeypatch)
+    real = runner.check_pair
+
+    def peer_fails(op, backend, case, dtype, device, seed=0, grad=True, fn=None, oracle=None):
+        if backend == "torch_compile":
+            return CheckResult(op, backend, dict(case), "float32", str(device), ok=False, forward_error=3.0,
+                               problems=["h: error 3x the tolerance"])
+        return real(op, backend, case, dtype, device, seed=seed, grad=grad, fn=fn, oracle=oracle)
+
+    monkeypatch.setattr(runner, "check_pair", peer_fails)
+    out = tmp_path / "r.jsonl"
+    assert cli.main(["ops", "--op", "parallel_scan", "--backend", "torch,torch_compile", "--case", TINY_SCAN,
+                     "--out", str(out), *FAST]) == 0
+    by_name = {r["backend"]: r for r in results.read(out)}
+    assert by_name["torch"]["status"] == "ok"
+    assert by_name["torch_compile"]["status"] == "incorrect" and by_name["torch_compile"].get("samples_ns") is None
+    assert "failed the correctness gate" in capsys.readouterr().out
+
+
 def test_unavailable_pairs_are_recorded_with_the_reason(tmp_path, monkeypatch):
     fake_ceilings(tmp_path, monkeypatch)
     out = tmp_path / "r.jsonl"
