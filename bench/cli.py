@@ -369,7 +369,20 @@ def run_ops(args, console, ops, names, dtypes, modes, cases, checked: list | Non
             bar.advance(task)
         bar.update(task, description="ops")
     print_summary(console, records)
+    _warn_steal(console, records)
     return records
+
+
+STEAL_WARN_PCT = 5.0  # warn when the hypervisor took more of the CPU than this while timing
+
+
+def _warn_steal(console, records: list[dict]) -> None:
+    steals = [r["steal_pct"] for r in records if r.get("steal_pct") is not None]
+    if steals and max(steals) > STEAL_WARN_PCT:
+        console.print(f"note: the hypervisor took up to {max(steals):.0f}% of the CPU time while groups were timed "
+                      f"(median {sorted(steals)[len(steals) // 2]:.0f}%; per record: steal_pct): other virtual "
+                      "machines shared the cores, and spinning OpenMP workers suffer most from it; repeat the run "
+                      "and compare (arsenal compare)", markup=False, highlight=False)
 
 
 def print_summary(console, records: list[dict]) -> None:

@@ -149,6 +149,27 @@ def gpu_model(device) -> str | None:
     return torch.cuda.get_device_name(torch.device(device))
 
 
+def cpu_times() -> tuple[int, int] | None:
+    """(steal, total) CPU time in clock ticks since boot, all CPUs (Linux ``/proc/stat``);
+    None elsewhere. Steal is time the hypervisor gave this virtual machine's CPUs to
+    others: timings taken while it grows are slowed by something no process here sees."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] != "cpu" or len(fields) < 9:
+        return None
+    ticks = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    return ticks[7], sum(ticks)
+
+
+def steal_fraction(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The fraction of CPU time stolen between two ``cpu_times`` readings."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
 def load_average() -> list[float] | None:
     """1, 5 and 15 minute load averages: how busy the machine was (timing noise)."""
     try:

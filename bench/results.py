@@ -20,6 +20,8 @@ JSON object; its fields (schema ``SCHEMA_VERSION``):
     samples_ns, host_ns                  raw samples; GPU: host time of each call
     median_ns, q1_ns, q3_ns, iqr_ns,     statistics of samples_ns
     rel_iqr, reps, rounds, stop_reason
+    steal_pct                            CPU time the hypervisor gave to other machines
+                                         while the group was timed (Linux; None elsewhere)
     compile_seconds                      first call (JIT, autotune, compile) minus a steady one
     gate                                 the correctness gate: cases, errors, seconds
     flops, bytes, gflops, gbps,          the contract's model and the derived figures;
@@ -29,7 +31,8 @@ JSON object; its fields (schema ``SCHEMA_VERSION``):
     speedup_vs_torch_compile             baseline was not in it); ..._ci95: their bootstrap
                                          95% interval [lo, hi] (the noise of the ratio)
     env                                  bench.env.environment(): git commit, packages,
-                                         CPU/GPU model, thread counts, runtime settings
+                                         CPU/GPU model, thread counts, runtime settings,
+                                         malloc thresholds
 """
 
 from __future__ import annotations

@@ -247,7 +247,12 @@ class Runner:
         while live:
             cands = [Candidate(n, _guarded(n, p.fn), p.sync) for n, p in live.items()]
             try:
-                return time_interleaved(cands, self.cfg.timing, clock=self.clock)
+                before = env.cpu_times()
+                timed = time_interleaved(cands, self.cfg.timing, clock=self.clock)
+                steal = env.steal_fraction(before, env.cpu_times())
+                for name in timed:
+                    records[name]["steal_pct"] = None if steal is None else 100.0 * steal
+                return timed
             except CandidateError as exc:
                 records[exc.name].update(status="error", error=f"timing: {_error_text(exc.__cause__)}")
                 del live[exc.name]

@@ -221,3 +221,12 @@ def test_allocator_thresholds_are_fixed_unless_the_user_set_them(monkeypatch):
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
     assert env.fix_allocator() == env.MALLOC_SETTINGS
     assert env.environment()["malloc"] == env.MALLOC_SETTINGS
+
+
+def test_steal_fraction_from_two_readings():
+    from bench import env
+
+    assert env.steal_fraction((10, 1000), (60, 2000)) == 0.05
+    assert env.steal_fraction(None, (1, 2)) is None and env.steal_fraction((5, 100), (5, 100)) is None
+    now = env.cpu_times()
+    assert now is None or (0 <= now[0] <= now[1])

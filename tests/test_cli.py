@@ -66,6 +66,7 @@ def test_ops_on_a_tiny_case_appends_loadable_records(tmp_path, monkeypatch, caps
     assert list(df["mode"]) == ["forward", "forward_backward"] and set(df["status"]) == {"ok"}
     row = df.iloc[0]
     assert len(row["samples_ns"]) == row["reps"] > 0 and row["median_ns"] > 0
+    assert row["steal_pct"] is None or 0 <= row["steal_pct"] <= 100
     assert row["speedup_vs_torch"] == 1.0 and row["speedup_vs_torch_compile"] is None
     assert row["env"]["threads"]["torch"] >= 1 and "torch" in row["env"]["packages"]
     gate = df.iloc[1]["gate"]  # forward_backward: gradients on the test cases, the case itself forward only
