@@ -278,7 +278,11 @@ class SideWorker:
             except (OSError, subprocess.TimeoutExpired):
                 self.proc.kill()
                 self.proc.wait()
-        self._log.close()
+        for stream in (self.proc.stdin, self.proc.stdout, self._log):
+            try:
+                stream.close()
+            except OSError:  # a pipe to a process that died mid-write
+                pass
 
 
 def measure_pairs(workers: dict, pairs: list[dict], rounds: int = ROUNDS, reps: int = REPS,
@@ -320,6 +324,7 @@ def _ask(workers: dict, side: str, **msg) -> dict:
     try:
         return w.ask(**msg)
     except WorkerDied as exc:
+        w.close()  # its pipes and log; the process is gone
         workers[side] = None
         return {"error": f"{side} worker died: {str(exc)[-600:]}"}
 

@@ -176,6 +176,8 @@ def test_a_worker_that_dies_is_an_error_for_the_head_and_new_for_the_base():
 
     for dying, verdict in (("head", "error"), ("base", "new")):
         workers = {s: Dying(s, []) if s == dying else FakeWorker(s, []) for s in regression.SIDES}
+        dead = workers[dying]
         got = regression.measure_pairs(workers, PAIRS, rounds=2, reps=5)
         (row,) = regression.compare_sides(got["base"], got["head"])
         assert row.verdict == verdict and "died" in row.note and workers[dying] is None
+        assert dead.closed  # its pipes and log are released
