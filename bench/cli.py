@@ -149,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default="out/results.jsonl")
     sp.add_argument("--threads", type=int)
     sp.add_argument("--device", help=DEVICE_HELP)
+
+    from bench import commands
+
+    for mod in commands.load():
+        mod.add_arguments(sub.add_parser(mod.NAME, help=mod.HELP))
     return p
 
 
@@ -162,7 +167,7 @@ def configure_environment(args, notes: list[str]) -> None:
         return
     if getattr(args, "simulate", False):
         os.environ.update(SIMULATION)
-    elif args.command in TIMING_COMMANDS:
+    elif args.command in TIMING_COMMANDS or _module_of(args.command, "TIMING", False):
         for k in SIMULATION:
             if os.environ.pop(k, None) is not None:
                 notes.append(f"{k} unset: simulated backends are not timed")
@@ -578,6 +583,16 @@ COMMANDS = {"list": cmd_list, "check": cmd_check, "ops": cmd_ops, "compare": cmd
             "roofline": cmd_roofline, "run": cmd_run}
 
 
+def _module_of(command: str, attr: str, default):
+    """An attribute of the bench/commands module that defines ``command`` (if any)."""
+    from bench import commands
+
+    for mod in commands.load():
+        if mod.NAME == command:
+            return getattr(mod, attr, default)
+    return default
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     try:
@@ -594,7 +609,8 @@ def main(argv=None) -> int:
     for note in notes:
         console.print(note, markup=False, highlight=False)
     try:
-        return COMMANDS[args.command](args, console)
+        command = COMMANDS.get(args.command) or _module_of(args.command, "run", None)
+        return command(args, console)
     except UsageError as exc:
         print(f"arsenal {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -33,6 +33,30 @@ JSON object; its fields (schema ``SCHEMA_VERSION``):
     env                                  bench.env.environment(): git commit, packages,
                                          CPU/GPU model, thread counts, runtime settings,
                                          malloc thresholds
+
+Record kinds. The fields above are those of an op timing; every other record carries
+``kind`` (absent means "op") and shares ``schema, run_id, time, device, dtype, status,
+error, env`` where they apply. The kinds and their own fields:
+
+    kind="model"        one model x mix x shape measurement (bench/models, arsenal models)
+        family, config_id, config (dict), mix (dict op -> backend), mix_id ("torch",
+        "numba_cpu", "torch+parallel_scan=numba_cpu", or a peer "torch_compile"), task,
+        case {"B", "T"}, case_id, role ("grid" | "scaling" | "swap" | "best"),
+        samples_ns, median_ns, q1_ns, q3_ns (one training step: forward, backward,
+        optimizer), tokens_per_s, prefill_tokens_per_s, decode_ns_per_token,
+        peak_mem_bytes, op_breakdown ({op or "rest": ns per step}), compile_seconds,
+        params, gate, speedup_vs_torch, speedup_vs_torch_compile (+ _ci95), load (below)
+    kind="train"        one evaluation point of a training run (bench/train.py)
+        train_id, family, config_id, mix_id, task, step, split ("train" | "val" |
+        "test"), loss, metric (name), value, bits_per_byte, tokens, wall_s, lr,
+        steps_per_s; final=True on the last record of a run, with baseline (the trivial
+        figure: most frequent label or unigram bits per byte) and anchors
+    kind="routing"      NSM routing weights of one example: family, config_id, layer,
+                        weights ([T][S] nested lists), tokens ([T]), mask ([T])
+    kind="drift"        op, backend, dtype, variant, T, error (max error against the
+                        float64 reference, relative to its scale)
+    kind="equivalence"  family, mix_id, steps, tolerance, max_abs_diff, ok,
+                        losses_mix, losses_torch (per step)
 """
 
 from __future__ import annotations
