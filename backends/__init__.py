@@ -14,6 +14,7 @@ import importlib
 
 from backends import ops as _ops  # noqa: F401  (registers the seven contracts)
 from backends.mix import OpTable, resolve
+from backends.ops.micro_mlp import init_params as micro_mlp_init_params
 from backends.registry import BACKENDS_REGISTRY as BACKENDS
 from backends.registry import IMPLS, OPS_REGISTRY as OPS
 from backends.registry import Backend, Impl, OpSpec, implements, new_output, poison_outputs
@@ -43,5 +44,5 @@ def get(op: str, backend: str) -> Impl:
     return b.impl(op)
 
 
-__all__ = ["OPS", "BACKENDS", "BACKEND_NAMES", "OP_NAMES", "get", "resolve", "OpTable", "OpSpec", "Backend",
+__all__ = ["micro_mlp_init_params", "OPS", "BACKENDS", "BACKEND_NAMES", "OP_NAMES", "get", "resolve", "OpTable", "OpSpec", "Backend",
            "Impl", "implements", "new_output", "poison_outputs"]

@@ -1,0 +1,80 @@
+"""Test parameters for the model layer, enumerated from models.FAMILIES and the backend
+registry (never hand-written lists): every family's test configs, every available
+backend as the default, and every single-op swap of the ops a config uses."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import backends
+import models
+from tests.registry_params import is_emulated
+
+
+def config_params():
+    """(family, config id, overrides) over every family's test configs."""
+    return [pytest.param(fam, cid, over, id=f"{fam}-{cid}")
+            for fam, cls in models.FAMILIES.items() for cid, over in cls.test_configs]
+
+
+def mixes_for(family: str, overrides: dict) -> list[tuple[str, dict]]:
+    """(mix id, mix) for every backend as default and every single-op swap from torch,
+    over the backends that implement the ops the config uses (available or not: the
+    test skips an unavailable one with its reason)."""
+    cfg = models.config(family, **overrides)
+    used = models.FAMILIES[family].ops_used(cfg)
+    out = {}
+    for name, b in backends.BACKENDS.items():
+        if name != "torch" and used and all(op in b.op_names() for op in used):
+            out[name] = {"default": name}
+        for op in used:
+            if name != "torch" and op in b.op_names():
+                out[f"torch+{op}={name}"] = {"default": "torch", op: name}
+    return sorted(out.items())
+
+
+def mix_params():
+    return [pytest.param(fam, cid, over, mid, mix, id=f"{fam}-{cid}-{mid}")
+            for fam, cls in models.FAMILIES.items() for cid, over in cls.test_configs
+            for mid, mix in mixes_for(fam, over)]
+
+
+def require_mix(request, mix: dict):
+    """Skip (or fail under --strict-backends) when a backend of the mix cannot run here."""
+    for name in set(mix.values()):
+        reason = backends.BACKENDS[name].why_unavailable()
+        if reason is not None:
+            if request.config.getoption("--strict-backends"):
+                pytest.fail(f"mix {mix}: {name} unavailable in strict mode: {reason}")
+            pytest.skip(f"{name} unavailable: {reason}")
+
+
+def mix_device(mix: dict) -> str:
+    devices = {d for n in mix.values() for d in backends.BACKENDS[n].devices()}
+    return "cuda" if "cuda" in devices and torch.cuda.is_available() else "cpu"
+
+
+def emulated(mix: dict) -> bool:
+    return any(is_emulated(n) for n in mix.values())
+
+
+def tolerance(family: str, overrides: dict) -> float:
+    """Model-level tolerance from the float32 tolerances of the ops the config uses:
+    errors of a few ulps per op compound through layers and steps, so 100x the loosest
+    op tolerance, normwise; at least 1e-4 (float32 matmul reassociation)."""
+    cfg = models.config(family, **overrides)
+    tols = [t for op in models.FAMILIES[family].ops_used(cfg)
+            for tol in backends.OPS[op].tolerances[torch.float32] for t in (tol.rtol, tol.atol)]
+    return max([1e-4] + [100 * t for t in tols])
+
+
+def tokens(cfg, B=2, T=12, seed=0, device="cpu"):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, cfg.vocab_size, (B, T), generator=g).to(device)
+
+
+def close(got, want, tol) -> tuple[bool, float]:
+    """Normwise: max |got - want| <= tol * (1 + max |want|)."""
+    err = (got.double() - want.double()).abs().max().item()
+    return err <= tol * (1 + want.double().abs().max().item()), err
