@@ -9,6 +9,7 @@ import torch
 
 import backends
 import models
+from bench.model_gate import close, tolerance  # noqa: F401  (the gate's rule, shared)
 from tests.registry_params import is_emulated
 
 
@@ -59,22 +60,6 @@ def emulated(mix: dict) -> bool:
     return any(is_emulated(n) for n in mix.values())
 
 
-def tolerance(family: str, overrides: dict) -> float:
-    """Model-level tolerance from the float32 tolerances of the ops the config uses:
-    errors of a few ulps per op compound through layers and steps, so 100x the loosest
-    op tolerance, normwise; at least 1e-4 (float32 matmul reassociation)."""
-    cfg = models.config(family, **overrides)
-    tols = [t for op in models.FAMILIES[family].ops_used(cfg)
-            for tol in backends.OPS[op].tolerances[torch.float32] for t in (tol.rtol, tol.atol)]
-    return max([1e-4] + [100 * t for t in tols])
-
-
 def tokens(cfg, B=2, T=12, seed=0, device="cpu"):
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, cfg.vocab_size, (B, T), generator=g).to(device)
-
-
-def close(got, want, tol) -> tuple[bool, float]:
-    """Normwise: max |got - want| <= tol * (1 + max |want|)."""
-    err = (got.double() - want.double()).abs().max().item()
-    return err <= tol * (1 + want.double().abs().max().item()), err

@@ -14,6 +14,7 @@ import torch
 
 import backends
 import models
+from bench.model_gate import hidden_and_grads
 from models.generate import Sampling, generate
 from tests.model_params import (close, config_params, emulated, mix_device, mix_params, require_mix, tokens,
                                 tolerance)
@@ -21,14 +22,6 @@ from tests.model_params import (close, config_params, emulated, mix_device, mix_
 TORCH = backends.resolve("torch", "cpu")
 
 
-def _hidden_and_grads(model, toks):
-    hidden, _ = model(toks)
-    loss = (hidden * torch.linspace(-1, 1, hidden.shape[-1], device=hidden.device)).sum() + \
-        model.logits(hidden).logsumexp(-1).sum()
-    model.zero_grad()
-    loss.backward()
-    return hidden.detach(), {n: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p))
-                             for n, p in model.named_parameters()}
 
 
 @pytest.mark.parametrize("family, cid, over, mid, mix", mix_params())
@@ -43,9 +36,9 @@ def test_mix_invariance(request, family, cid, over, mid, mix):
     model.load_state_dict(ref.state_dict())
     T = 6 if emulated(mix) else 12
     toks = tokens(cfg, T=T)
-    h_ref, g_ref = _hidden_and_grads(ref, toks)
-    h, g = _hidden_and_grads(model, toks.to(device))
-    tol = tolerance(family, over)
+    h_ref, g_ref = hidden_and_grads(ref, toks)
+    h, g = hidden_and_grads(model, toks.to(device))
+    tol = tolerance(cfg)
     ok, err = close(h.cpu(), h_ref, tol)
     assert ok, f"{family}-{cid} under {mid}: hidden error {err:.3g} > tol {tol:.3g}"
     for name in g_ref:

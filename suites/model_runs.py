@@ -1,0 +1,66 @@
+"""The model grids (what `arsenal models` runs), as Python data: family config x mix x
+shape. Suites: ``quick`` (README's main job; minutes on a 2-core CPU), ``full`` (wider
+models and longer sequences), ``scaling`` (step time and memory against length).
+
+A mix is named by its id: "torch", "numba_cpu" (one backend for every op), or
+"torch+parallel_scan=numba_cpu" (a default plus per-op moves); the peer
+"torch_compile" is torch.compile of the whole all-torch model. Mixes a machine cannot
+run (triton, numba_cuda without a GPU) are recorded as unavailable, never dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# The recurrent families of the targets (DESIGN.md 9, issue 12) and the baseline.
+MODELS: tuple[tuple[str, str, dict], ...] = (
+    # (family, config id, overrides); d_model 64, 2 layers: small enough for a CPU grid
+    ("transformer", "d64", dict(d_model=64, n_layers=2)),
+    ("fastlane", "d64", dict(d_model=64, n_layers=2)),
+    ("elman", "rung3", dict(d_model=64, n_layers=2, rung=3)),
+    ("elman", "rung4", dict(d_model=64, n_layers=2, rung=4)),
+    ("stackformer", "d64", dict(d_model=64, n_layers=2)),
+    ("nsm", "simple", dict(d_model=64, n_layers=2, variant="simple")),
+)
+
+MIXES_CPU = ("torch", "numba_cpu")
+MIXES_GPU = ("torch", "triton", "numba_cuda")
+PEERS = ("torch_compile",)
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    family: str
+    config_id: str
+    overrides: dict = field(hash=False)
+    B: int = 4  # batch rows
+    T: int = 256  # tokens per row
+    mixes: tuple[str, ...] = MIXES_CPU + MIXES_GPU[1:]
+    peers: tuple[str, ...] = PEERS
+    role: str = "grid"  # "grid" | "scaling"
+
+    @property
+    def case_id(self) -> str:
+        return f"B{self.B}-T{self.T}"
+
+
+def _grid(lengths, B=4, role="grid", models=MODELS) -> list[ModelRun]:
+    return [ModelRun(fam, cid, over, B=B, T=T, role=role) for fam, cid, over in models for T in lengths]
+
+
+SUITES: dict[str, list[ModelRun]] = {
+    "quick": _grid((256, 1024)),
+    "full": _grid((256, 1024, 4096)),
+    # CPU: 256 to 2,048 (the full scaling suite adds 4,096 and 8,192; GPU runs go to 16,384)
+    "scaling": _grid((256, 512, 1024, 2048), B=2, role="scaling"),
+    "scaling_full": _grid((256, 512, 1024, 2048, 4096, 8192), B=2, role="scaling"),
+    "scaling_gpu": _grid((256, 1024, 4096, 16384), B=2, role="scaling"),
+}
+
+# Families whose swap ablation and best-mix search `arsenal models ablate` runs by default.
+ABLATION = (("fastlane", "d64", dict(d_model=64, n_layers=2)), ("elman", "rung4", dict(d_model=64, n_layers=2, rung=4)))
+ABLATION_SHAPE = dict(B=4, T=1024)
+
+# Training equivalence: a mix against all-torch from one seed (arsenal models equivalence).
+EQUIVALENCE_STEPS = 300
+EQUIVALENCE_SHAPE = dict(B=4, T=64)
