@@ -1,0 +1,41 @@
+"""What every section builder receives: the results, their frames and the palette."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import pandas as pd
+
+from reports.data import TIMED, Results
+from reports.palette import Palette
+
+BASELINES = ("torch", "torch_compile")  # the speedup_vs_<name> fields of a record
+
+
+@dataclass
+class Context:
+    results: Results
+    palette: Palette
+    baseline: Results | None = None
+
+    @cached_property
+    def ops(self) -> pd.DataFrame:
+        return self.results.frame("op")
+
+    @cached_property
+    def timed(self) -> pd.DataFrame:
+        """Op records that carry samples and figures (ok or over the roofline)."""
+        ops = self.ops
+        return ops[ops["status"].isin(TIMED) & ops["median_ns"].notna()] if len(ops) else ops
+
+    def frame(self, kind: str) -> pd.DataFrame:
+        return self.ops if kind == "op" else self.results.frame(kind)
+
+    def backends(self, names) -> list[str]:
+        return self.palette.order(names)
+
+
+def first_seen(values) -> list:
+    """The distinct values in order of first appearance (the records' own order)."""
+    return list(dict.fromkeys(values))

@@ -1,0 +1,64 @@
+"""Plotly helpers shared by the sections: one look, log axes, IQR bands, dropdowns.
+
+Every trace is SVG (``go.Scatter``, ``go.Bar``, ``go.Box``, ``go.Heatmap``, never
+``Scattergl``): the page renders in any browser, WebGL or not.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from plotly.colors import hex_to_rgb
+
+HEIGHT = 440
+LAYOUT = dict(
+    template="plotly_white",
+    height=HEIGHT,
+    margin=dict(l=70, r=30, t=80, b=60),
+    font=dict(family="system-ui, -apple-system, 'Segoe UI', sans-serif", size=13),
+    legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top"),
+    hoverlabel=dict(namelength=-1),
+)
+
+
+def new(title: str, x: str, y: str, xlog: bool = False, ylog: bool = False, **layout) -> go.Figure:
+    """An empty figure with titled axes (titles carry their units)."""
+    fig = go.Figure()
+    fig.update_layout(**LAYOUT, title=dict(text=title, x=0, xanchor="left"))
+    fig.update_layout(**layout)
+    fig.update_xaxes(title_text=x, type="log" if xlog else None)
+    fig.update_yaxes(title_text=y, type="log" if ylog else None)
+    return fig
+
+
+def rgba(colour: str, alpha: float) -> str:
+    r, g, b = hex_to_rgb(colour) if colour.startswith("#") else (127, 127, 127)
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def band(fig: go.Figure, x, lo, hi, colour: str, group: str, **trace) -> None:
+    """A shaded band between ``lo`` and ``hi`` (an interquartile range), in the legend
+    group of its line so that hiding the line hides the band."""
+    fig.add_trace(go.Scatter(x=list(x) + list(x)[::-1], y=list(hi) + list(lo)[::-1], fill="toself",
+                             fillcolor=rgba(colour, 0.18), line=dict(width=0), hoverinfo="skip",
+                             showlegend=False, legendgroup=group, **trace))
+
+
+def dropdown(fig: go.Figure, groups: list[str], layouts: dict | None = None, label: str = "") -> None:
+    """A menu that shows one group of traces at a time. Each trace's ``meta`` names its
+    group; ``layouts`` maps a group to the layout it needs (an axis title)."""
+    if not groups:
+        return
+    layouts = layouts or {}
+    trace_groups = [t.meta for t in fig.data]
+    for trace, g in zip(fig.data, trace_groups):
+        trace.visible = g == groups[0]
+    if groups[0] in layouts:
+        fig.update_layout(layouts[groups[0]])
+    if len(groups) < 2:
+        return
+    buttons = [dict(label=g, method="update", args=[{"visible": [tg == g for tg in trace_groups]}, layouts.get(g, {})])
+               for g in groups]
+    fig.update_layout(updatemenus=[dict(buttons=buttons, direction="down", showactive=True, x=1.0, xanchor="right",
+                                        y=1.02, yanchor="bottom", pad=dict(r=4, t=4))],
+                      annotations=[dict(text=label, x=1.0, xref="paper", y=1.14, yref="paper", xanchor="right",
+                                        showarrow=False, font=dict(size=11, color="#666"))] if label else [])

@@ -1,0 +1,82 @@
+"""Build the report page from results files and write it.
+
+    report = build(["out/results.jsonl"], baseline="old.jsonl")
+    report.html, report.figure_ids, report.notes
+    write_report(["out/results.jsonl"], "out/report.html")   # -> Path
+
+The page is one file: plotly.js once in the head (about 4.8 MB), then each figure's
+JSON. ``BUDGET_BYTES`` is the size a report may reach (README, "Report"); the sections
+keep their data bounded (raw samples as at most 100 quantiles per measurement, long
+routing examples cut) so that a full run stays inside it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+
+from reports import data, sections, template
+from reports.blocks import CONFIG, Section
+from reports.context import Context
+from reports.palette import Palette
+
+BUDGET_BYTES = 8_000_000
+TITLE = "Arsenal performance report"
+
+
+@dataclass
+class Report:
+    html: str
+    sections: list[Section]
+    notes: list[str]  # damaged lines skipped and the like, also shown in the page's header
+
+    @property
+    def figure_ids(self) -> list[str]:
+        return [f.id for s in self.sections for f in s.figures]
+
+
+def _spec(figure) -> str:
+    """The figure's JSON, safe inside a <script> element (no "</" can close it)."""
+    return pio.to_json(figure, validate=False, pretty=False).replace("</", "<\\/")
+
+
+def _names(res: data.Results) -> list[str]:
+    """Every backend, peer and mix name of the results: the palette's keys."""
+    names = set()
+    for r in res.records:
+        for k in ("backend", "mix_id"):
+            if isinstance(r.get(k), str):
+                names.add(r[k])
+    return sorted(names)
+
+
+def _subtitle(res: data.Results) -> str:
+    times = sorted(r["time"] for r in res.records if isinstance(r.get("time"), str))
+    span = f", measured {times[0]} to {times[-1]}" if times else ""
+    return f"{len(res.records)} records from {', '.join(str(p) for p in res.paths)}{span}"
+
+
+def build(paths, baseline=None) -> Report:
+    """The report of ``paths`` (raises data.NoRecords, FileNotFoundError)."""
+    res = data.read(paths)
+    base = data.read([baseline]) if baseline is not None else None
+    ctx = Context(res, Palette(_names(res) + (_names(base) if base else [])), base)
+    built = [build_section(ctx) for build_section in sections.BUILDERS]
+    specs = {f.id: _spec(f.figure) for s in built for f in s.figures}
+    html = template.PAGE.render(title=TITLE, subtitle=_subtitle(res), sections=built, specs=specs,
+                                figure_count=len(specs), style=template.STYLE, script=template.SCRIPT,
+                                plotlyjs=get_plotlyjs(), config=json.dumps(CONFIG))
+    return Report(html, built, res.notes + (base.notes if base else []))
+
+
+def write_report(paths, out="out/report.html", baseline=None) -> Path:
+    """Write the report of ``paths`` to ``out`` and return its path."""
+    report = build(paths, baseline)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report.html, encoding="utf-8")
+    return out

@@ -1,0 +1,130 @@
+"""Learning (kind="train"): loss and metric against steps and wall clock; final figures
+beside the published anchors and the trivial baseline; quality against cost."""
+
+from __future__ import annotations
+
+import numbers
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from reports import figures
+from reports.blocks import Section, skipped
+from reports.context import Context
+
+TITLE = "Learning"
+DASH = {"train": "solid", "val": "dash", "test": "dot"}
+
+
+def _label(r) -> str:
+    return f"{r.family}/{r.config_id} · {r.mix_id} · {r.task}"
+
+
+def _anchors(value) -> dict[str, float]:
+    """{name: figure} from a record's anchors (a dict, or a list of {name, value})."""
+    if isinstance(value, dict):
+        return {str(k): float(v) for k, v in value.items() if isinstance(v, numbers.Real)}
+    if isinstance(value, list):
+        return {str(a.get("name")): float(a["value"]) for a in value
+                if isinstance(a, dict) and isinstance(a.get("value"), numbers.Real)}
+    return {}
+
+
+def _curves(ctx: Context, train: pd.DataFrame) -> go.Figure:
+    metric = ", ".join(sorted({m for m in train["metric"] if isinstance(m, str)})) or "metric"
+    fig = make_subplots(rows=2, cols=2, shared_xaxes="columns", vertical_spacing=0.09, horizontal_spacing=0.08)
+    fig.update_layout(**figures.LAYOUT)
+    fig.update_layout(height=680, title=dict(text="Loss and metric against steps and wall clock", x=0))
+    shown = set()
+    for (run, split), g in train.groupby(["train_id", "split"], sort=False, dropna=False):
+        g = g.sort_values("step")
+        r = g.iloc[0]
+        name = f"{_label(r)} ({split})"
+        colour = ctx.palette(r["mix_id"])
+        for row, field in ((1, "loss"), (2, "value")):
+            for col, x in ((1, "step"), (2, "wall_s")):
+                keep = g[field].notna() & g[x].notna()
+                if not keep.any():
+                    continue
+                fig.add_trace(go.Scatter(x=g.loc[keep, x], y=g.loc[keep, field], mode="lines+markers", name=name,
+                                         legendgroup=name, showlegend=name not in shown,
+                                         line=dict(color=colour, dash=DASH.get(split, "dashdot")), marker=dict(size=4),
+                                         hovertemplate=f"{name}<br>{field} %{{y:.4g}} at {x} %{{x}}<extra></extra>"),
+                              row=row, col=col)
+                shown.add(name)
+    fig.update_xaxes(title_text="step", row=2, col=1)
+    fig.update_xaxes(title_text="wall clock (s)", row=2, col=2)
+    fig.update_yaxes(title_text="loss (nats per token)", row=1, col=1)
+    fig.update_yaxes(title_text=metric, row=2, col=1)
+    return fig
+
+
+def _finals(train: pd.DataFrame) -> pd.DataFrame:
+    final = train[train["final"] == True]  # noqa: E712 (object column: True, False, None)
+    if not len(final):
+        final = train.sort_values("step").groupby("train_id", sort=False).tail(1)
+    return final.assign(label=[_label(r) for r in final.itertuples()])
+
+
+def _final_figure(ctx: Context, final: pd.DataFrame) -> go.Figure:
+    fig = figures.new("Final figures beside the published anchors and the trivial baseline", "task / run",
+                      "final metric", height=500)
+    x = [list(final["task"]), list(final["label"])]
+    fig.add_trace(go.Bar(x=x, y=final["value"], marker_color=[ctx.palette(m) for m in final["mix_id"]], name="this run",
+                         customdata=final["metric"], hovertemplate="%{x}: %{y:.4g} %{customdata}<extra></extra>"))
+    ax, ay, at = [[], []], [], []
+    bx, by = [[], []], []
+    for r in final.itertuples():
+        for name, value in _anchors(r.anchors).items():
+            ax[0].append(r.task)
+            ax[1].append(r.label)
+            ay.append(value)
+            at.append(name)
+        if isinstance(r.baseline, numbers.Real) and pd.notna(r.baseline):
+            bx[0].append(r.task)
+            bx[1].append(r.label)
+            by.append(r.baseline)
+    if ay:
+        fig.add_trace(go.Scatter(x=ax, y=ay, text=at, mode="markers", name="published anchors",
+                                 marker=dict(symbol="diamond", size=10, color="#333"),
+                                 hovertemplate="%{text}: %{y:.4g}<extra>published</extra>"))
+    if by:
+        fig.add_trace(go.Scatter(x=bx, y=by, mode="markers", name="trivial baseline",
+                                 marker=dict(symbol="line-ew-open", size=28, line=dict(width=3, color="#b2182b")),
+                                 hovertemplate="trivial baseline: %{y:.4g}<extra></extra>"))
+    return fig
+
+
+def _cost(ctx: Context, final: pd.DataFrame) -> go.Figure | None:
+    final = final[final["wall_s"].notna() & final["value"].notna() & (final["wall_s"] > 0)]
+    if not len(final):
+        return None
+    fig = figures.new("Quality against cost", "training wall clock (s, log scale)", "final metric", xlog=True)
+    for mix in ctx.backends(final["mix_id"]):
+        g = final[final["mix_id"] == mix]
+        fig.add_trace(go.Scatter(x=g["wall_s"], y=g["value"], mode="markers+text", text=g["family"],
+                                 textposition="top center", name=mix, marker=dict(size=11, color=ctx.palette(mix)),
+                                 customdata=g["label"], hovertemplate="%{customdata}: %{y:.4g} in %{x:.3g} s<extra></extra>"))
+    return fig
+
+
+def build(ctx: Context) -> Section:
+    train = ctx.frame("train")
+    if not len(train):
+        return skipped("learning", TITLE, "No training records (kind=\"train\"): run arsenal train.")
+    train = train.assign(train_id=train["train_id"].fillna("?").astype(str), split=train["split"].fillna("?"))
+    s = Section("learning", TITLE)
+    s.figure("curves", _curves(ctx, train), "Colour: the mix; line style: the split (solid train, dashed "
+                                            "validation, dotted test).")
+    final = _finals(train)
+    s.figure("final", _final_figure(ctx, final), "Diamonds: published figures for the task (DESIGN section 12); red "
+                                                 "bar: the trivial baseline (most frequent label, unigram bits per "
+                                                 "byte).")
+    table = final[["label", "task", "split", "step", "metric", "value", "baseline"]].assign(
+        anchors=[", ".join(f"{k} {v:g}" for k, v in _anchors(a).items()) for a in final["anchors"]])
+    s.add_table(table, "Final figures.")
+    cost = _cost(ctx, final)
+    if cost is not None:
+        s.figure("cost", cost)
+    return s
