@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.arsenal-installed
 
-.PHONY: run test install bench-ci clean
+.PHONY: run test install bench-ci gpu gpu-dry clean
 
 install: $(STAMP)
 
@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: $(STAMP)
 	$(VENV)/bin/arsenal run
+	$(VENV)/bin/arsenal report
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -30,6 +31,19 @@ bench-ci: $(STAMP)
 	$(VENV)/bin/asv machine --yes
 	ARSENAL_SUITE=stable ARSENAL_NAMES=torch,numba_cpu $(VENV)/bin/asv run --python=same --quick --dry-run --show-stderr
 	$(PY) -m bench.regression --base HEAD~1
+
+# GPU validation (bench/gpu.py, README "GPU validation"): on a CUDA machine, with that
+# machine's own Python, torch and triton and no virtual environment; the wheels carried in
+# .whl/ (scripts/fetch_gpu_wheels.sh) that it lacks go to .gpu-site/. Results, log and
+# report go to results/gpu/<date>-<gpu>/. GPU_ARGS passes options (--op parallel_scan).
+GPU_PYTHON ?= python3
+gpu:
+	$(GPU_PYTHON) -m bench.gpu $(GPU_ARGS)
+
+# The same driver on the CPU: Triton's interpreter, Numba's CUDA simulator, tiny cases,
+# into out/gpu-dry/ (about 40 s on 2 cores).
+gpu-dry: $(STAMP)
+	TRITON_INTERPRET=1 NUMBA_ENABLE_CUDASIM=1 $(PY) -m bench.gpu --dry $(GPU_ARGS)
 
 clean:
 	rm -rf $(VENV) out .asv .hypothesis
