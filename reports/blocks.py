@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 import plotly.graph_objects as go
 
-# The modebar without the cloud button or the logo; nothing in it reaches the network.
-CONFIG = {"displaylogo": False, "showLink": False, "modeBarButtonsToRemove": ["sendDataToCloud"],
-          "responsive": True}
+# The modebar without the logo or the cloud buttons (plotly.js 3 calls its share button
+# sendChartToCloud): nothing in it reaches the network.
+CONFIG = {"displaylogo": False, "showLink": False, "showSendToCloud": False,
+          "modeBarButtonsToRemove": ["sendDataToCloud", "sendChartToCloud"], "responsive": True}
 
 
 @dataclass

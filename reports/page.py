@@ -73,10 +73,13 @@ def build(paths, baseline=None) -> Report:
     return Report(html, built, res.notes + (base.notes if base else []))
 
 
-def write_report(paths, out="out/report.html", baseline=None) -> Path:
-    """Write the report of ``paths`` to ``out`` and return its path."""
-    report = build(paths, baseline)
+def write(report: Report, out) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.html, encoding="utf-8")
     return out
+
+
+def write_report(paths, out="out/report.html", baseline=None) -> Path:
+    """Write the report of ``paths`` to ``out`` and return its path."""
+    return write(build(paths, baseline), out)
