@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 
 # Order is the order of `arsenal --help`.
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = ("report",)
 
 
 def load():
