@@ -1,0 +1,453 @@
+"""Model benchmarks (DESIGN.md 9): one family config x mix x shape per group.
+
+For each run of a grid (suites/model_runs.py) every mix is
+1. resolved (a mix this machine cannot run is recorded "unavailable" with the reason);
+2. gated: the same weights under the mix and under all-torch give the same hidden
+   states and gradients (bench/model_gate.py); a failing mix is "incorrect", never timed;
+3. prepared: one model per mix holding the same weights, its training-step closure
+   (forward, LM loss, backward, AdamW step with lr 0 so the weights and the work stay
+   the same from one repetition to the next), and the peer ``torch_compile``:
+   torch.compile of the all-torch model's loss (the optimizer step stays eager);
+4. timed interleaved with the others (bench/timing.py), then prefill (no-grad forward
+   of the whole sequence) and decode (one token from the prefilled state) likewise;
+5. profiled once: peak memory of one step (CUDA: the allocator's peak; CPU: the running
+   sum of torch.profiler's allocation and free events, which sees torch tensors only),
+   and each op's share of the step from the ``op/backend/phase`` ranges every op call
+   opens (summed per op; "rest" is the profiled step minus the ops).
+Records (kind="model", fields in bench/results.py) are appended as produced.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import backends
+import models
+from bench import env, model_gate, results
+from bench.timing import Candidate, CpuClock, CudaClock, TimingConfig, ratio_interval, summarize, time_interleaved
+
+PEERS = ("torch_compile",)
+RANGE = re.compile(r"^(?P<op>[a-z_]+)/(?P<backend>[a-z_0-9]+)/(?P<phase>forward|backward)$")
+
+
+# ---------------------------------------------------------------------------
+# Mix ids: "numba_cpu", "torch+parallel_scan=numba_cpu"
+# ---------------------------------------------------------------------------
+
+
+def parse_mix(mix_id: str) -> dict:
+    """"torch+parallel_scan=numba_cpu" -> {"default": "torch", "parallel_scan": "numba_cpu"}."""
+    default, *moves = mix_id.split("+")
+    mix = {"default": default}
+    for move in moves:
+        op, sep, backend = move.partition("=")
+        if not sep:
+            raise ValueError(f"mix id {mix_id!r}: expected DEFAULT+op=backend+..., got the part {move!r}")
+        mix[op] = backend
+    return mix
+
+
+def mix_id(mix: dict) -> str:
+    default = mix.get("default", "torch")
+    moves = [f"{op}={b}" for op, b in mix.items() if op != "default" and b != default]
+    return "+".join([default] + sorted(moves))
+
+
+# ---------------------------------------------------------------------------
+# Closures
+# ---------------------------------------------------------------------------
+
+
+def lm_batch(vocab: int, B: int, T: int, device, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    seq = torch.randint(0, vocab, (B, T + 1), generator=g).to(device)
+    return seq[:, :-1], seq[:, 1:]  # tokens, targets: [B, T]
+
+
+def lm_loss(model, tokens, targets):
+    hidden, _ = model(tokens)
+    return F.cross_entropy(model.logits(hidden).flatten(0, 1).float(), targets.flatten())
+
+
+def step_closure(loss_fn: Callable, model, tokens, targets) -> Callable[[], None]:
+    """Forward, backward and an AdamW step (lr 0: same weights, same work each call)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=0.0, weight_decay=0.0)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model, tokens, targets).backward()
+        opt.step()
+
+    return step
+
+
+def prefill_closure(model, tokens):
+    def prefill():
+        with torch.no_grad():
+            model(tokens)
+
+    return prefill
+
+
+def decode_closure(model, tokens):
+    """One new token from the state of the prefilled sequence (the state is reused, so
+    a KV cache keeps its length from call to call)."""
+    with torch.no_grad():
+        _, state = model(tokens)
+    last = tokens[:, -1:]
+
+    def decode():
+        with torch.no_grad():
+            model(last, state)
+
+    return decode
+
+
+# ---------------------------------------------------------------------------
+# Profiling: peak memory and the per-op breakdown
+# ---------------------------------------------------------------------------
+
+
+def _profile(fn, device, steps: int, memory: bool):
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.device(device).type == "cuda" else [])
+    sync = _sync(device)
+    with profile(activities=acts, profile_memory=memory) as prof:
+        t0 = time.perf_counter_ns()
+        for _ in range(steps):
+            fn()
+        sync()
+        wall = (time.perf_counter_ns() - t0) / steps
+    return prof, wall
+
+
+def peak_memory(fn, device) -> int:
+    """Peak bytes allocated during one call of ``fn`` above what was live before it."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return int(torch.cuda.max_memory_allocated(device) - base)
+    prof, _ = _profile(fn, device, 1, memory=True)
+    cur = peak = 0
+    for e in sorted(prof.events(), key=lambda e: e.time_range.start):
+        cur += e.cpu_memory_usage if e.name == "[memory]" else e.self_cpu_memory_usage
+        peak = max(peak, cur)
+    return int(peak)
+
+
+def op_breakdown(fn, device, steps: int = 3) -> tuple[dict, float]:
+    """({op: ns per step, ..., "rest": ns}, profiled ns per step) from the op ranges."""
+    prof, wall = _profile(fn, device, steps, memory=False)
+    cuda = torch.device(device).type == "cuda"
+    per_op: dict[str, float] = {}
+    for e in prof.events():
+        m = RANGE.match(e.name)
+        if m is None:
+            continue
+        ns = 1e3 * (e.device_time_total if cuda and getattr(e, "device_time_total", 0) else e.cpu_time_total)
+        per_op[m["op"]] = per_op.get(m["op"], 0.0) + ns / steps
+    per_op["rest"] = max(0.0, wall - sum(per_op.values()))
+    return per_op, wall
+
+
+def _sync(device) -> Callable[[], None]:
+    if torch.device(device).type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
+# ---------------------------------------------------------------------------
+# The benchmark
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelBenchConfig:
+    device: str = "cpu"
+    timing: TimingConfig = TimingConfig(budget_s=4.0, block_s=0.0, max_reps=60, min_reps=5, warmup_s=0.0)
+    decode_timing: TimingConfig = TimingConfig(budget_s=1.0, max_reps=100, min_reps=5, warmup_s=0.0)
+    breakdown: bool = True  # profile the per-op shares and peak memory
+    prefill: bool = True  # time prefill and decode too
+    gate_T: int = 32  # tokens of the gate's sequences
+    seed: int = 0
+
+
+@dataclass
+class Prepared:
+    name: str
+    model: torch.nn.Module
+    step: Callable[[], None]
+    compile_seconds: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+
+
+class ModelBench:
+    def __init__(self, cfg: ModelBenchConfig = ModelBenchConfig(), out=None, log=lambda msg: None):
+        self.cfg, self.out, self.log = cfg, out, log
+        self.run_id = uuid.uuid4().hex[:12]
+        self.group = 0
+        self.clock = CudaClock(cfg.device) if torch.device(cfg.device).type == "cuda" else CpuClock()
+        self.env = env.environment(cfg.device)
+
+    def _record(self, family, config_id, config, name, B, T, role) -> dict:
+        return {"schema": results.SCHEMA_VERSION, "kind": "model", "run_id": self.run_id, "group": self.group,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "family": family,
+                "config_id": config_id, "config": config.to_dict(), "mix_id": name,
+                "mix": None if name in PEERS else parse_mix(name),
+                "backend": name, "task": "lm", "case": {"B": B, "T": T}, "case_id": f"B{B}-T{T}", "role": role,
+                "device": self.cfg.device, "dtype": "float32", "status": None, "error": None, "gate": None,
+                "compile_seconds": None}
+
+    def _prepare(self, name: str, config, tokens, targets, reference) -> Prepared:
+        """A model under mix ``name`` (or the compile peer) with the reference's weights."""
+        device = self.cfg.device
+        if name == "torch_compile":
+            model = models.build(config, backends.resolve("torch", device))
+            model.load_state_dict(reference.state_dict())
+            compiled = torch.compile(lm_loss)
+            step = step_closure(compiled, model, tokens, targets)
+            t0 = time.perf_counter()
+            step()
+            first = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            step()
+            return Prepared(name, model, step, compile_seconds=max(0.0, first - (time.perf_counter() - t0)))
+        model = models.build(config, backends.resolve(parse_mix(name), device))
+        model.load_state_dict(reference.state_dict())
+        step = step_closure(lm_loss, model, tokens, targets)
+        t0 = time.perf_counter()
+        step()  # JIT (Numba, Triton) happens here, never in a timed call
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        step()
+        return Prepared(name, model, step, compile_seconds=max(0.0, first - (time.perf_counter() - t0)))
+
+    def run(self, family: str, config_id: str, overrides: dict, B: int, T: int, mixes, peers=PEERS,
+            role: str = "grid") -> list[dict]:
+        """One group: every mix and peer of one family config and shape, interleaved."""
+        device = self.cfg.device
+        config = models.config(family, **overrides)
+        names = list(dict.fromkeys(list(mixes) + list(peers)))
+        records = {n: self._record(family, config_id, config, n, B, T, role) for n in names}
+        reference = models.build(config, backends.resolve("torch", device))
+        params = models.parameter_count(reference)
+        tokens, targets = lm_batch(config.vocab_size, B, T, device, self.cfg.seed)
+        prepared: dict[str, Prepared] = {}
+        for name in names:
+            rec = records[name]
+            rec["params"] = params
+            if name not in PEERS:
+                try:
+                    ops = backends.resolve(parse_mix(name), device)
+                    models.build(config, ops)  # refuses a mix without the gradients training needs
+                except ValueError as exc:
+                    rec.update(status="unavailable", error=str(exc))
+                    continue
+                if name != "torch":
+                    self.log(f"{family}-{config_id} [{name}]: gate")
+                    try:
+                        rec["gate"] = model_gate.gate(config, parse_mix(name), device, T=min(T, self.cfg.gate_T))
+                    except Exception as exc:
+                        rec.update(status="error", error=f"gate: {_error_text(exc)}")
+                        continue
+                    if not rec["gate"]["ok"]:
+                        rec.update(status="incorrect", error="; ".join(rec["gate"]["problems"]))
+                        continue
+            self.log(f"{family}-{config_id} B{B}-T{T} [{name}]: prepare")
+            try:
+                prepared[name] = self._prepare(name, config, tokens, targets, reference)
+            except Exception as exc:
+                rec.update(status="error", error=f"prepare: {_error_text(exc)}")
+                continue
+            rec["compile_seconds"] = prepared[name].compile_seconds
+        self.log(f"{family}-{config_id} B{B}-T{T}: timing {', '.join(prepared)}")
+        self._time(prepared, records, B * T)
+        if self.cfg.prefill:
+            self._time_inference(prepared, records, tokens)
+        if self.cfg.breakdown:
+            for name, p in prepared.items():
+                if records[name]["status"] != "ok":
+                    continue
+                try:
+                    records[name]["peak_mem_bytes"] = peak_memory(p.step, device)
+                    if name not in PEERS:
+                        shares, wall = op_breakdown(p.step, device)
+                        records[name].update(op_breakdown=shares, profiled_step_ns=wall)
+                except Exception as exc:
+                    records[name]["breakdown_error"] = _error_text(exc)
+        out = [records[n] for n in names]
+        for rec in out:
+            rec["env"] = self.env
+            if self.out is not None:
+                results.append(self.out, rec)
+        self.group += 1
+        return out
+
+    def _time(self, prepared: dict, records: dict, tokens_per_step: int) -> None:
+        if not prepared:
+            return
+        sync = _sync(self.cfg.device)
+        before = env.cpu_times()
+        timed = time_interleaved([Candidate(n, p.step, sync) for n, p in prepared.items()], self.cfg.timing,
+                                 clock=self.clock)
+        steal = env.steal_fraction(before, env.cpu_times())
+        medians = {}
+        for name, m in timed.items():
+            s = summarize(m.samples_ns)
+            medians[name] = s["median"]
+            records[name].update(status="ok", samples_ns=m.samples_ns, median_ns=s["median"], q1_ns=s["q1"],
+                                 q3_ns=s["q3"], iqr_ns=s["iqr"], rel_iqr=s["rel_iqr"], reps=s["n"],
+                                 rounds=m.rounds, stop_reason=m.stop_reason,
+                                 tokens_per_s=tokens_per_step / (s["median"] / 1e9),
+                                 steal_pct=None if steal is None else 100.0 * steal)
+        for base in ("torch", "torch_compile"):
+            for name in timed:
+                ok = base in medians and base != name
+                records[name][f"speedup_vs_{base}"] = medians[base] / medians[name] if base in medians else None
+                records[name][f"speedup_vs_{base}_ci95"] = (
+                    list(ratio_interval(timed[base].samples_ns, timed[name].samples_ns)) if ok else None)
+
+    def _time_inference(self, prepared: dict, records: dict, tokens) -> None:
+        sync = _sync(self.cfg.device)
+        mixes = {n: p for n, p in prepared.items() if n not in PEERS and records[n]["status"] == "ok"}
+        if not mixes:
+            return
+        B, T = tokens.shape
+        pre = time_interleaved([Candidate(n, prefill_closure(p.model, tokens), sync) for n, p in mixes.items()],
+                               self.cfg.decode_timing, clock=self.clock)
+        for name, m in pre.items():
+            records[name]["prefill_tokens_per_s"] = B * T / (summarize(m.samples_ns)["median"] / 1e9)
+        dec = time_interleaved([Candidate(n, decode_closure(p.model, tokens), sync) for n, p in mixes.items()],
+                               self.cfg.decode_timing, clock=self.clock)
+        for name, m in dec.items():
+            records[name]["decode_ns_per_token"] = summarize(m.samples_ns)["median"]
+
+
+# ---------------------------------------------------------------------------
+# Derived figures: scaling slopes, break-even lengths, the best mix
+# ---------------------------------------------------------------------------
+
+
+def fit_slope(lengths, times) -> dict:
+    """Least-squares slope of log(time) against log(length) with its 95% interval."""
+    from scipy import stats
+
+    x, y = np.log(np.asarray(lengths, float)), np.log(np.asarray(times, float))
+    if len(x) < 2:
+        return {"slope": None, "ci95": None, "n": len(x)}
+    fit = stats.linregress(x, y)
+    if len(x) < 3:
+        return {"slope": float(fit.slope), "ci95": None, "n": len(x)}
+    half = stats.t.ppf(0.975, len(x) - 2) * fit.stderr
+    return {"slope": float(fit.slope), "ci95": [float(fit.slope - half), float(fit.slope + half)], "n": len(x)}
+
+
+def break_even(lengths, family_times, transformer_times) -> float | None:
+    """The length at which the family's step becomes cheaper than the transformer's,
+    interpolated in log-log space between the measured lengths; None if it never does
+    within them (or already is at the shortest)."""
+    pts = sorted(zip(lengths, family_times, transformer_times))
+    for (l0, f0, t0), (l1, f1, t1) in zip(pts, pts[1:]):
+        d0, d1 = math.log(f0 / t0), math.log(f1 / t1)
+        if d0 > 0 >= d1:
+            frac = d0 / (d0 - d1)
+            return float(math.exp(math.log(l0) + frac * (math.log(l1) - math.log(l0))))
+    if pts and pts[0][1] <= pts[0][2]:
+        return float(pts[0][0])  # cheaper already at the shortest length measured
+    return None
+
+
+def best_mix(swaps: list[dict]) -> dict:
+    """From swap-ablation records (all-torch and single-op moves, one group): each op
+    goes to the backend whose move made the step fastest, if its whole 95% interval
+    says faster than all-torch; otherwise it stays on torch."""
+    best: dict[str, tuple[float, str]] = {}
+    for r in swaps:
+        if r.get("status") != "ok" or r["mix_id"] in ("torch",) + PEERS:
+            continue
+        ci = r.get("speedup_vs_torch_ci95")
+        if not ci or ci[0] <= 1.0:
+            continue
+        for op, backend in parse_mix(r["mix_id"]).items():
+            if op != "default" and (op not in best or r["speedup_vs_torch"] > best[op][0]):
+                best[op] = (r["speedup_vs_torch"], backend)
+    return dict({"default": "torch"}, **{op: b for op, (_, b) in sorted(best.items())})
+
+
+def swap_mixes(family: str, overrides: dict, device: str) -> list[str]:
+    """All-torch and every op the config uses moved alone to every other backend that
+    implements it (unavailable ones included: they are recorded as such)."""
+    cfg = models.config(family, **overrides)
+    out = ["torch"]
+    for op in models.FAMILIES[family].ops_used(cfg):
+        for name, b in backends.BACKENDS.items():
+            if name != "torch" and op in b.op_names():
+                out.append(mix_id({"default": "torch", op: name}))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Training equivalence: kernels change the speed, never the learning
+# ---------------------------------------------------------------------------
+
+EQUIVALENCE_TOLERANCE = 5e-3  # max |loss_mix - loss_torch| over the curve, nats per token
+
+
+def markov_batches(vocab: int, B: int, T: int, steps: int, seed: int = 0):
+    """Batches of a first-order Markov chain with a fixed random sparse transition
+    table: learnable structure, so the loss curve moves (unlike uniform noise)."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(vocab, vocab, generator=g) * 3.0
+    probs = torch.softmax(logits, -1)
+    for _ in range(steps):
+        seq = torch.empty(B, T + 1, dtype=torch.int64)
+        seq[:, 0] = torch.randint(0, vocab, (B,), generator=g)
+        for t in range(T):
+            seq[:, t + 1] = torch.multinomial(probs[seq[:, t]], 1, generator=g)[:, 0]
+        yield seq[:, :-1], seq[:, 1:]
+
+
+def train_curve(config, mix, batches, device, lr: float = 3e-3) -> list[float]:
+    model = models.build(config, backends.resolve(mix, device))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    losses = []
+    for tokens, targets in batches:
+        loss = lm_loss(model, tokens.to(device), targets.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    return losses
+
+
+def equivalence(family: str, config_id: str, overrides: dict, mix_name: str, steps: int, B: int, T: int,
+                device: str = "cpu", seed: int = 0, tolerance: float = EQUIVALENCE_TOLERANCE) -> dict:
+    """The same seed and batches trained under the mix and under all-torch."""
+    config = models.config(family, **dict(overrides, vocab_size=32))
+    batches = list(markov_batches(config.vocab_size, B, T, steps, seed))
+    t0 = time.perf_counter()
+    ref = train_curve(config, "torch", batches, device)
+    got = train_curve(config, parse_mix(mix_name), batches, device)
+    diff = [abs(a - b) for a, b in zip(got, ref)]
+    return {"schema": results.SCHEMA_VERSION, "kind": "equivalence", "family": family, "config_id": config_id,
+            "mix_id": mix_name, "device": device, "dtype": "float32", "steps": steps, "case": {"B": B, "T": T},
+            "tolerance": tolerance, "max_abs_diff": max(diff), "final_diff": diff[-1], "ok": max(diff) <= tolerance,
+            "status": "ok", "losses_mix": got, "losses_torch": ref, "seconds": time.perf_counter() - t0,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -1,0 +1,112 @@
+"""Console tables of model records (kind="model"): the grid, the scaling fits with
+break-even lengths, and the swap ablation with its best mix."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from bench.model_bench import break_even, fit_slope
+
+
+def _ms(ns) -> str:
+    return "-" if ns is None else f"{ns / 1e6:.3g}"
+
+
+def _x(v, ci=None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+
+def top_share(rec) -> str:
+    shares = rec.get("op_breakdown") or {}
+    total = sum(shares.values())
+    ops = {k: v for k, v in shares.items() if k != "rest"}
+    if not total or not ops:
+        return "-"
+    op, ns = max(ops.items(), key=lambda kv: kv[1])
+    return f"{op} {100 * ns / total:.0f}%"
+
+
+def print_grid(console, records) -> None:
+    from rich.table import Table
+
+    table = Table(title="Model training step (forward, backward, optimizer), median")
+    for col in ("family", "case", "mix", "status", "step ms", "x torch [95%]", "x compile [95%]", "tokens/s",
+                "prefill tok/s", "decode us/tok", "peak MiB", "top op", "compile s"):
+        table.add_column(col)
+    for r in records:
+        if r.get("kind") != "model":
+            continue
+        table.add_row(f"{r['family']}-{r['config_id']}", r["case_id"], r["mix_id"], r["status"] or "-",
+                      _ms(r.get("median_ns")), _x(r.get("speedup_vs_torch"), r.get("speedup_vs_torch_ci95")),
+                      _x(r.get("speedup_vs_torch_compile"), r.get("speedup_vs_torch_compile_ci95")),
+                      "-" if r.get("tokens_per_s") is None else f"{r['tokens_per_s']:,.0f}",
+                      "-" if r.get("prefill_tokens_per_s") is None else f"{r['prefill_tokens_per_s']:,.0f}",
+                      "-" if r.get("decode_ns_per_token") is None else f"{r['decode_ns_per_token'] / 1e3:.0f}",
+                      "-" if r.get("peak_mem_bytes") is None else f"{r['peak_mem_bytes'] / 2**20:.1f}",
+                      top_share(r), "-" if r.get("compile_seconds") is None else f"{r['compile_seconds']:.1f}")
+    console.print(table)
+    for r in records:
+        if r.get("status") in ("incorrect", "error", "unavailable") and r.get("kind") == "model":
+            console.print(f"  {r['family']}-{r['config_id']} {r['mix_id']}: {r['status']}: {r['error']}",
+                          markup=False, highlight=False)
+
+
+def scaling_fits(records) -> dict:
+    """{(family-config, mix): {"slope", "ci95", "n", "lengths", "times", "mem_slope"}} over role=scaling."""
+    pts = defaultdict(list)
+    for r in records:
+        if r.get("kind") == "model" and r.get("role") == "scaling" and r.get("status") == "ok":
+            pts[(f"{r['family']}-{r['config_id']}", r["mix_id"])].append(
+                (r["case"]["T"], r["median_ns"], r.get("peak_mem_bytes")))
+    fits = {}
+    for key, p in pts.items():
+        p.sort()
+        fit = fit_slope([t for t, _, _ in p], [m for _, m, _ in p])
+        mem = [b for _, _, b in p]
+        fit["mem_slope"] = fit_slope([t for t, _, _ in p], mem)["slope"] if all(mem) else None
+        fits[key] = dict(fit, lengths=[t for t, _, _ in p], times=[m for _, m, _ in p])
+    return fits
+
+
+def print_scaling(console, records) -> None:
+    from rich.table import Table
+
+    fits = scaling_fits(records)
+    base = {mix: f for (fam, mix), f in fits.items() if fam.startswith("transformer-")}
+    table = Table(title="Scaling: log-log slope of step time against length (95% interval); "
+                        "break-even length against the transformer (same mix)")
+    for col in ("model", "mix", "lengths", "slope", "memory slope", "break-even vs transformer"):
+        table.add_column(col)
+    for (fam, mix), f in sorted(fits.items()):
+        be = "-"
+        ref = base.get(mix) or base.get("torch")
+        if ref and not fam.startswith("transformer-"):
+            common = [t for t in f["lengths"] if t in ref["lengths"]]
+            x = break_even(common, [f["times"][f["lengths"].index(t)] for t in common],
+                           [ref["times"][ref["lengths"].index(t)] for t in common])
+            be = "never within the lengths measured" if x is None else f"{x:,.0f} tokens"
+        table.add_row(fam, mix, f"{min(f['lengths'])}-{max(f['lengths'])}", _x(f["slope"], f["ci95"]),
+                      _x(f["mem_slope"]), be)
+    console.print(table)
+
+
+def print_ablation(console, family, config_id, swaps, finals, best) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Swap ablation of {family}-{config_id}: each op moved alone from all-torch")
+    for col in ("mix", "status", "step ms", "x torch [95%]"):
+        table.add_column(col)
+    for r in swaps:
+        table.add_row(r["mix_id"], r["status"], _ms(r.get("median_ns")),
+                      _x(r.get("speedup_vs_torch"), r.get("speedup_vs_torch_ci95")))
+    console.print(table)
+    table = Table(title=f"Best mix of {family}-{config_id}, measured end to end: {best}")
+    for col in ("mix", "status", "step ms", "x torch [95%]", "x compile [95%]"):
+        table.add_column(col)
+    for r in finals:
+        table.add_row(r["mix_id"], r["status"], _ms(r.get("median_ns")),
+                      _x(r.get("speedup_vs_torch"), r.get("speedup_vs_torch_ci95")),
+                      _x(r.get("speedup_vs_torch_compile"), r.get("speedup_vs_torch_compile_ci95")))
+    console.print(table)

@@ -1,0 +1,103 @@
+"""The model benchmark pipeline (bench/model_bench.py) at tiny sizes: records of every
+mix, a failing gate never timed, unavailable mixes kept with their reason, the per-op
+breakdown, the derived figures (slopes, break-even, best mix) and training equivalence.
+Nothing here asserts a speed."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from bench import model_bench, model_gate, results
+from bench.model_bench import ModelBench, ModelBenchConfig, best_mix, break_even, fit_slope, mix_id, parse_mix
+from bench.timing import TimingConfig
+
+FAST = ModelBenchConfig(timing=TimingConfig(budget_s=0.05, block_s=0.0, max_reps=3, min_reps=1, min_rounds=1,
+                                            warmup_s=0.0, settle_s=0.0),
+                        decode_timing=TimingConfig(budget_s=0.02, max_reps=3, min_reps=1, min_rounds=1,
+                                                   warmup_s=0.0, settle_s=0.0))
+TINY = dict(d_model=16, n_heads=2, n_layers=1)
+
+
+def test_mix_ids_round_trip():
+    mix = {"default": "torch", "parallel_scan": "numba_cpu", "micro_mlp": "triton"}
+    assert mix_id(mix) == "torch+micro_mlp=triton+parallel_scan=numba_cpu"
+    assert parse_mix(mix_id(mix)) == mix
+    assert parse_mix("numba_cpu") == {"default": "numba_cpu"}
+    with pytest.raises(ValueError, match="expected DEFAULT\\+op=backend"):
+        parse_mix("torch+parallel_scan")
+
+
+def test_records_of_a_group(tmp_path):
+    out = tmp_path / "r.jsonl"
+    recs = ModelBench(FAST, out=out).run("transformer", "tiny", TINY, 2, 8, ["torch", "numba_cpu", "triton"],
+                                         peers=())
+    by = {r["mix_id"]: r for r in recs}
+    assert by["torch"]["status"] == "ok" and by["numba_cpu"]["status"] == "ok"
+    assert by["numba_cpu"]["gate"]["ok"] and by["torch"]["gate"] is None
+    for r in (by["torch"], by["numba_cpu"]):
+        assert r["kind"] == "model" and r["median_ns"] > 0 and len(r["samples_ns"]) >= 1
+        assert r["tokens_per_s"] > 0 and r["prefill_tokens_per_s"] > 0 and r["decode_ns_per_token"] > 0
+        assert r["peak_mem_bytes"] > 0 and r["params"] > 0
+        assert set(r["op_breakdown"]) == {"rest"}  # the transformer calls no registry op
+    assert by["torch"]["speedup_vs_torch"] == 1.0
+    if by["triton"]["status"] == "unavailable":  # CPU without the interpreter in this process
+        assert "triton" in by["triton"]["error"]
+    stored = results.read(out)
+    assert [r["mix_id"] for r in stored] == ["torch", "numba_cpu", "triton"]
+
+
+def test_failing_gate_is_recorded_and_never_timed(monkeypatch):
+    def failing(cfg, mix, device="cpu", **kw):
+        return {"ok": False, "problems": ["hidden: error 1 > 1e-4"], "against": "torch"}
+
+    monkeypatch.setattr(model_gate, "gate", failing)
+    recs = ModelBench(FAST).run("transformer", "tiny", TINY, 2, 8, ["torch", "numba_cpu"], peers=())
+    bad = next(r for r in recs if r["mix_id"] == "numba_cpu")
+    assert bad["status"] == "incorrect" and "hidden: error" in bad["error"] and "median_ns" not in bad
+
+
+def test_breakdown_names_the_ops_and_adds_up():
+    import backends
+    import models
+
+    cfg = models.config("transformer", **TINY)
+    model = models.build(cfg, backends.resolve("torch", "cpu"))
+    tokens, targets = model_bench.lm_batch(cfg.vocab_size, 2, 8, "cpu")
+    scan_in = torch.rand(2, 8, 4, requires_grad=True)
+
+    def step():
+        model_bench.lm_loss(model, tokens, targets).backward()
+        model.ops.parallel_scan(scan_in, scan_in).sum().backward()
+
+    shares, wall = model_bench.op_breakdown(step, "cpu", steps=2)
+    assert shares["parallel_scan"] > 0 and shares["rest"] > 0
+    assert math.isclose(sum(shares.values()), wall, rel_tol=1e-6) or sum(shares.values()) >= wall
+
+
+def test_slope_break_even_and_best_mix():
+    lengths = [256, 512, 1024, 2048]
+    fit = fit_slope(lengths, [3.0 * t ** 2 * (1.1 if i % 2 else 0.9) for i, t in enumerate(lengths)])
+    assert abs(fit["slope"] - 2.0) < 0.1 and fit["ci95"][0] < fit["slope"] < fit["ci95"][1]
+    assert break_even(lengths, [10.0 * t for t in lengths], [0.01 * t * t for t in lengths]) == pytest.approx(1000.0)
+    assert break_even(lengths, [1e9] * 4, [1.0] * 4) is None
+    swaps = [
+        {"mix_id": "torch", "status": "ok", "speedup_vs_torch": 1.0, "speedup_vs_torch_ci95": None},
+        {"mix_id": "torch+parallel_scan=numba_cpu", "status": "ok", "speedup_vs_torch": 3.0,
+         "speedup_vs_torch_ci95": [2.5, 3.5]},
+        {"mix_id": "torch+parallel_scan=triton", "status": "ok", "speedup_vs_torch": 4.0,
+         "speedup_vs_torch_ci95": [3.0, 5.0]},
+        {"mix_id": "torch+micro_mlp=numba_cpu", "status": "ok", "speedup_vs_torch": 1.05,
+         "speedup_vs_torch_ci95": [0.9, 1.2]},  # not surely faster: stays on torch
+        {"mix_id": "torch+gated_update=numba_cpu", "status": "incorrect", "speedup_vs_torch": None},
+    ]
+    assert best_mix(swaps) == {"default": "torch", "parallel_scan": "triton"}
+
+
+def test_training_equivalence_record():
+    rec = model_bench.equivalence("transformer", "tiny", TINY, "numba_cpu", steps=5, B=2, T=8)
+    assert rec["kind"] == "equivalence" and len(rec["losses_mix"]) == len(rec["losses_torch"]) == 5
+    assert rec["ok"] and rec["max_abs_diff"] <= rec["tolerance"]
+    assert rec["losses_torch"][-1] < rec["losses_torch"][0]
