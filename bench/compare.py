@@ -9,7 +9,9 @@ two-sided Mann-Whitney U test on the raw samples. The verdict:
 - "unchanged": the ratio is within 1 +- threshold (significant or not: a change too small
   to matter);
 - "ambiguous": too few samples, or a ratio beyond the threshold that the samples cannot
-  tell apart from noise (p >= alpha).
+  tell apart from noise (p >= alpha), or a side timed while other work competed for the
+  cores (its ``load.verdict`` is "disturbed", bench/load.py): such a figure can be many
+  times off, so no verdict on it is more than "ambiguous".
 
 Two absolute timings from different runs are exposed to whatever else the machine was
 doing in each; an interleaved run (``arsenal ops``) is the way to measure a ratio. This
@@ -25,6 +27,7 @@ import numpy as np
 from scipy.stats import mannwhitneyu
 
 from bench import results
+from bench.load import disturbed
 
 VERDICTS = ("faster", "slower", "unchanged", "ambiguous")
 TIMED = ("ok", "wrong_model")  # statuses that carry samples
@@ -75,6 +78,9 @@ def compare(old: list[dict], new: list[dict], alpha: float = 0.01, threshold: fl
                 changes.append(Change(key, "status", note=f"{ro.get('status')} -> {rn.get('status')}"))
             continue
         v, ratio, p = verdict(ro["samples_ns"], rn["samples_ns"], alpha, threshold, min_samples)
-        changes.append(Change(key, v, ratio, p, ro.get("median_ns"), rn.get("median_ns")))
+        sides = [side for side, r in (("old", ro), ("new", rn)) if disturbed(r.get("load"))]
+        note = f"{' and '.join(sides)} disturbed by other work" if sides else ""
+        changes.append(Change(key, "ambiguous" if sides else v, ratio, p, ro.get("median_ns"), rn.get("median_ns"),
+                              note))
     changes += [Change(key, "removed", note=r.get("status") or "") for key, r in a.items() if key not in b]
     return changes

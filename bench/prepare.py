@@ -16,8 +16,9 @@ Modes:
 - ``forward_backward``: the forward with a graph, then the same backward.
 
 Selection is explicit: a pair that cannot run raises ``Unavailable`` with the reason
-(backend probe, device, dtype, no backward, peer not installed, case that does not fit
-the peer); nothing falls back to another implementation.
+(``bench.candidates.why_unavailable``: backend probe, device, dtype, no backward, peer
+not installed, case that does not fit the peer); nothing falls back to another
+implementation. ``bench.pipeline`` runs the correctness gate before this.
 """
 
 from __future__ import annotations
@@ -31,116 +32,12 @@ import torch
 
 import backends
 from backends.check import differentiable_leaves, flatten
-from backends.registry import DTYPE_NAMES, IMPLS, MODES
-from bench.peers import PEERS, Peer
-from suites.op_shapes import contract_case, fits_device
+from bench import candidates
+from bench.candidates import Unavailable
+from bench.cases import contract_case
+from bench.dtypes import name as dtype_name
 
-CANDIDATES: tuple[str, ...] = tuple(backends.BACKEND_NAMES) + tuple(PEERS)  # backends first, then peers
 COTANGENT_SEED = 12345
-
-
-class Unavailable(RuntimeError):
-    """This (op, implementation, case, dtype, device, mode) cannot run here; the message says why."""
-
-
-def candidates(op: str) -> list[str]:
-    """Backend and peer names that have ``op`` (available here or not), in order."""
-    if op not in backends.OPS:
-        raise ValueError(f"unknown op '{op}'; ops are: {', '.join(backends.OPS)}")
-    names = [b for b in backends.BACKEND_NAMES if op in backends.BACKENDS[b].op_names()]
-    return names + [p for p, peer in PEERS.items() if op in peer.ops]
-
-
-def _device_type(device) -> str:
-    return torch.device(device).type
-
-
-def why_unavailable(op: str, name: str, device="cpu", case: dict | None = None,
-                    dtype: torch.dtype | None = None, mode: str | None = None) -> str | None:
-    """None, or why ``name`` (a backend or a peer) cannot run ``op`` here; ``case``,
-    ``dtype`` and ``mode`` narrow the question when given."""
-    if op not in backends.OPS:
-        return f"unknown op '{op}'; ops are: {', '.join(backends.OPS)}"
-    kind = _device_type(device)
-    if case is not None and (reason := fits_device(case, device)):
-        return reason
-    if mode is not None and mode not in MODES:
-        return f"unknown mode '{mode}'; modes are: {', '.join(MODES)}"
-    if name in backends.BACKENDS:
-        backend = backends.BACKENDS[name]
-        if op not in backend.op_names():
-            return f"backend '{name}' has no implementation of '{op}'"
-        if (reason := backend.why_unavailable()) is not None:
-            return f"backend '{name}' is unavailable: {reason}"
-        if kind not in backend.devices():
-            return f"backend '{name}' runs on {' or '.join(backend.devices()) or 'no device here'}, not {kind}"
-        impl = backends.get(op, name)
-        if dtype is not None and dtype not in impl.dtypes:
-            return f"{op}[{name}] takes {', '.join(DTYPE_NAMES[d] for d in impl.dtypes)}, not {DTYPE_NAMES[dtype]}"
-        if mode in ("backward", "forward_backward") and not impl.grad:
-            return f"{op}[{name}] has no backward yet"
-        return None
-    if name in PEERS:
-        peer = PEERS[name]
-        if op not in peer.ops:
-            return f"peer '{name}' has no adapter for '{op}'"
-        if (reason := peer.probe()) is not None:
-            return f"peer '{name}' is unavailable: {reason}"
-        if kind not in peer.devices:
-            return f"peer '{name}' runs on {' or '.join(peer.devices)}, not {kind}"
-        if dtype is not None and dtype not in peer.dtypes:
-            return f"peer '{name}' takes {', '.join(DTYPE_NAMES[d] for d in peer.dtypes)}, not {DTYPE_NAMES[dtype]}"
-        if case is not None and (reason := peer.fits(op, contract_case(case))):
-            return reason
-        return None
-    return f"unknown implementation '{name}'; for '{op}' there are: {', '.join(candidates(op))}"
-
-
-def _checked(op: str, name: str, raw: Callable) -> Callable:
-    """A peer's adapter behind the contract's argument checks, like a backend's Impl."""
-    spec = backends.OPS[op]
-
-    def call(*args, **kwargs):
-        spec.check(name, *args, **kwargs)
-        return raw(*args, **kwargs)
-
-    call.__name__ = op
-    call.__qualname__ = f"{name}.{op}"
-    call.__doc__ = spec.doc
-    return call
-
-
-def implementation(op: str, name: str) -> Callable:
-    """The callable that ``name`` times for ``op``: ``backends.get`` for a backend, the
-    checked adapter for a peer. Raises ``Unavailable`` with the reason."""
-    reason = why_unavailable(op, name, device=_any_device(name))
-    if reason is not None:
-        raise Unavailable(f"{op}[{name}]: {reason}")
-    if name in backends.BACKENDS:
-        return backends.get(op, name)
-    peer: Peer = PEERS[name]
-    return _checked(op, name, peer.adapter(op))
-
-
-def _any_device(name: str) -> str:
-    """A device the implementation runs on, for questions that do not depend on it."""
-    if name in backends.BACKENDS:
-        b = backends.BACKENDS[name]
-        devices = b.devices() if b.available else ()
-    else:
-        devices = PEERS[name].devices if name in PEERS else ()
-    return devices[0] if devices else "cpu"
-
-
-def synchronizer(name: str, device) -> Callable[[], None]:
-    """Wait for the implementation's queued work on ``device`` (a no-op on the CPU)."""
-    device = torch.device(device)
-    if name in backends.BACKENDS:
-        sync = backends.BACKENDS[name].synchronize
-        return lambda: sync(device)
-    if device.type == "cuda":
-        return lambda: torch.cuda.synchronize(device)
-    return lambda: None
 
 
 @dataclass
@@ -195,13 +92,13 @@ def _timed(call: Callable, sync: Callable) -> tuple[float, object]:
 def prepare(op: str, name: str, case: dict, dtype: torch.dtype = torch.float32, device="cpu",
             mode: str = "forward", seed: int = 0, warmup: int = 2) -> Prepared:
     """Build inputs, warm the implementation, measure its compile time; return the closure."""
-    reason = why_unavailable(op, name, device, case=case, dtype=dtype, mode=mode)
+    reason = candidates.why_unavailable(op, name, device, case=case, dtype=dtype, mode=mode)
     if reason is not None:
-        raise Unavailable(f"{op}[{name}] {DTYPE_NAMES[dtype]} {mode} on {device}: {reason}")
+        raise Unavailable(f"{op}[{name}] {dtype_name(dtype)} {mode} on {device}: {reason}")
     spec = backends.OPS[op]
     case = contract_case(case)
-    fn = implementation(op, name)
-    sync = synchronizer(name, device)
+    fn = candidates.implementation(op, name)
+    sync = candidates.synchronizer(name, device)
     inputs = spec.make_inputs(case, dtype, device, seed)
     grad = mode != "forward"
     if grad:

@@ -22,6 +22,16 @@ JSON object; its fields (schema ``SCHEMA_VERSION``):
     rel_iqr, reps, rounds, stop_reason
     steal_pct                            CPU time the hypervisor gave to other machines
                                          while the group was timed (Linux; None elsewhere)
+    load                                 contention while the candidate was timed
+                                         (bench/load.py; None when not timed): cpu_share
+                                         (process CPU / (wall x threads)), thread_share
+                                         (timing thread's CPU / wall), runnable (other
+                                         runnable tasks, mean; None off Linux), cores,
+                                         threads, verdict "quiet" | "disturbed" (other
+                                         work competed for the cores: the figure can be
+                                         many times too slow; compare calls it at most
+                                         "ambiguous"), remeasured (True when the group
+                                         was timed again after a disturbed first try)
     compile_seconds                      first call (JIT, autotune, compile) minus a steady one
     gate                                 the correctness gate: cases, errors, seconds
     flops, bytes, gflops, gbps,          the contract's model and the derived figures;

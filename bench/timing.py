@@ -78,6 +78,7 @@ class Measurement:
     host_ns: list[int] | None = None  # GPU: host time of each call (launch overhead)
     rounds: int = 0
     stop_reason: str = ""  # "precision", "budget" or "max_reps"
+    readings: list = field(default_factory=list)  # (before, after) of each block from ``watch`` (bench.load)
 
     @property
     def stats(self) -> dict:
@@ -198,8 +199,11 @@ def _done(m: Measurement, cfg: TimingConfig) -> bool:
 
 
 def time_interleaved(candidates: Sequence[Candidate], cfg: TimingConfig = TimingConfig(), clock=None,
-                     sleep: Callable[[float], None] = time.sleep) -> dict[str, Measurement]:
-    """Time every candidate in interleaved rounds; see the module docstring."""
+                     sleep: Callable[[float], None] = time.sleep,
+                     watch: Callable[[], object] | None = None) -> dict[str, Measurement]:
+    """Time every candidate in interleaved rounds; see the module docstring. ``watch``
+    (``bench.load.read``) is called just before and after each timed block, outside it;
+    the pairs of readings land in ``Measurement.readings``."""
     clock = clock or CpuClock()
     names = [c.name for c in candidates]
     if len(set(names)) != len(names):
@@ -225,7 +229,10 @@ def time_interleaved(candidates: Sequence[Candidate], cfg: TimingConfig = Timing
             if per_call[c.name] < cfg.wake_below_s:
                 c.fn()
                 c.sync()
+            before = watch() if watch else None
             samples, host = clock.block(c.fn, c.sync, n)
+            if watch:
+                m.readings.append((before, watch()))
             m.samples_ns.extend(int(s) for s in samples)
             if host is not None:
                 m.host_ns = (m.host_ns or []) + [int(h) for h in host]

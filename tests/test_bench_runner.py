@@ -1,8 +1,11 @@
-"""bench.runner: the gate's plan, grouping, and a candidate that raises during timing
-(tiny cases, fake ceilings; no figure is asserted)."""
+"""bench.gate, bench.plan and bench.runner: the gate's plan, grouping, and a candidate
+that raises during timing (tiny cases, fake ceilings; no figure is asserted)."""
+
+import torch
 
 import backends
-from bench import runner
+from bench import gate as gates
+from bench import pipeline, plan, runner
 from bench.timing import TimingConfig
 
 CEIL = {"fingerprint": "t", "copy": [{"bytes": 1, "gbps": 1e9}], "copy_gbps": 1e9,
@@ -12,7 +15,7 @@ SMALL, HUGE = dict(B=2, T=8, D=4), dict(B=64, T=65536, D=1024)
 
 
 def test_gate_plan_for_backends_and_peers():
-    gate, ref, oracle = runner.Gate(), runner.REFERENCE, runner.ORACLE
+    gate, ref, oracle = gates.Gate(), gates.REFERENCE, gates.ORACLE
     tests = list(backends.OPS["parallel_scan"].test_cases)
     assert gate.checks("parallel_scan", "torch", SMALL, grad=True) == (
         [(c, True, ref) for c in tests] + [(SMALL, False, ref), (SMALL, True, oracle)])
@@ -22,7 +25,7 @@ def test_gate_plan_for_backends_and_peers():
         (largest, True, ref), (SMALL, False, ref), (SMALL, True, oracle)]
     assert gate.checks("parallel_scan", "torch_compile", SMALL, grad=False) == [(SMALL, False, ref)]
     assert gate.checks("parallel_scan", "torch_compile", HUGE, grad=False) == [(largest, False, ref)]
-    strict = runner.Gate(case_grad=True)
+    strict = gates.Gate(case_grad=True)
     assert strict.checks("parallel_scan", "torch_compile", SMALL, grad=True)[-1] == (SMALL, True, ref)
     assert strict.checks("parallel_scan", "torch", SMALL, grad=False)[-1] == (SMALL, False, ref)
 
@@ -39,18 +42,18 @@ def test_the_gate_checks_gradients_at_the_benchmark_size_against_the_oracle(monk
             h = h + 0.5 * (b - b.detach())
         return h
 
-    monkeypatch.setattr(runner.prep, "implementation", lambda op, name: candidate)
-    gate = runner.Gate()
+    monkeypatch.setattr(gates.candidates, "implementation", lambda op, name: candidate)
+    gate = gates.Gate()
     case = dict(B=2, T=longest + 1, D=8)
-    got = gate("parallel_scan", "torch_compile", case, "float32", grad=True)
-    assert not got.ok and [c["against"] for c in got.cases] == [runner.REFERENCE] * 2 + [runner.ORACLE]
+    got = gate("parallel_scan", "torch_compile", case, torch.float32, grad=True)
+    assert not got.ok and [c["against"] for c in got.cases] == [gates.REFERENCE] * 2 + [gates.ORACLE]
     assert all("vs torch" in p for p in got.problems) and any("db" in p for p in got.problems), got.problems
-    assert gate("parallel_scan", "torch_compile", case, "float32", grad=False).ok  # the forward is right
+    assert gate("parallel_scan", "torch_compile", case, torch.float32, grad=False).ok  # the forward is right
 
 
 def test_plan_keeps_the_given_order_and_drops_names_without_the_op():
-    groups = runner.plan(["parallel_scan", "micro_mlp"], ["mingru", "torch"],
-                         lambda op: [SMALL], ["float32"], ["forward", "backward"])
+    groups = plan.groups(plan.Selection(ops=("parallel_scan", "micro_mlp"), names=("mingru", "torch"), case=SMALL,
+                                        modes=("forward", "backward")))
     assert [(g.op, g.mode) for g in groups] == [("parallel_scan", "forward"), ("parallel_scan", "backward"),
                                                 ("micro_mlp", "forward"), ("micro_mlp", "backward")]
     assert groups[0].names == ("mingru", "torch")  # the order given is the interleaving order
@@ -58,7 +61,7 @@ def test_plan_keeps_the_given_order_and_drops_names_without_the_op():
 
 
 def test_a_candidate_raising_while_timed_is_an_error_and_the_others_are_still_timed(monkeypatch, tmp_path):
-    real_prepare = runner.prep.prepare
+    real_prepare = pipeline.prep.prepare
 
     def prepare(op, name, case, dtype, device, mode, seed=0):
         p = real_prepare(op, "torch", case, dtype, device, mode, seed=seed)
@@ -72,11 +75,12 @@ def test_a_candidate_raising_while_timed_is_an_error_and_the_others_are_still_ti
             p.fn = flaky
         return p
 
-    monkeypatch.setattr(runner.prep, "prepare", prepare)
-    monkeypatch.setattr(runner.Gate, "checks", lambda self, op, name, case, grad: [])
+    monkeypatch.setattr(pipeline.prep, "prepare", prepare)
+    monkeypatch.setattr(gates.Gate, "checks", lambda self, op, name, case, grad: [])
     out = tmp_path / "r.jsonl"
     run = runner.Runner(runner.RunConfig(timing=QUICK), out=out, ceilings=CEIL)
-    recs = run.run_group(runner.Group("parallel_scan", SMALL, "float32", "forward", ("torch", "torch_compile")))
+    (group,) = plan.groups(plan.Selection(ops=("parallel_scan",), names=("torch", "torch_compile"), case=SMALL))
+    recs = run.run_group(group)
     by = {r["backend"]: r for r in recs}
     assert by["torch"]["status"] == "ok" and by["torch"]["reps"] > 0
     assert by["torch_compile"]["status"] == "error" and "kernel fell over" in by["torch_compile"]["error"]
@@ -87,12 +91,12 @@ def test_gate_reuses_checks_already_run(monkeypatch):
     from backends.check import CheckResult
 
     calls = []
-    monkeypatch.setattr(runner, "check_pair", lambda op, name, case, *a, **k: calls.append(case) or CheckResult(
+    monkeypatch.setattr(gates, "check_pair", lambda op, name, case, *a, **k: calls.append(case) or CheckResult(
         op, name, dict(case), "float32", "cpu", ok=True, forward_error=0.0))
-    gate = runner.Gate()
+    gate = gates.Gate()
     first = backends.OPS["parallel_scan"].test_cases[0]
     gate.add(CheckResult("parallel_scan", "torch", dict(first), "float32", "cpu", ok=False, forward_error=2.0,
                          problems=["h: error 2x the tolerance"]), grad=True)
-    res = gate("parallel_scan", "torch", SMALL, "float32", grad=True)
+    res = gate("parallel_scan", "torch", SMALL, torch.float32, grad=True)
     assert not res.ok and any("2x the tolerance" in p for p in res.problems)
     assert first not in calls and SMALL in calls  # the seeded case is not checked again

@@ -13,7 +13,7 @@ import sys
 import textwrap
 
 from bench import env
-from bench.regression import REPO_ROOT
+from bench.regress.worktree import REPO_ROOT
 
 SIMULATION = ("TRITON_INTERPRET", "NUMBA_ENABLE_CUDASIM")  # timed runs never simulate
 CEILINGS = {"device": "cpu", "copy": [{"bytes": 1 << 20, "threads": 2, "gbps": 1000.0}], "copy_gbps": 1000.0,

@@ -6,7 +6,9 @@ import json
 import pytest
 
 from backends.check import CheckResult
-from bench import cli, env, results, roofline, runner
+from bench import cli, env, results, roofline
+from bench import gate as gates
+from bench.commands import _args
 
 TINY_SCAN = "B=2,T=8,D=4"
 FAST = ["--budget", "0.05", "--settle-ms", "0"]
@@ -50,10 +52,10 @@ def test_bad_names_exit_2_listing_the_valid_ones(capsys):
 
 
 def test_parse_case():
-    assert cli.parse_case("B=4,T=256,bound=1.0,h0=false,act=relu") == {
+    assert _args.parse_case("B=4,T=256,bound=1.0,h0=false,act=relu") == {
         "B": 4, "T": 256, "bound": 1.0, "h0": False, "act": "relu"}
     with pytest.raises(cli.UsageError):
-        cli.parse_case("B4")
+        _args.parse_case("B4")
 
 
 def test_ops_on_a_tiny_case_appends_loadable_records(tmp_path, monkeypatch, capsys):
@@ -92,7 +94,7 @@ def test_a_pair_failing_the_gate_is_recorded_incorrect_and_never_timed(tmp_path,
         return CheckResult(op, backend, dict(case), "float32", str(device), ok=False, forward_error=3.0,
                            problems=["h: error 3x the tolerance"])
 
-    monkeypatch.setattr(runner, "check_pair", failing)
+    monkeypatch.setattr(gates, "check_pair", failing)
     out = tmp_path / "r.jsonl"
     assert cli.main(["ops", "--op", "parallel_scan", "--backend", "torch", "--case", TINY_SCAN, "--out", str(out),
                      *FAST]) == 1
@@ -103,7 +105,7 @@ def test_a_pair_failing_the_gate_is_recorded_incorrect_and_never_timed(tmp_path,
 
 def test_a_peer_failing_the_gate_is_reported_but_does_not_fail_the_run(tmp_path, monkeypatch, capsys):
     fake_ceilings(tmp_path, monkeypatch)
-    real = runner.check_pair
+    real = gates.check_pair
 
     def peer_fails(op, backend, case, dtype, device, seed=0, grad=True, fn=None, oracle=None):
         if backend == "torch_compile":
@@ -111,7 +113,7 @@ def test_a_peer_failing_the_gate_is_reported_but_does_not_fail_the_run(tmp_path,
                                problems=["h: error 3x the tolerance"])
         return real(op, backend, case, dtype, device, seed=seed, grad=grad, fn=fn, oracle=oracle)
 
-    monkeypatch.setattr(runner, "check_pair", peer_fails)
+    monkeypatch.setattr(gates, "check_pair", peer_fails)
     out = tmp_path / "r.jsonl"
     assert cli.main(["ops", "--op", "parallel_scan", "--backend", "torch,torch_compile", "--case", TINY_SCAN,
                      "--out", str(out), *FAST]) == 0

@@ -1,5 +1,5 @@
-"""bench.regression: a deliberately slowed kernel is flagged, an unchanged one is not,
-and the CLI compares two checkouts through a git worktree and worker processes."""
+"""bench/regress: a deliberately slowed kernel is flagged, an unchanged one is not,
+and the check compares two checkouts through a git worktree and worker processes."""
 
 import json
 import subprocess
@@ -7,7 +7,8 @@ import subprocess
 import pytest
 
 import backends
-from bench import regression
+from bench.regress import check, sides, verdict, worktree
+from bench.regress.worker import PairTimer
 
 CASE = dict(B=2, T=256, D=64)
 PAIRS = [{"op": "parallel_scan", "case": CASE, "mode": "forward", "name": "torch", "device": "cpu"}]
@@ -23,11 +24,11 @@ def _slowed(fn):
 
 
 class InProcessSide:
-    """One side served in this process (``regression.PairTimer``), speaking the worker
+    """One side served in this process (``worker.PairTimer``), speaking the worker
     protocol; a slowed side swaps the registry's kernel for a slowed one during its turns."""
 
     def __init__(self, slow: bool):
-        self.timer, self.slow = regression.PairTimer(), slow
+        self.timer, self.slow = PairTimer(), slow
         self.turns = 0
 
     def ask(self, **msg):
@@ -46,21 +47,21 @@ class InProcessSide:
 def _compared(slow_head: bool) -> tuple[list, dict]:
     workers = {"head": InProcessSide(slow_head), "base": InProcessSide(False)}
     # 9 calls a turn: a turn's median shrugs off four calls slowed by a burst of steal time
-    got = regression.measure_pairs(dict(workers), PAIRS, rounds=4, reps=9)
-    return regression.compare_sides(got["base"], got["head"]), workers
+    got = sides.measure_pairs(dict(workers), PAIRS, rounds=4, reps=9)
+    return verdict.compare_sides(got["base"], got["head"]), workers
 
 
 def test_a_slowed_kernel_is_flagged():
     (row,), workers = _compared(slow_head=True)
     assert row.verdict == "slower" and row.fails, row
-    assert row.ratio > regression.FACTOR
+    assert row.ratio > verdict.FACTOR
     assert workers["head"].turns == workers["base"].turns == 5  # an untimed turn, then 4
 
 
 def test_an_unchanged_kernel_is_not_flagged():
     (row,), _ = _compared(slow_head=False)
     assert not row.fails, row
-    assert row.ratio < regression.FACTOR
+    assert row.ratio < verdict.FACTOR
 
 
 def test_a_slow_burst_in_one_round_is_not_a_regression():
@@ -68,28 +69,28 @@ def test_a_slow_burst_in_one_round_is_not_a_regression():
     significant; per round, the other rounds show no slowdown, so the pair is not failed."""
     base, head = {}, {}
     for r in range(4):
-        regression.pool(base, {"k": {"samples_ns": [1000 + i for i in range(15)]}})
-        regression.pool(head, {"k": {"samples_ns": [(9000 if r < 2 else 990) + i for i in range(15)]}})
-    (row,) = regression.compare_sides(base, head)
+        verdict.pool(base, {"k": {"samples_ns": [1000 + i for i in range(15)]}})
+        verdict.pool(head, {"k": {"samples_ns": [(9000 if r < 2 else 990) + i for i in range(15)]}})
+    (row,) = verdict.compare_sides(base, head)
     assert row.verdict == "ambiguous" and not row.fails, row
     head = {}
     for r in range(4):
-        regression.pool(head, {"k": {"samples_ns": [2000 + i for i in range(15)]}})
-    (row,) = regression.compare_sides(base, head)
+        verdict.pool(head, {"k": {"samples_ns": [2000 + i for i in range(15)]}})
+    (row,) = verdict.compare_sides(base, head)
     assert row.verdict == "slower" and row.fails, row
 
 
 def test_pairs_the_base_cannot_run_are_new_and_head_errors_fail():
     head = {"a": {"samples_ns": [1] * 10}, "b": {"error": "RuntimeError: boom"}}
     base = {"a": {"unavailable": "no such op"}}
-    rows = {r.key: r for r in regression.compare_sides(base, head)}
+    rows = {r.key: r for r in verdict.compare_sides(base, head)}
     assert rows["a"].verdict == "new" and not rows["a"].fails
     assert rows["b"].verdict == "error" and rows["b"].fails
 
 
 def _git_checkout():
     try:
-        subprocess.run(["git", "rev-parse", "HEAD"], cwd=regression.REPO_ROOT, check=True, capture_output=True)
+        subprocess.run(["git", "rev-parse", "HEAD"], cwd=worktree.REPO_ROOT, check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("not a git checkout")
 
@@ -100,17 +101,17 @@ def test_a_worker_times_the_kernels_of_its_own_tree(tmp_path):
     answers prepare and time requests with raw samples."""
     _git_checkout()
     tree = tmp_path / "tree"
-    regression._git("worktree", "add", "--detach", str(tree), "HEAD")
+    worktree.git("worktree", "add", "--detach", str(tree), "HEAD")
     worker = None
     try:
-        worker = regression.SideWorker(regression.shim(tree, tmp_path / "side"), tmp_path / "side.log")
+        worker = sides.SideWorker(worktree.shim(tree, tmp_path / "side"), tmp_path / "side.log")
         assert worker.ask(cmd="prepare", pair=PAIRS[0]) == {"ok": True}
         got = worker.ask(cmd="time", reps=5)
         bad = worker.ask(cmd="prepare", pair=dict(PAIRS[0], op="no_such_op"))
     finally:
         if worker is not None:
             worker.close()
-        regression._git("worktree", "remove", "--force", str(tree))
+        worktree.git("worktree", "remove", "--force", str(tree))
     assert len(got["samples_ns"]) == 5 and min(got["samples_ns"]) > 0
     assert "no_such_op" in str(bad) and not bad.get("ok"), bad
     assert not worker.alive
@@ -144,12 +145,12 @@ def test_run_check_alternates_turns_confirms_and_cleans_up():
         made.append(FakeWorker(side, calls, slow=3 if side == "head" else 1))
         return made[-1]
 
-    (row,) = regression.run_check("HEAD", rounds=2, reps=5, pairs=PAIRS, log=lambda msg: None, worker=start)
+    (row,) = check.run_check(check.RegressConfig("HEAD", rounds=2, reps=5), PAIRS, log=lambda msg: None, worker=start)
     # an untimed turn each, then the timed rounds; measured, then measured again
     assert calls == (["base", "head"] + ["head", "base", "base", "head"]) * 2
     assert row.verdict == "slower" and row.fails and row.note.startswith("confirmed")
     assert len(made) == 4 and all(w.closed for w in made)  # new processes for the second measurement
-    assert "arsenal-regression-" not in regression._git("worktree", "list")
+    assert "arsenal-regression-" not in worktree.git("worktree", "list")
 
 
 def test_a_base_that_cannot_run_makes_pairs_new():
@@ -157,28 +158,29 @@ def test_a_base_that_cannot_run_makes_pairs_new():
     calls = []
     for start in (lambda side, *a: FakeWorker(side, calls) if side == "head" else None,  # base did not start
                   lambda side, *a: FakeWorker(side, calls, fail_prepare="ImportError" if side == "base" else None)):
-        (row,) = regression.run_check("HEAD", rounds=2, reps=5, pairs=PAIRS, log=lambda msg: None, worker=start)
+        (row,) = check.run_check(check.RegressConfig("HEAD", rounds=2, reps=5), PAIRS, log=lambda msg: None,
+                                 worker=start)
         assert row.verdict == "new" and not row.fails, row
 
 
 def test_a_slowdown_not_seen_again_is_not_a_failure():
-    first = regression.Row("k", "slower", 2.0, 1e-4, "round ratios 2 2")
-    second = regression.Row("k", "unchanged", 1.02, 0.6, "round ratios 1 1.04")
-    row = regression.confirm(first, second)
+    first = verdict.Row("k", "slower", 2.0, 1e-4, "round ratios 2 2")
+    second = verdict.Row("k", "unchanged", 1.02, 0.6, "round ratios 1 1.04")
+    row = verdict.confirm(first, second)
     assert row.verdict == "ambiguous" and not row.fails and "not confirmed" in row.note
-    again = regression.Row("k", "slower", 1.9, 1e-4, "round ratios 1.9 1.9")
-    assert regression.confirm(first, again).fails
+    again = verdict.Row("k", "slower", 1.9, 1e-4, "round ratios 1.9 1.9")
+    assert verdict.confirm(first, again).fails
 
 
 def test_a_worker_that_dies_is_an_error_for_the_head_and_new_for_the_base():
     class Dying(FakeWorker):
         def ask(self, cmd, **msg):
-            raise regression.WorkerDied("segfault")
+            raise sides.WorkerDied("segfault")
 
-    for dying, verdict in (("head", "error"), ("base", "new")):
-        workers = {s: Dying(s, []) if s == dying else FakeWorker(s, []) for s in regression.SIDES}
+    for dying, expected in (("head", "error"), ("base", "new")):
+        workers = {s: Dying(s, []) if s == dying else FakeWorker(s, []) for s in sides.SIDES}
         dead = workers[dying]
-        got = regression.measure_pairs(workers, PAIRS, rounds=2, reps=5)
-        (row,) = regression.compare_sides(got["base"], got["head"])
-        assert row.verdict == verdict and "died" in row.note and workers[dying] is None
+        got = sides.measure_pairs(workers, PAIRS, rounds=2, reps=5)
+        (row,) = verdict.compare_sides(got["base"], got["head"])
+        assert row.verdict == expected and "died" in row.note and workers[dying] is None
         assert dead.closed  # its pipes and log are released

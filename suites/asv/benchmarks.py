@@ -1,10 +1,11 @@
 """asv benchmarks: one class per op, parametrised by case, mode and implementation.
 
-They time the same closures as ``arsenal ops`` and pytest-benchmark
-(``bench.prepare.prepare(...).fn``) after the same correctness gate
-(``bench.runner.Gate``): an unavailable pair raises asv's SkipNotImplemented with the
-reason; an incorrect pair fails in setup and is never timed. ``track_compile_seconds``
-records the first call's JIT / compile / autotune cost as its own figure.
+The parameters come from the harness's planner (``bench.plan``), and each pair is made
+ready by the same path as ``arsenal ops`` and pytest-benchmark
+(``bench.pipeline.gate_then_prepare``: the correctness gate, then the prepared closure):
+an unavailable pair raises asv's SkipNotImplemented with the reason; an incorrect pair
+fails in setup and is never timed. ``track_compile_seconds`` records the first call's
+JIT / compile / autotune cost as its own figure.
 
 Environment variables (asv passes the caller's environment to the benchmarks):
 ``ARSENAL_SUITE`` (default quick), ``ARSENAL_MODES`` (default forward,forward_backward),
@@ -23,11 +24,9 @@ import torch
 from asv_runner.benchmarks.mark import SkipNotImplemented
 
 import backends
-from backends.registry import DTYPE_NAMES
-from bench import env
-from bench.prepare import Unavailable, candidates, prepare, why_unavailable
-from bench.runner import Gate
-from suites.op_shapes import DEFAULT_MODES, case_id, cases
+from bench import env, pipeline, plan
+from bench.gate import Gate
+from suites.op_shapes import DEFAULT_MODES
 
 SUITE = os.environ.get("ARSENAL_SUITE", "quick")
 MODES = tuple(os.environ.get("ARSENAL_MODES", ",".join(DEFAULT_MODES)).split(","))
@@ -35,26 +34,23 @@ DEVICE = os.environ.get("ARSENAL_DEVICE", "cuda" if torch.cuda.is_available() el
 NAMES = os.environ.get("ARSENAL_NAMES")
 # thread counts pinned (every core by default) and malloc thresholds fixed (bench/env.py)
 THREADS = env.pin_process(int(os.environ.get("ARSENAL_THREADS", "0")) or None)
-DTYPE = torch.float32
 
+PLANNED = plan.items(plan.Selection(names=tuple(NAMES.split(",")) if NAMES else None, peers=True,
+                                    dtypes=(torch.float32,), modes=MODES, suite=SUITE, device=DEVICE))
+_ITEMS = plan.by_key(PLANNED)  # {(op, case_id, mode, name): item}
 _GATE = Gate(DEVICE)
 _CURRENT: dict = {}  # {key: Prepared}: the pair being benchmarked
 
 
-def _prepared(op: str, case: dict, mode: str, name: str):
-    key = (op, case_id(case), mode, name)
+def _prepared(key: tuple):
     if key not in _CURRENT:
         _CURRENT.clear()  # release the previous pair's tensors first
-        reason = why_unavailable(op, name, DEVICE, case=case, dtype=DTYPE, mode=mode)
-        if reason is not None:
-            raise SkipNotImplemented(reason)
-        checked = _GATE(op, name, case, DTYPE_NAMES[DTYPE], grad=mode != "forward")
-        if not checked.ok:
-            raise AssertionError(f"{op}[{name}] is incorrect, not timed: {'; '.join(checked.problems[:3])}")
-        try:
-            _CURRENT[key] = prepare(op, name, case, DTYPE, DEVICE, mode)
-        except Unavailable as exc:
-            raise SkipNotImplemented(str(exc)) from exc
+        got = pipeline.gate_then_prepare(_GATE, _ITEMS[key])
+        if got.status == pipeline.UNAVAILABLE:
+            raise SkipNotImplemented(got.error)
+        if got.status != pipeline.READY:
+            raise AssertionError(f"{key[0]}[{key[3]}] is {got.status}, not timed: {got.error}")
+        _CURRENT[key] = got.prepared
     return _CURRENT[key]
 
 
@@ -66,7 +62,7 @@ class _OpBenchmark:
     timeout = 1200.0  # torch.compile of a long sequential loop takes minutes on a small CPU
 
     def setup(self, case, mode, name):
-        self.prepared = _prepared(self.op, self.cases[case], mode, name)
+        self.prepared = _prepared((self.op, case, mode, name))
 
     def time_op(self, case, mode, name):
         self.prepared.fn()
@@ -78,18 +74,20 @@ class _OpBenchmark:
     track_compile_seconds.unit = "seconds"
 
 
-def _op_class(op: str) -> type:
-    by_id = {case_id(c): c for c in cases(SUITE, op, DEVICE)}
+def _op_class(op: str, items: list) -> type:
+    """``cases`` maps each case id to its case (the planned items carry both)."""
     title = "".join(part.title() for part in op.split("_"))
     return type(title, (_OpBenchmark,), {
         "op": op,
-        "cases": by_id,
-        "params": [list(by_id), list(MODES), [n for n in candidates(op) if NAMES is None or n in NAMES.split(",")]],
+        "cases": {i.case_id: i.case for i in items},
+        "params": [list(dict.fromkeys(i.case_id for i in items)), list(MODES),
+                   list(dict.fromkeys(i.name for i in items))],
         "__doc__": f"{op}: {SUITE} suite, every backend and peer.",
     })
 
 
 for _op in backends.OPS:
-    if cases(SUITE, _op, DEVICE):
-        _cls = _op_class(_op)
+    _mine = [i for i in PLANNED if i.op == _op]
+    if _mine:
+        _cls = _op_class(_op, _mine)
         globals()[_cls.__name__] = _cls

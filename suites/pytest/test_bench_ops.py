@@ -1,9 +1,10 @@
 """One benchmark per (op, case, mode, implementation) of the chosen suite; see conftest.py.
 
-Each pair passes the harness's correctness gate (``bench.runner.Gate``: the same
-``check_pair`` as the test suite) before it is timed; a failing pair fails its test and
-is never timed, an unavailable one is skipped with the reason. The timed callable is
-``bench.prepare.prepare(...).fn``, the closure that ``arsenal ops`` and asv time too.
+The pairs come from the harness's planner (``bench.plan``), and each is made ready by
+the same path as ``arsenal ops`` (``bench.pipeline.gate_then_prepare``: the correctness
+gate, then ``bench.prepare``): a pair failing the gate fails its test and is never
+timed, an unavailable one is skipped with the reason. The timed callable is the
+prepared closure that ``arsenal ops`` and asv time too.
 """
 
 import functools
@@ -13,39 +14,29 @@ import pytest
 import torch
 
 import backends
-from bench import env, roofline
-from bench.prepare import candidates, prepare, why_unavailable
-from bench.runner import Gate
+from backends.registry import MODES
+from bench import env, pipeline, plan, roofline
+from bench.dtypes import name as dtype_name
+from bench.gate import Gate
 from bench.timing import TimingConfig
-from backends.registry import DTYPE_NAMES, MODES
-from suites.op_shapes import case_id, cases
 
 DTYPE = torch.float32
 
 
-def _names(config, op):
-    chosen = config.getoption("arsenal_names")
-    have = candidates(op)
-    return have if chosen is None else [n for n in chosen.split(",") if n in have]
-
-
 def pytest_generate_tests(metafunc):
-    if "pair" not in metafunc.fixturenames:
+    if "item" not in metafunc.fixturenames:
         return
     config = metafunc.config
-    suite, device = config.getoption("arsenal_suite"), config.getoption("arsenal_device")
     modes = [m for m in config.getoption("arsenal_modes").split(",") if m]
     unknown = [m for m in modes if m not in MODES]
     if unknown:
         raise pytest.UsageError(f"--arsenal-modes: unknown {unknown}; modes are {', '.join(MODES)}")
-    pairs, ids = [], []
-    for op in backends.OPS:  # blocked order: a group's implementations run one after another
-        for case in cases(suite, op, device):
-            for mode in modes:
-                for name in _names(config, op):
-                    pairs.append((op, case, mode, name, device))
-                    ids.append(f"{op}-{case_id(case)}-{mode}-{name}")
-    metafunc.parametrize("pair", pairs, ids=ids)
+    chosen = config.getoption("arsenal_names")
+    sel = plan.Selection(names=None if chosen is None else tuple(chosen.split(",")), peers=True, dtypes=(DTYPE,),
+                         modes=tuple(modes), suite=config.getoption("arsenal_suite"),
+                         device=config.getoption("arsenal_device"))
+    items = plan.items(sel)  # blocked order: a group's implementations run one after another
+    metafunc.parametrize("item", items, ids=[f"{i.op}-{i.case_id}-{i.mode}-{i.name}" for i in items])
 
 
 @pytest.fixture(scope="session")
@@ -58,25 +49,24 @@ def _ceilings(device):
     return roofline.ceilings(device)
 
 
-def test_op(benchmark, gate, pair):
-    op, case, mode, name, device = pair
-    reason = why_unavailable(op, name, device, case=case, dtype=DTYPE, mode=mode)
-    if reason is not None:
-        pytest.skip(reason)
-    checked = gate(op, name, case, DTYPE_NAMES[DTYPE], grad=mode != "forward")
-    if not checked.ok:
-        pytest.fail(f"incorrect, not timed: {'; '.join(checked.problems[:3])}")
-    p = prepare(op, name, case, DTYPE, device, mode)
-    spec = backends.OPS[op]
-    flops, nbytes = float(spec.flops(case, mode)), float(spec.bytes(case, DTYPE, mode))
-    benchmark.group = f"{op} {case_id(case)} {mode}"
-    benchmark.extra_info.update(op=op, backend=name, mix={op: name}, case=case, dtype=DTYPE_NAMES[DTYPE], mode=mode,
-                                device=device, compile_seconds=p.compile_seconds, flops=flops, bytes=nbytes,
+def test_op(benchmark, gate, item):
+    got = pipeline.gate_then_prepare(gate, item)
+    if got.status == pipeline.UNAVAILABLE:
+        pytest.skip(got.error)
+    if got.status != pipeline.READY:
+        pytest.fail(f"{got.status}, not timed: {got.error}")
+    p, checked = got.prepared, got.gate
+    spec = backends.OPS[item.op]
+    flops, nbytes = float(spec.flops(item.case, item.mode)), float(spec.bytes(item.case, item.dtype, item.mode))
+    benchmark.group = f"{item.op} {item.case_id} {item.mode}"
+    benchmark.extra_info.update(op=item.op, backend=item.name, mix={item.op: item.name}, case=item.case,
+                                dtype=dtype_name(item.dtype), mode=item.mode, device=item.device,
+                                compile_seconds=p.compile_seconds, flops=flops, bytes=nbytes,
                                 threads=env.thread_counts(), gate_forward_error=checked.forward_error,
                                 gate_grad_error=checked.grad_error)
-    timed = p.fn if torch.device(device).type == "cpu" else (lambda: (p.fn(), p.sync()))
+    timed = p.fn if torch.device(item.device).type == "cpu" else (lambda: (p.fn(), p.sync()))
     time.sleep(TimingConfig().settle_s)  # let the previous pair's OpenMP workers stop spinning
     benchmark(timed)
     if benchmark.stats is not None:  # None when benchmarks are disabled (the closure ran once)
-        benchmark.extra_info.update(roofline.derive(_ceilings(device), flops, nbytes, benchmark.stats.stats.median,
-                                                    DTYPE_NAMES[DTYPE]))
+        benchmark.extra_info.update(roofline.derive(_ceilings(item.device), flops, nbytes,
+                                                    benchmark.stats.stats.median, dtype_name(item.dtype)))

@@ -1,0 +1,51 @@
+"""``arsenal run``: README's main job. The correctness check of every available backend,
+then the quick op suite with peers (forward and forward+backward) into ``--out``, then
+the HTML report of that file (when ``reports.write_report`` exists)."""
+
+from __future__ import annotations
+
+from bench.commands import _args
+
+NAME = "run"
+HELP = "the main job: check, then the quick suite with peers"
+TIMING = True
+MODES = ("forward", "forward_backward")  # what `arsenal run` times
+REPORT = "out/report.html"
+
+
+def add_arguments(sp) -> None:
+    sp.add_argument("--out", default="out/results.jsonl")
+    sp.add_argument("--threads", type=int)
+    sp.add_argument("--device", help=_args.DEVICE_HELP)
+
+
+def write_report(out: str, console) -> None:
+    """The report of ``out`` when the reports package has ``write_report``; nothing otherwise."""
+    import reports
+
+    if not hasattr(reports, "write_report"):
+        return
+    try:
+        path = reports.write_report([out], REPORT)
+    except Exception as exc:  # the measurements are appended already; a report is a view of them
+        console.print(f"report not written: {type(exc).__name__}: {exc}", markup=False, highlight=False)
+        return
+    console.print(f"report: {path or REPORT}", markup=False, highlight=False)
+
+
+def run(args, console) -> int:
+    import torch
+
+    from bench import env, summary
+    from bench.commands import check, ops
+    from bench.plan import Selection
+
+    _args.check_device(args.device)
+    env.pin_process(args.threads)
+    status, checked = check.check(Selection(device=args.device), console)
+    timed = Selection(peers=True, dtypes=(torch.float32,), modes=MODES, suite="quick", device=args.device)
+    records = ops.time_ops(ops.OpsConfig(selection=timed, out=args.out, threads=args.threads), console,
+                           checked=checked)
+    status = max(status, summary.exit_status(console, records))
+    write_report(args.out, console)
+    return status
