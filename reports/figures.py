@@ -25,8 +25,10 @@ def new(title: str, x: str, y: str, xlog: bool = False, ylog: bool = False, **la
     fig = go.Figure()
     fig.update_layout(**LAYOUT, title=dict(text=title, x=0, xanchor="left"))
     fig.update_layout(**layout)
-    fig.update_xaxes(title_text=x, type="log" if xlog else None)
-    fig.update_yaxes(title_text=y, type="log" if ylog else None)
+    # "~g" labels every tick of a log axis in full (20, 50, 100) where plotly's default
+    # labels the ticks between decades with their first digit only (2, 5, 100)
+    fig.update_xaxes(title_text=x, **(dict(type="log", tickformat="~g") if xlog else {}))
+    fig.update_yaxes(title_text=y, **(dict(type="log", tickformat="~g") if ylog else {}))
     return fig
 
 
@@ -38,12 +40,12 @@ def rgba(colour: str, alpha: float) -> str:
 def band(fig: go.Figure, x, lo, hi, colour: str, group: str, **trace) -> None:
     """A shaded band between ``lo`` and ``hi`` (an interquartile range), in the legend
     group of its line so that hiding the line hides the band."""
-    fig.add_trace(go.Scatter(x=list(x) + list(x)[::-1], y=list(hi) + list(lo)[::-1], fill="toself",
+    fig.add_trace(go.Scatter(x=list(x) + list(x)[::-1], y=list(hi) + list(lo)[::-1], fill="toself", mode="lines",
                              fillcolor=rgba(colour, 0.18), line=dict(width=0), hoverinfo="skip",
                              showlegend=False, legendgroup=group, **trace))
 
 
-def dropdown(fig: go.Figure, groups: list[str], layouts: dict | None = None, label: str = "") -> None:
+def dropdown(fig: go.Figure, groups: list[str], layouts: dict | None = None) -> None:
     """A menu that shows one group of traces at a time. Each trace's ``meta`` names its
     group; ``layouts`` maps a group to the layout it needs (an axis title)."""
     if not groups:
@@ -59,6 +61,4 @@ def dropdown(fig: go.Figure, groups: list[str], layouts: dict | None = None, lab
     buttons = [dict(label=g, method="update", args=[{"visible": [tg == g for tg in trace_groups]}, layouts.get(g, {})])
                for g in groups]
     fig.update_layout(updatemenus=[dict(buttons=buttons, direction="down", showactive=True, x=1.0, xanchor="right",
-                                        y=1.02, yanchor="bottom", pad=dict(r=4, t=4))],
-                      annotations=[dict(text=label, x=1.0, xref="paper", y=1.14, yref="paper", xanchor="right",
-                                        showarrow=False, font=dict(size=11, color="#666"))] if label else [])
+                                        y=1.02, yanchor="bottom", pad=dict(r=4, t=4))])

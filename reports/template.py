@@ -29,7 +29,7 @@ ul.notes li { color: #52606d; }
 .facts div span { color: #7b8794; }
 div.table { overflow-x: auto; margin: 8px 0; }
 table.data { border-collapse: collapse; font-size: 12px; }
-table.data th, table.data td { border-bottom: 1px solid #e4e7eb; padding: 3px 8px; text-align: right; white-space: nowrap; }
+table.data th, table.data td { border-bottom: 1px solid #e4e7eb; padding: 3px 8px; text-align: left; white-space: nowrap; }
 table.data th { background: #f5f7fa; position: sticky; top: 0; }
 table.sortable th { cursor: pointer; }
 table.sortable th.asc::after { content: " \\25B2"; }

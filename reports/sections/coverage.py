@@ -54,7 +54,7 @@ def build(ctx: Context) -> Section:
                                  hovertemplate="%{y} on %{x} (" + dtype + "): %{customdata}<extra></extra>"))
         groups.append(dtype)
     fig.update_yaxes(autorange="reversed")
-    figures.dropdown(fig, groups, label="dtype")
+    figures.dropdown(fig, groups)
     s = Section("coverage", TITLE)
     s.figure("matrix", fig, "Hover a cell for the count of each status and the reason or error.")
     gaps = ops[ops["status"] != "ok"]

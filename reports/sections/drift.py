@@ -34,7 +34,7 @@ def build(ctx: Context) -> Section:
                                          meta=label, line=dict(color=ctx.palette(backend)),
                                          hovertemplate=f"{name}: %{{y:.3g}} at T = %{{x}}<extra>{label}</extra>"))
         groups.append(label)
-    figures.dropdown(fig, groups, label="op · dtype")
+    figures.dropdown(fig, groups)
     s = Section("drift", TITLE)
     s.figure("error", fig, "An error of exactly 0 is drawn at half the smallest non-zero error (a log axis has no 0).")
     return s

@@ -33,6 +33,6 @@ def build(ctx: Context) -> Section:
                                  hovertemplate="step %{x}: %{y:.5g}<extra>torch</extra>"))
         groups.append(label)
     if groups:
-        figures.dropdown(fig, groups, label="family · mix")
+        figures.dropdown(fig, groups)
         s.figure("losses", fig)
     return s

@@ -16,7 +16,7 @@ from reports.stats import loglog_slope
 TITLE = "Models"
 REFERENCE_FAMILY = "transformer"  # LRA's efficiency table is relative to it
 METRICS = (  # (menu label, field, scale, axis title)
-    ("training step", "median_ns", 1e6, "training step (ms, forward + backward + optimizer)"),
+    ("training step", "median_ns", 1e6, "training step (ms)"),
     ("tokens/s", "tokens_per_s", 1.0, "training tokens/s"),
     ("peak memory", "peak_mem_bytes", 2 ** 20, "peak memory (MiB)"),
 )
@@ -53,7 +53,7 @@ def _metrics(ctx: Context, grid: pd.DataFrame) -> go.Figure:
                                  hovertemplate=f"{mix}: %{{y:.4g}} ({label})<extra>%{{x}}</extra>"))
         groups.append(label)
         layouts[label] = {"yaxis.title.text": axis}
-    figures.dropdown(fig, groups, layouts, label="figure")
+    figures.dropdown(fig, groups, layouts)
     return fig
 
 
@@ -63,14 +63,16 @@ def _breakdown(grid: pd.DataFrame) -> go.Figure | None:
         return None
     ops = first_seen(o for b in rows["op_breakdown"] for o in b if o != "rest") + ["rest"]
     colours = op_colours(ops)
-    fig = figures.new("Each op's share of the training step, by mix", "model · task · shape / mix", "time per step (ms)",
-                      barmode="stack", height=500)
-    x = [list(rows["where"]), list(rows["mix_id"])]
-    for op in ops:
-        y = [b.get(op, 0.0) / 1e6 if isinstance(b.get(op), (int, float)) else 0.0 for b in rows["op_breakdown"]]
-        if any(y):
-            fig.add_trace(go.Bar(x=x, y=y, name=op, marker_color=colours[op],
-                                 hovertemplate=f"{op}: %{{y:.3g}} ms<extra>%{{x}}</extra>"))
+    fig = figures.new("Each op's share of the training step, by mix", "mix", "time per step (ms)", barmode="stack")
+    groups = first_seen(rows["where"])
+    for where in groups:
+        g = rows[rows["where"] == where]
+        for op in ops:
+            y = [b[op] / 1e6 if isinstance(b.get(op), (int, float)) else 0.0 for b in g["op_breakdown"]]
+            if any(y):
+                fig.add_trace(go.Bar(x=g["mix_id"], y=y, name=op, marker_color=colours[op], meta=where, legendgroup=op,
+                                     hovertemplate=f"{op}: %{{y:.3g}} ms<extra>%{{x}}</extra>"))
+    figures.dropdown(fig, groups)
     return fig
 
 
@@ -87,15 +89,17 @@ def _swap(ctx: Context, models: pd.DataFrame) -> go.Figure | None:
                                                                                 g["speedup_vs_torch"])]
         colours = [ctx.palette(_swapped(m, i)) for m, i in zip(g["mix"], g["mix_id"])]
         names = [("best: " if r == "best" else "") + i for r, i in zip(g["role"], g["mix_id"])]
-        fig.add_trace(go.Bar(y=names, x=g["speedup_vs_torch"], orientation="h", marker_color=colours, meta=where,
+        # bars from 1x (base) to the speedup: slower mixes point left, faster ones right
+        fig.add_trace(go.Bar(y=names, x=g["speedup_vs_torch"] - 1, base=1, orientation="h", marker_color=colours,
+                             meta=where, customdata=g["speedup_vs_torch"],
                              marker_line=dict(width=[2.5 if r == "best" else 0 for r in g["role"]], color="#111"),
                              error_x=dict(type="data", symmetric=False,
                                           array=[hi - s for (lo, hi), s in zip(ci, g["speedup_vs_torch"])],
                                           arrayminus=[s - lo for (lo, hi), s in zip(ci, g["speedup_vs_torch"])]),
-                             showlegend=False, hovertemplate="%{y}: %{x:.3f}x<extra>" + where + "</extra>"))
+                             showlegend=False, hovertemplate="%{y}: %{customdata:.3f}x<extra>" + where + "</extra>"))
         groups.append(where)
     fig.add_vline(x=1, line_dash="dot", line_color="#555")
-    figures.dropdown(fig, groups, label="model · task · shape")
+    figures.dropdown(fig, groups)
     return fig
 
 

@@ -61,7 +61,7 @@ def build(ctx: Context) -> Section:
         entropy.add_trace(go.Scatter(x=list(range(len(h))), y=h, mode="lines", name=f"{label} (mean {np.nanmean(h):.2f})",
                                      hovertemplate="token %{x}: %{y:.3f}<extra>" + label + "</extra>"))
     heat.update_yaxes(dtick=1 if max(w.shape[1] for _, w in examples) <= 16 else None)
-    figures.dropdown(heat, groups, label="model · layer")
+    figures.dropdown(heat, groups)
     s = Section("routing", TITLE)
     s.figure("weights", heat, f"The first example of each layer (at most {MAX_TOKENS} tokens); masked tokens blank.")
     s.figure("usage", usage, "Mean over every recorded example's unmasked tokens.")

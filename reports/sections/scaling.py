@@ -57,7 +57,7 @@ def _ops(ctx: Context):
         layouts[label] = {"xaxis.title.text": title}
     if not groups:
         return None
-    figures.dropdown(fig, groups, layouts, label="op · dtype · mode")
+    figures.dropdown(fig, groups, layouts)
     return fig
 
 

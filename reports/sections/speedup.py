@@ -46,7 +46,7 @@ def build(ctx: Context) -> Section:
                                      colorbar=dict(title="speedup", tickvals=ticks,
                                                    ticktext=[f"{2.0 ** t:g}x" for t in ticks])))
     fig.update_yaxes(autorange="reversed")
-    figures.dropdown(fig, groups, label="dtype · mode · baseline")
+    figures.dropdown(fig, groups)
     s = Section("speedups", TITLE)
     s.figure("heatmap", fig, "Colour: log2 of the speedup, so 2x faster and 2x slower are equally far from 1x; "
                              "an empty cell was not timed beside that baseline.")
