@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 
 # Order is the order of `arsenal --help`.
-MODULES: tuple[str, ...] = ("list", "check", "ops", "compare", "profile", "roofline", "run", "regress", "models", "report")
+MODULES: tuple[str, ...] = ("list", "check", "ops", "compare", "profile", "roofline", "run", "regress", "models", "report", "data")
 
 
 def load():

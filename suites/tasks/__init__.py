@@ -15,9 +15,22 @@ from __future__ import annotations
 
 from . import config
 from .base import IGNORE, SPLITS, ArrayTask, StreamTask, Task
+from .brown import Retrieval, Text
+from .hf import FineWeb, TinyStories
+from .image import Image
+from .induction import Induction
 from .listops import ListOps
+from .mqar import MQAR
+from .pathfinder import PathX, Pathfinder
+from .ptb import PTBChar, PTBWord
+from .selective_copy import SelectiveCopy
+from .shakespeare import Shakespeare
 
-FAMILIES: tuple[type[Task], ...] = (ListOps,)
+FAMILIES: tuple[type[Task], ...] = (
+    ListOps, Pathfinder, PathX, Image, Text, Retrieval,        # LRA and its offline stand-ins
+    SelectiveCopy, Induction, MQAR,                             # synthetic diagnostics
+    PTBChar, PTBWord, Shakespeare, TinyStories, FineWeb,        # language-model streams
+)
 TASKS: dict[str, type[Task]] = {f.name: f for f in FAMILIES}
 
 

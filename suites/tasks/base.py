@@ -217,3 +217,32 @@ class StreamTask(Task):
                 target[row, :m] = s[start + 1 : start + m + 1]
                 mask[row, :m] = True
             yield {"tokens": tokens, "mask": mask, "target": target}
+
+
+def id_dtype(vocab_size: int):
+    """The smallest signed integer type for ids below vocab_size and the IGNORE target."""
+    return np.int8 if vocab_size <= 127 else np.int16 if vocab_size <= 32767 else np.int32
+
+
+def distinct_draws(rng: np.random.Generator, n: int, population: int, k: int,
+                   logits: np.ndarray | None = None) -> np.ndarray:
+    """[n, k] indices drawn without replacement from range(population), in draw order.
+
+    With `logits` [population] the draw is successive sampling proportional to
+    exp(logits) (the Gumbel top-k trick), like numpy's choice(replace=False, p=...).
+    """
+    out = np.empty((n, k), dtype=np.int64)
+    if logits is None and 50 * k < population:  # few from many: numpy's set-based draw per row
+        for i in range(n):
+            out[i] = rng.choice(population, k, replace=False)
+        return out
+    chunk = max(1, (1 << 22) // population)  # about 32 MB of keys at a time
+    for i in range(0, n, chunk):
+        m = min(chunk, n - i)
+        keys = rng.gumbel(size=(m, population))
+        if logits is not None:
+            keys += logits
+        top = np.argpartition(-keys, k - 1, axis=1)[:, :k] if k < population else np.tile(np.arange(population), (m, 1))
+        order = np.argsort(-np.take_along_axis(keys, top, 1), axis=1)
+        out[i : i + m] = np.take_along_axis(top, order, 1)
+    return out

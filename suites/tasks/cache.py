@@ -53,9 +53,13 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def arrays_path(name: str, parts: dict) -> Path:
+    return data_dir() / "arrays" / f"{name}-{key_of(parts)}.npz"
+
+
 def cached_arrays(name: str, parts: dict, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """The arrays build() returns, kept in arrays/<name>-<key>.npz; an unreadable file is rebuilt."""
-    path = data_dir() / "arrays" / f"{name}-{key_of(parts)}.npz"
+    path = arrays_path(name, parts)
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as z:
