@@ -194,6 +194,57 @@ class Prepared:
     extra: dict = field(default_factory=dict)
 
 
+def prepare(name: str, config, tokens, targets, reference, device="cpu") -> Prepared:
+    """The training-step closure of ``config`` under mix ``name`` (or the peer
+    ``torch_compile``) holding ``reference``'s weights; the first calls (JIT, autotune,
+    compile) happen here and are reported as ``compile_seconds``, never timed."""
+    compiled = name == "torch_compile"
+    ops = backends.resolve("torch" if compiled else parse_mix(name), device)
+    model = models.build(config, ops)
+    model.load_state_dict(reference.state_dict())
+    step = step_closure(torch.compile(lm_loss) if compiled else lm_loss, model, tokens, targets)
+    t0 = time.perf_counter()
+    step()
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    step()
+    return Prepared(name, model, step, compile_seconds=max(0.0, first - (time.perf_counter() - t0)))
+
+
+def prepare_run(family: str, overrides: dict, name: str, B: int, T: int, device="cpu", seed: int = 0) -> Prepared:
+    """One mix's prepared step for a family config and shape, from scratch (the
+    pytest-benchmark and asv front ends; `arsenal models` shares one reference per group)."""
+    config = models.config(family, **overrides)
+    reference = models.build(config, backends.resolve("torch", device))
+    tokens, targets = lm_batch(config.vocab_size, B, T, device, seed)
+    return prepare(name, config, tokens, targets, reference, device)
+
+
+@dataclass(frozen=True)
+class Ready:
+    status: str  # "ready" | "unavailable" | "incorrect"
+    error: str | None = None
+    prepared: Prepared | None = None
+
+
+def gate_then_prepare(family: str, overrides: dict, name: str, B: int, T: int, device="cpu",
+                      gate_T: int = 32) -> Ready:
+    """What `arsenal models` does per mix, for the pytest-benchmark and asv front ends:
+    resolve (unavailable: the reason), gate against all-torch (incorrect: never
+    prepared), then prepare the step."""
+    config = models.config(family, **overrides)
+    if name not in PEERS:
+        try:
+            models.build(config, backends.resolve(parse_mix(name), device))
+        except ValueError as exc:
+            return Ready("unavailable", str(exc))
+        if name != "torch":
+            g = model_gate.gate(config, parse_mix(name), device, T=min(T, gate_T))
+            if not g["ok"]:
+                return Ready("incorrect", "; ".join(g["problems"]))
+    return Ready("ready", None, prepare_run(family, overrides, name, B, T, device))
+
+
 def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 
@@ -214,30 +265,6 @@ class ModelBench:
                 "backend": name, "task": "lm", "case": {"B": B, "T": T}, "case_id": f"B{B}-T{T}", "role": role,
                 "device": self.cfg.device, "dtype": "float32", "status": None, "error": None, "gate": None,
                 "compile_seconds": None}
-
-    def _prepare(self, name: str, config, tokens, targets, reference) -> Prepared:
-        """A model under mix ``name`` (or the compile peer) with the reference's weights."""
-        device = self.cfg.device
-        if name == "torch_compile":
-            model = models.build(config, backends.resolve("torch", device))
-            model.load_state_dict(reference.state_dict())
-            compiled = torch.compile(lm_loss)
-            step = step_closure(compiled, model, tokens, targets)
-            t0 = time.perf_counter()
-            step()
-            first = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            step()
-            return Prepared(name, model, step, compile_seconds=max(0.0, first - (time.perf_counter() - t0)))
-        model = models.build(config, backends.resolve(parse_mix(name), device))
-        model.load_state_dict(reference.state_dict())
-        step = step_closure(lm_loss, model, tokens, targets)
-        t0 = time.perf_counter()
-        step()  # JIT (Numba, Triton) happens here, never in a timed call
-        first = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        step()
-        return Prepared(name, model, step, compile_seconds=max(0.0, first - (time.perf_counter() - t0)))
 
     def run(self, family: str, config_id: str, overrides: dict, B: int, T: int, mixes, peers=PEERS,
             role: str = "grid") -> list[dict]:
@@ -272,7 +299,7 @@ class ModelBench:
                         continue
             self.log(f"{family}-{config_id} B{B}-T{T} [{name}]: prepare")
             try:
-                prepared[name] = self._prepare(name, config, tokens, targets, reference)
+                prepared[name] = prepare(name, config, tokens, targets, reference, device)
             except Exception as exc:
                 rec.update(status="error", error=f"prepare: {_error_text(exc)}")
                 continue

@@ -64,3 +64,10 @@ ABLATION_SHAPE = dict(B=4, T=1024)
 # Training equivalence: a mix against all-torch from one seed (arsenal models equivalence).
 EQUIVALENCE_STEPS = 300
 EQUIVALENCE_SHAPE = dict(B=4, T=64)
+
+
+def front_end_params(names: tuple[str, ...] | None = None, T: int = 256, B: int = 2) -> list[tuple]:
+    """(family, config id, overrides, mix, B, T) for the pytest-benchmark and asv model
+    steps: every model of the grid at one length, every mix (and the compile peer)."""
+    mixes = MIXES_CPU + MIXES_GPU[1:] + PEERS
+    return [(fam, cid, over, m, B, T) for fam, cid, over in MODELS for m in mixes if names is None or m in names]

@@ -101,3 +101,14 @@ def test_training_equivalence_record():
     assert rec["kind"] == "equivalence" and len(rec["losses_mix"]) == len(rec["losses_torch"]) == 5
     assert rec["ok"] and rec["max_abs_diff"] <= rec["tolerance"]
     assert rec["losses_torch"][-1] < rec["losses_torch"][0]
+
+
+def test_front_end_path(monkeypatch):
+    """pytest-benchmark and asv get their closures from gate_then_prepare."""
+    ready = model_bench.gate_then_prepare("transformer", TINY, "numba_cpu", 2, 8)
+    assert ready.status == "ready" and ready.prepared.step() is None
+    gone = model_bench.gate_then_prepare("transformer", TINY, "no_such_backend", 2, 8)
+    assert gone.status == "unavailable" and "no_such_backend" in gone.error
+    monkeypatch.setattr(model_gate, "gate", lambda *a, **k: {"ok": False, "problems": ["grad w: error 2 > 1"]})
+    bad = model_bench.gate_then_prepare("transformer", TINY, "numba_cpu", 2, 8)
+    assert bad.status == "incorrect" and bad.prepared is None
