@@ -15,10 +15,12 @@ import importlib
 import importlib.util
 import inspect
 import math
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import torch
+import torch.autograd.profiler as _autograd_profiler
+from torch.autograd.profiler import record_function
 
 FLOAT_DTYPES = (torch.float64, torch.float32, torch.bfloat16)
 DTYPE_NAMES = {torch.float64: "float64", torch.float32: "float32", torch.bfloat16: "bfloat16"}
@@ -32,6 +34,12 @@ class ContractError(TypeError):
 
 # ---------------------------------------------------------------------------
 # Argument checking, shared by every backend through the @implements wrapper.
+#
+# Models call ops many times per step on small tensors, so the checks are compiled once
+# per op (``ArgPlan``: the signature's positions and defaults, each tensor argument's
+# dims as symbol slots and fixed sizes) and a call that passes pays only plain
+# comparisons: no signature binding, no string or dict building, no device queries.
+# Messages are built only when a check fails.
 # ---------------------------------------------------------------------------
 
 
@@ -50,71 +58,237 @@ def _fail(exc, op, backend, arg, expected, given):
     return exc(f"{op}[{backend}]: argument '{arg}' expected {expected}, got {given}")
 
 
-def _flatten_pairs(op, backend, args, values):
-    """A tuple argument (banked_attention's state=(S, z)) is declared as a dict of
-    TensorArgs; flatten it to "state.S", "state.z" (both optional when it is None)."""
-    flat_args, flat_values = {}, dict(values)
-    for name, spec in args.items():
-        if not isinstance(spec, Mapping):
-            flat_args[name] = spec
-            continue
-        v = values.get(name)
-        if v is not None and (not isinstance(v, (tuple, list)) or len(v) != len(spec)):
-            raise _fail(TypeError, op, backend, name, f"None or a tuple ({', '.join(spec)})", type(v).__name__)
-        for i, (sub, sub_spec) in enumerate(spec.items()):
-            flat_args[f"{name}.{sub}"] = TensorArg(sub_spec.dims, optional=v is None, kind=sub_spec.kind)
-            flat_values[f"{name}.{sub}"] = None if v is None else v[i]
-    return flat_args, flat_values
+_REQUIRED = object()  # the default of a parameter that has none
+_FLOATS = frozenset(FLOAT_DTYPES)
+
+
+class _Entry(NamedTuple):
+    """One tensor to check: a plain argument, or one element of a tuple argument (a
+    tuple, so that the checks unpack it: faster than attribute access)."""
+
+    name: str  # "q", or "state.S" for an element of a tuple argument
+    pos: int  # the argument's position in the signature
+    sub: int  # the element's index in the tuple argument; -1 for a plain argument
+    optional: bool  # None is accepted (an element: when the whole tuple is None)
+    kind: str
+    ellipsis: bool  # a leading "...": any number of batch axes before ``dims``
+    dims: tuple[str, ...]  # the named axes, "..." removed (for messages)
+    slots: tuple[int, ...]  # per axis: the symbol's index in ArgPlan.symbols, or -1 when fixed
+    fixed: tuple[int, ...]  # per axis: the fixed size (0 where the axis is a symbol)
+
+
+class ArgPlan:
+    """The compiled checks of one op's arguments (``OpSpec.plan``)."""
+
+    def __init__(self, op: str, signature: inspect.Signature, args: Mapping):
+        params = list(signature.parameters.values())
+        plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD,)
+        odd = [p.name for p in params if p.kind not in plain]
+        if odd:
+            raise ContractError(f"op '{op}': parameters {odd} must be plain (positional or keyword) parameters")
+        self.op, self.signature = op, signature
+        self.names = tuple(p.name for p in params)
+        self.index = {n: i for i, n in enumerate(self.names)}
+        self.defaults = [_REQUIRED if p.default is inspect.Parameter.empty else p.default for p in params]
+        self.required = sum(d is _REQUIRED for d in self.defaults)  # required parameters come first
+        self.options = tuple((n, i) for i, n in enumerate(self.names) if n not in args)
+        self.pairs = []  # tuple arguments: (name, position, element names)
+        self.symbols: list[str] = []
+        entries = []
+        for name, spec in args.items():
+            pos = self.index[name]
+            if isinstance(spec, Mapping):
+                self.pairs.append((name, pos, tuple(spec)))
+                entries += [self._entry(f"{name}.{sub}", pos, i, True, s) for i, (sub, s) in enumerate(spec.items())]
+            else:
+                entries.append(self._entry(name, pos, -1, spec.optional, spec))
+        self.entries = tuple(entries)
+        self.source = _accept_source(self)
+        scope = {"Tensor": torch.Tensor, "FLOATS": _FLOATS, "BOOL": torch.bool}
+        exec(compile(self.source, f"<argument checks of {op}>", "exec"), scope)
+        self._accept = scope["accept"]
+
+    def _entry(self, name, pos, sub, optional, spec: TensorArg) -> _Entry:
+        dims = spec.dims.split()
+        ellipsis = bool(dims) and dims[0] == "..."
+        dims = dims[1:] if ellipsis else dims
+        for d in dims:
+            if not d.isdigit() and d not in self.symbols:
+                self.symbols.append(d)
+        slots = tuple(-1 if d.isdigit() else self.symbols.index(d) for d in dims)
+        fixed = tuple(int(d) if d.isdigit() else 0 for d in dims)
+        return _Entry(name, pos, sub, optional, spec.kind, ellipsis, tuple(dims), slots, fixed)
+
+    def bind(self, args: tuple, kwargs: dict) -> list:
+        """The call's values in signature order, defaults filled in; a call that
+        ``inspect.Signature.bind`` would reject goes there, for its exact message."""
+        n = len(args)
+        if n > len(self.names):
+            return self._bind_slowly(args, kwargs)
+        values = [*args, *self.defaults[n:]]
+        index = self.index
+        for k, v in kwargs.items():
+            i = index.get(k, -1)
+            if i < n:  # unknown, or given positionally too
+                return self._bind_slowly(args, kwargs)
+            values[i] = v
+        for i in range(n, self.required):
+            if values[i] is _REQUIRED:
+                return self._bind_slowly(args, kwargs)
+        return values
+
+    def _bind_slowly(self, args, kwargs) -> list:
+        bound = self.signature.bind(*args, **kwargs)  # raises the TypeError Python would
+        bound.apply_defaults()
+        return [bound.arguments[n] for n in self.names]
+
+    def check(self, backend: str, values: list) -> tuple[list, torch.dtype, torch.device]:
+        """Check ranks, sizes, dtypes and devices; return (sizes per symbol, None where
+        unbound; the first argument's dtype and device). A call that passes takes the
+        generated straight-line code (``_accept_source``); one it refuses is checked
+        again by ``check_slowly``, which names what is wrong."""
+        return self._accept(values) or self.check_slowly(backend, values)
+
+    def check_slowly(self, backend: str, values: list) -> tuple[list, torch.dtype, torch.device]:
+        """The checks one by one, in the order that decides which problem is reported."""
+        op = self.op
+        for name, pos, subs in self.pairs:
+            v = values[pos]
+            if v is not None and (not isinstance(v, (tuple, list)) or len(v) != len(subs)):
+                raise _fail(TypeError, op, backend, name, f"None or a tuple ({', '.join(subs)})", type(v).__name__)
+        sizes = [None] * len(self.symbols)
+        where = [None] * len(self.symbols)  # the argument that bound each symbol (messages)
+        float_dtype = device = first_float = first_device = first_dtype = on_cpu = None
+        for name, pos, sub, optional, kind, ellipsis, dims, slots, fixed in self.entries:
+            t = values[pos]
+            if sub >= 0 and t is not None:
+                t = t[sub]
+            if t is None:
+                if optional:
+                    continue
+                raise _fail(TypeError, op, backend, name, "a torch.Tensor", "None")
+            if not isinstance(t, torch.Tensor):
+                raise _fail(TypeError, op, backend, name, "a torch.Tensor", type(t).__name__)
+            dtype = t.dtype
+            if kind == "float":
+                if dtype is float_dtype:  # the common case: the dtype of the first float tensor
+                    pass
+                elif dtype not in _FLOATS:
+                    raise _fail(TypeError, op, backend, name, "a float64, float32 or bfloat16 tensor", f"dtype {dtype}")
+                elif float_dtype is None:
+                    float_dtype, first_float = dtype, name
+                else:
+                    raise _fail(TypeError, op, backend, name, f"dtype {float_dtype} (the dtype of '{first_float}')",
+                                f"dtype {dtype}")
+            elif kind == "bool" and dtype != torch.bool:
+                raise _fail(TypeError, op, backend, name, "a bool tensor", f"dtype {dtype}")
+            if device is None:  # the first tensor: the call's dtype and device are its own
+                device, first_device, on_cpu, first_dtype = t.device, name, t.is_cpu, dtype
+            elif not (on_cpu and t.is_cpu) and t.device != device:  # is_cpu: no device object built
+                raise _fail(ValueError, op, backend, name, f"device {device} (the device of '{first_device}')",
+                            f"device {t.device}")
+            shape = t.shape
+            rank, want = len(shape), len(dims)
+            if ellipsis:
+                if rank < want:
+                    raise _fail(ValueError, op, backend, name, f"at least {want} dims [..., {', '.join(dims)}]",
+                                f"shape {tuple(shape)}")
+                shape = shape[rank - want:]
+            elif rank != want:
+                raise _fail(ValueError, op, backend, name, f"{want} dims [{', '.join(dims)}]", f"shape {tuple(t.shape)}")
+            for slot, size_fixed, size in zip(slots, fixed, shape):
+                if slot < 0:
+                    if size != size_fixed:
+                        raise _fail(ValueError, op, backend, name, f"[{', '.join(dims)}] with {size_fixed} fixed",
+                                    f"shape {tuple(t.shape)}")
+                elif sizes[slot] is None:
+                    sizes[slot] = size
+                    where[slot] = name
+                elif sizes[slot] != size:
+                    dim = self.symbols[slot]
+                    raise _fail(ValueError, op, backend, name, f"{dim} = {sizes[slot]} (from '{where[slot]}')",
+                                f"{dim} = {size} in shape {tuple(t.shape)}")
+        return sizes, first_dtype, device
+
+    def sizes(self, slots: list) -> dict:
+        """{"B": 2, ...}: the bound symbols by name."""
+        if None in slots:  # a symbol of an absent optional argument only
+            return {s: n for s, n in zip(self.symbols, slots) if n is not None}
+        return dict(zip(self.symbols, slots))
+
+
+def _accept_source(plan: ArgPlan) -> str:
+    """Python source of ``accept(values)``: the checks of ``plan`` unrolled into plain
+    comparisons, one local per size symbol; it returns (sizes, dtype, device) when every
+    check passes and None at the first that fails (no message: ``check_slowly`` gives it).
+    A symbol or the float dtype first met in an optional argument is "maybe" bound after
+    it, and tested for None where it is used next."""
+    lines = ["def accept(values):"]
+    state = {}  # symbol slot or "dtype" -> "bound" | "maybe" (absent: unbound)
+    first = True
+    for name, pos, subs in plan.pairs:
+        lines += [f"    v = values[{pos}]  # {name}",
+                  f"    if v is not None and (not isinstance(v, (tuple, list)) or len(v) != {len(subs)}):",
+                  "        return None"]
+    for slot in range(len(plan.symbols)):
+        lines.append(f"    z{slot} = None  # {plan.symbols[slot]}")
+    lines.append("    fd = None  # the float dtype")
+    for e in plan.entries:
+        body = []
+        if e.kind == "float":
+            if state.get("dtype") == "bound":
+                body += ["if t.dtype is not fd:", "    return None"]
+            else:
+                body += ["if t.dtype is not fd:", "    if fd is not None or t.dtype not in FLOATS:", "        return None",
+                         "    fd = t.dtype"]
+        elif e.kind == "bool":
+            body += ["if t.dtype is not BOOL:", "    return None"]
+        if first:
+            body += ["dtype, device, cpu = t.dtype, t.device, t.is_cpu"]
+        else:
+            body += ["if (not t.is_cpu) if cpu else (t.device != device):", "    return None"]
+        n = len(e.dims)
+        axes = "".join(f"s{i}, " for i in range(n))
+        if e.ellipsis:
+            body += ["s = t.shape", f"if len(s) < {n}:", "    return None", f"{axes}= s[len(s) - {n}:]"]
+        else:
+            body += ["s = t.shape", f"if len(s) != {n}:", "    return None", f"{axes}= s"]
+        for i, (slot, fixed) in enumerate(zip(e.slots, e.fixed)):
+            if slot < 0:
+                body += [f"if s{i} != {fixed}:", "    return None"]
+            elif state.get(slot) == "bound":
+                body += [f"if s{i} != z{slot}:", "    return None"]
+            elif state.get(slot) == "maybe":
+                body += [f"if z{slot} is None:", f"    z{slot} = s{i}", f"elif s{i} != z{slot}:", "    return None"]
+            else:
+                body += [f"z{slot} = s{i}"]
+        optional = e.optional or e.sub >= 0
+        for key in [s for s in e.slots if s >= 0] + (["dtype"] if e.kind == "float" else []):
+            state[key] = "bound" if not optional or state.get(key) == "bound" else "maybe"
+        body = ["if not isinstance(t, Tensor):", "    return None"] + body
+        lines.append(f"    t = values[{e.pos}]  # {e.name}: [{', '.join(e.dims)}]")
+        if e.sub >= 0:
+            lines += ["    if t is not None:", f"        t = t[{e.sub}]", "        if t is None:", "            return None"]
+            lines += ["        " + b for b in body]
+        elif e.optional:
+            lines += ["    if t is not None:"] + ["        " + b for b in body]
+        else:
+            lines += ["    if t is None:", "        return None"] + ["    " + b for b in body]
+        if first and optional:
+            raise ContractError(f"op '{plan.op}': the first tensor argument '{e.name}' must not be optional")
+        first = False
+    lines.append(f"    return [{', '.join(f'z{s}' for s in range(len(plan.symbols)))}], dtype, device")
+    return "\n".join(lines) + "\n"
 
 
 def check_tensors(op: str, backend: str, args: Mapping[str, TensorArg], values: Mapping[str, Any]) -> dict:
-    """Check ranks, sizes, dtypes and devices; return the bound sizes {"B": 2, ...}."""
-    args, values = _flatten_pairs(op, backend, args, values)
-    sizes: dict[str, int] = {}
-    where: dict[str, str] = {}
-    float_dtype = device = None
-    first_float = first_device = None
-    for name, spec in args.items():
-        t = values.get(name)
-        if t is None:
-            if spec.optional:
-                continue
-            raise _fail(TypeError, op, backend, name, "a torch.Tensor", "None")
-        if not isinstance(t, torch.Tensor):
-            raise _fail(TypeError, op, backend, name, "a torch.Tensor", type(t).__name__)
-        if spec.kind == "float":
-            if t.dtype not in FLOAT_DTYPES:
-                raise _fail(TypeError, op, backend, name, "a float64, float32 or bfloat16 tensor", f"dtype {t.dtype}")
-            if float_dtype is None:
-                float_dtype, first_float = t.dtype, name
-            elif t.dtype != float_dtype:
-                raise _fail(TypeError, op, backend, name, f"dtype {float_dtype} (the dtype of '{first_float}')", f"dtype {t.dtype}")
-        elif spec.kind == "bool" and t.dtype != torch.bool:
-            raise _fail(TypeError, op, backend, name, "a bool tensor", f"dtype {t.dtype}")
-        if device is None:
-            device, first_device = t.device, name
-        elif t.device != device:
-            raise _fail(ValueError, op, backend, name, f"device {device} (the device of '{first_device}')", f"device {t.device}")
-        dims = spec.dims.split()
-        if dims and dims[0] == "...":
-            dims = dims[1:]
-            if t.dim() < len(dims):
-                raise _fail(ValueError, op, backend, name, f"at least {len(dims)} dims [..., {', '.join(dims)}]", f"shape {tuple(t.shape)}")
-            shape = t.shape[t.dim() - len(dims):]
-        else:
-            if t.dim() != len(dims):
-                raise _fail(ValueError, op, backend, name, f"{len(dims)} dims [{', '.join(dims)}]", f"shape {tuple(t.shape)}")
-            shape = t.shape
-        for dim, size in zip(dims, shape):
-            if dim.isdigit():
-                if size != int(dim):
-                    raise _fail(ValueError, op, backend, name, f"[{', '.join(dims)}] with {dim} fixed", f"shape {tuple(t.shape)}")
-            elif dim in sizes and sizes[dim] != size:
-                raise _fail(ValueError, op, backend, name, f"{dim} = {sizes[dim]} (from '{where[dim]}')", f"{dim} = {size} in shape {tuple(t.shape)}")
-            else:
-                sizes.setdefault(dim, size)
-                where.setdefault(dim, name)
-    return sizes
+    """Check ranks, sizes, dtypes and devices of ``values`` (by argument name) against
+    ``args``; return the bound sizes {"B": 2, ...}. (Ops compile this once: ``OpSpec.plan``.)"""
+    names = list(args)
+    plan = ArgPlan(op, inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                                          for n in names]), args)
+    slots, _, _ = plan.check(backend, [values.get(n) for n in names])
+    return plan.sizes(slots)
 
 
 # ---------------------------------------------------------------------------
@@ -153,20 +327,34 @@ class OpSpec:
     grad_mask: Callable[..., dict] | None = None
     doc: str = ""
 
-    @property
+    @functools.cached_property
     def signature(self) -> inspect.Signature:
         return inspect.signature(self.reference)
 
+    @functools.cached_property
+    def plan(self) -> ArgPlan:
+        """The argument checks, compiled once (``register_op`` builds it)."""
+        return ArgPlan(self.name, self.signature, self.args)
+
+    def validate(self, backend: str, args: tuple, kwargs: dict) -> tuple[list, dict, torch.dtype, torch.device]:
+        """Bind and check a call; return (its values in signature order, the bound sizes
+        {"B": 2, ...}, the first argument's dtype and device). Raises TypeError or
+        ValueError naming the op, the backend, the argument, what was expected and what
+        was given."""
+        plan = self.plan
+        values = plan.bind(args, kwargs)
+        slots, dtype, device = plan.check(backend, values)
+        sizes = plan.sizes(slots)
+        if plan.options:
+            self.check_options(backend, sizes=sizes, **{name: values[i] for name, i in plan.options})
+        else:
+            self.check_options(backend, sizes=sizes)
+        return values, sizes, dtype, device
+
     def check(self, backend: str, *args, **kwargs) -> dict:
         """Validate a call's arguments; return {"sizes": ..., "dtype": ..., "device": ...}."""
-        bound = self.signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        values = bound.arguments
-        sizes = check_tensors(self.name, backend, self.args, values)
-        options = {k: v for k, v in values.items() if k not in self.args}
-        self.check_options(backend, sizes=sizes, **options)
-        first = values[next(iter(self.args))]
-        return {"sizes": sizes, "dtype": first.dtype, "device": first.device}
+        _, sizes, dtype, device = self.validate(backend, args, kwargs)
+        return {"sizes": sizes, "dtype": dtype, "device": device}
 
 
 # ---------------------------------------------------------------------------
@@ -176,7 +364,12 @@ class OpSpec:
 
 @dataclass
 class Impl:
-    """One backend's implementation of one op; calling it validates, then runs."""
+    """One backend's implementation of one op; calling it validates, then runs.
+
+    Every call shows in torch.profiler as a range ``op/backend/forward`` and, when it
+    records a graph, its backward as ``op/backend/backward`` (``_backward_range``); on
+    CUDA the forward is also an nvtx range (under ``torch.autograd.profiler.emit_nvtx``
+    both ranges reach Nsight). With no profiler running, this costs one flag test."""
 
     op: str
     backend: str
@@ -185,18 +378,33 @@ class Impl:
     grad: bool  # False: this backend has no backward for the op yet
     notes: str = ""
 
+    def __post_init__(self):
+        self._spec = OPS_REGISTRY[self.op]
+        self._forward_name = f"{self.op}/{self.backend}/forward"
+        self._backward_name = f"{self.op}/{self.backend}/backward"
+
     def __call__(self, *args, **kwargs):
-        info = OPS_REGISTRY[self.op].check(self.backend, *args, **kwargs)
-        if info["dtype"] not in self.dtypes:
+        values, _, dtype, device = self._spec.validate(self.backend, args, kwargs)
+        if dtype not in self.dtypes:
             names = ", ".join(DTYPE_NAMES[d] for d in self.dtypes)
-            raise TypeError(f"{self.op}[{self.backend}]: tensors expected dtype in ({names}), got {DTYPE_NAMES.get(info['dtype'], info['dtype'])}")
-        devices = BACKENDS_REGISTRY[self.backend].devices()
-        if info["device"].type not in devices:
-            raise ValueError(f"{self.op}[{self.backend}]: tensors expected on device {' or '.join(devices)}, got {info['device']}")
-        if info["device"].type != "cuda":  # nvtx ranges only mark GPU timelines
+            raise TypeError(f"{self.op}[{self.backend}]: tensors expected dtype in ({names}), got {DTYPE_NAMES.get(dtype, dtype)}")
+        kind = device.type
+        backend = BACKENDS_REGISTRY[self.backend]
+        if not backend.runs_on(kind):
+            raise ValueError(f"{self.op}[{self.backend}]: tensors expected on device {' or '.join(backend.devices())}, got {device}")
+        if _autograd_profiler._is_profiler_enabled:
+            return self._profiled(values, kind == "cuda")
+        if kind != "cuda":
             return self.fn(*args, **kwargs)
-        with nvtx_range(f"{self.op}/{self.backend}/forward"):
+        with nvtx_range(self._forward_name):
             return self.fn(*args, **kwargs)
+
+    def _profiled(self, values: list, cuda: bool):
+        """The call inside its forward range, its backward inside a backward range."""
+        with record_function(self._forward_name), (nvtx_range(self._forward_name) if cuda else contextlib.nullcontext()):
+            if torch.is_grad_enabled():
+                return _backward_range(self._backward_name, self.fn, values, self._spec.plan.entries)
+            return self.fn(*values)
 
 
 @dataclass
@@ -209,8 +417,19 @@ class Backend:
     synchronize: Callable[[torch.device], None] = lambda device: None
     description: str = ""
 
+    # device type -> whether it is in devices(): decided at import (CUDA present, the
+    # interpreter variables), asked on every call
+    _runs_on: dict = field(default_factory=dict, repr=False, compare=False)
+
     def why_unavailable(self) -> str | None:
         return self.probe()
+
+    def runs_on(self, device_type: str) -> bool:
+        """``device_type in self.devices()``, cached per device type."""
+        ok = self._runs_on.get(device_type)
+        if ok is None:
+            ok = self._runs_on[device_type] = device_type in self.devices()
+        return ok
 
     @property
     def available(self) -> bool:
@@ -238,6 +457,7 @@ IMPLS: dict[tuple[str, str], Impl] = {}
 
 
 def register_op(spec: OpSpec) -> OpSpec:
+    spec.plan  # compiled now: a contract whose arguments cannot be checked fails at import
     OPS_REGISTRY[spec.name] = spec
     return spec
 
@@ -282,7 +502,8 @@ def implements(op: str, *, dtypes: Sequence[torch.dtype] = (torch.float32,), gra
 
 
 # ---------------------------------------------------------------------------
-# Profiling ranges: nvtx on CUDA builds (free when no profiler listens).
+# Profiling ranges: nvtx on CUDA (free when no profiler listens); torch.profiler ranges
+# for the forward and the backward of every call while a profiler runs.
 # ---------------------------------------------------------------------------
 
 
@@ -294,6 +515,83 @@ def nvtx_range(name: str):
         yield
     finally:
         torch.cuda.nvtx.range_pop()
+
+
+class _BackwardSpan:
+    """The backward range of one call: opened by the first of the op's output nodes to
+    run (a node pre-hook), closed by the identity node on its inputs, which runs once
+    every node of the op has run (it needs all their gradients). A retained graph
+    replayed opens and closes it again."""
+
+    __slots__ = ("name", "range")
+
+    def __init__(self, name: str):
+        self.name, self.range = name, None
+
+    def open(self, grad_outputs):
+        if self.range is None:
+            self.range = record_function(self.name)
+            self.range.__enter__()
+
+    def close(self):
+        if self.range is not None:
+            self.range.__exit__(None, None, None)
+            self.range = None
+
+
+class _CloseSpan(torch.autograd.Function):
+    """Identity on the op's inputs; its backward closes the span. (Only the inputs are
+    wrapped: the op never writes into them, while a caller may write into the outputs,
+    which a custom Function's outputs forbid.)"""
+
+    @staticmethod
+    def forward(ctx, span, *tensors):
+        ctx.span = span
+        ctx.set_materialize_grads(False)
+        return tensors
+
+    @staticmethod
+    def backward(ctx, *grads):
+        ctx.span.close()
+        return (None, *grads)
+
+
+def _tensors(value):
+    """The tensors of an op's output: a tensor or nested tuples of them."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            yield from _tensors(v)
+
+
+def _backward_range(name: str, fn: Callable, values: list, entries) -> Any:
+    """``fn(*values)`` with its backward inside the record_function range ``name``:
+    the tensor arguments that require a gradient pass through ``_CloseSpan``."""
+    wrapped = []  # (entry, tensor)
+    for e in entries:
+        t = values[e.pos]
+        if e.sub >= 0 and t is not None:
+            t = t[e.sub]
+        if t is not None and t.requires_grad:
+            wrapped.append((e, t))
+    if not wrapped:
+        return fn(*values)
+    span = _BackwardSpan(name)
+    aliases = _CloseSpan.apply(span, *(t for _, t in wrapped))
+    values = list(values)
+    for (e, _), alias in zip(wrapped, aliases):
+        if e.sub < 0:
+            values[e.pos] = alias
+        else:
+            items = list(values[e.pos])
+            items[e.sub] = alias
+            values[e.pos] = type(values[e.pos])(items)
+    out = fn(*values)
+    for t in _tensors(out):
+        if t.grad_fn is not None:
+            t.grad_fn.register_prehook(span.open)
+    return out
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,147 @@
+"""The per-call cost of the registry's argument checks: ``impl.fn`` (raw) against ``impl``
+(checked: signature binding, ranks, sizes, dtypes, devices, options, profiler ranges).
+
+Models call ops many times per step on small tensors, so what the checks cost is
+measured where it weighs most: one tiny case per op (``TINY_CASES``), the forward under
+``torch.no_grad()``, the two callables of one (op, backend) timed interleaved in one
+process (``bench.timing.time_interleaved``), medians compared. overhead = median(checked)
+- median(raw); its 95% interval comes from the bootstrap interval of the ratio
+checked / raw (``bench.timing.ratio_interval``), scaled by the raw median.
+
+Records (``bench.results.append``), one per (op, backend), with ``kind="overhead"``:
+
+    op, backend, case, case_id, dtype, device, mode ("forward"), status, error
+    raw_ns, checked_ns                   medians of the raw samples (ns per call)
+    raw_samples_ns, checked_samples_ns   the samples
+    overhead_ns, overhead_ci95_ns        checked - raw, and its bootstrap interval [lo, hi]
+    steal_pct, env                       as in op timings (bench/results.py)
+
+Backends run in an interpreter or simulator (TRITON_INTERPRET, NUMBA_ENABLE_CUDASIM)
+are not timed: their calls take milliseconds of Python, which hides the checks.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+import backends
+from backends.registry import DTYPES_BY_NAME
+from bench import env, results
+from bench.timing import Candidate, TimingConfig, ratio_interval, summarize, time_interleaved
+from bench.cases import case_id
+
+# One small call per op: the sizes a model meets when it calls an op per step (stack_step
+# B4 K8 D16 is the case of issue 9); every option that has a check is set.
+TINY_CASES: dict[str, dict] = {
+    "micro_mlp": dict(N=16, D=8, activation="relu"),
+    "gated_update": dict(B=4, T=8, D=16, bound=1.0),
+    "logspace_matvec": dict(B=4, M=16, K=16),
+    "parallel_scan": dict(B=4, T=8, D=16),
+    "banked_attention": dict(B=1, T=4, H=2, N=2, Dk=8, Dv=8, state=True),
+    "stack_step": dict(B=4, K=8, D=16),
+    "nsm_route": dict(B=2, T=8, D=16, S=4, top_k=2, mask=True),
+}
+# Backends whose CPU device is an interpreter, and the variable that turns it on.
+EMULATORS = {"triton": "TRITON_INTERPRET", "numba_cuda": "NUMBA_ENABLE_CUDASIM"}
+
+
+@dataclass(frozen=True)
+class OverheadConfig:
+    device: str = "cpu"
+    dtype: str = "float32"
+    seed: int = 0
+    # each (op, backend) is timed for about budget_s; tiny calls need many samples for a
+    # difference of two medians, so no early precision stop (target_rel_iqr = 0)
+    timing: TimingConfig = field(default_factory=lambda: TimingConfig(
+        warmup_s=0.1, min_reps=50, max_reps=3000, target_rel_iqr=0.0, budget_s=1.5))
+
+
+def why_not_timed(op: str, backend: str, device="cpu", dtype: str = "float32") -> str | None:
+    """None, or why this pair is not measured here."""
+    if op not in backends.OPS:
+        return f"unknown op '{op}'; ops are: {', '.join(backends.OPS)}"
+    if backend not in backends.BACKENDS:
+        return f"unknown backend '{backend}'; backends are: {', '.join(backends.BACKENDS)}"
+    b = backends.BACKENDS[backend]
+    if op not in b.op_names():
+        return f"backend '{backend}' has no implementation of '{op}'"
+    if (reason := b.why_unavailable()) is not None:
+        return f"backend '{backend}' is unavailable: {reason}"
+    kind = torch.device(device).type
+    if kind not in b.devices():
+        return f"backend '{backend}' runs on {' or '.join(b.devices()) or 'no device here'}, not {kind}"
+    if kind == "cpu" and os.environ.get(EMULATORS.get(backend, ""), "") == "1":
+        return f"backend '{backend}' runs in an interpreter here ({EMULATORS[backend]}=1): not timed"
+    if DTYPES_BY_NAME[dtype] not in backends.get(op, backend).dtypes:
+        return f"{op}[{backend}] does not take {dtype}"
+    return None
+
+
+def pairs(ops: Sequence[str] | None = None, names: Sequence[str] | None = None, device="cpu",
+          dtype: str = "float32") -> list[tuple[str, str]]:
+    """The (op, backend) pairs measured here, in contract and backend order."""
+    return [(op, b) for op in (ops or backends.OPS) for b in (names or backends.BACKEND_NAMES)
+            if op in backends.BACKENDS[b].op_names() and why_not_timed(op, b, device, dtype) is None]
+
+
+def closures(op: str, backend: str, cfg: OverheadConfig = OverheadConfig()) -> tuple[Callable, Callable]:
+    """(raw, checked): zero-argument forwards of the tiny case, same inputs, no graph."""
+    impl = backends.get(op, backend)
+    inputs = backends.OPS[op].make_inputs(TINY_CASES[op], DTYPES_BY_NAME[cfg.dtype], cfg.device, cfg.seed)
+    raw_fn = impl.fn
+
+    def raw():
+        with torch.no_grad():
+            return raw_fn(**inputs)
+
+    def checked():
+        with torch.no_grad():
+            return impl(**inputs)
+
+    return raw, checked
+
+
+def measure(op: str, backend: str, cfg: OverheadConfig = OverheadConfig(), clock=None) -> dict:
+    """Time raw and checked interleaved; the record (without env)."""
+    case = TINY_CASES[op]
+    rec = {"kind": "overhead", "op": op, "backend": backend, "case": case, "case_id": case_id(case),
+           "dtype": cfg.dtype, "device": cfg.device, "mode": "forward", "status": None, "error": None}
+    reason = why_not_timed(op, backend, cfg.device, cfg.dtype)
+    if reason is not None:
+        return dict(rec, status="unavailable", error=reason)
+    raw, checked = closures(op, backend, cfg)
+    sync = backends.BACKENDS[backend].synchronize
+    device = torch.device(cfg.device)
+    before = env.cpu_times()
+    timed = time_interleaved([Candidate("raw", raw, lambda: sync(device)),
+                              Candidate("checked", checked, lambda: sync(device))], cfg.timing, clock=clock)
+    steal = env.steal_fraction(before, env.cpu_times())
+    r, c = timed["raw"].samples_ns, timed["checked"].samples_ns
+    raw_ns, checked_ns = summarize(r)["median"], summarize(c)["median"]
+    lo, hi = ratio_interval(c, r)
+    return dict(rec, status="ok", raw_ns=raw_ns, checked_ns=checked_ns, overhead_ns=checked_ns - raw_ns,
+                overhead_ci95_ns=[raw_ns * (lo - 1.0), raw_ns * (hi - 1.0)], raw_samples_ns=r,
+                checked_samples_ns=c, steal_pct=None if steal is None else 100.0 * steal)
+
+
+def run(cfg: OverheadConfig = OverheadConfig(), ops: Sequence[str] | None = None,
+        names: Sequence[str] | None = None, out=None, log: Callable[[str], None] = lambda msg: None) -> list[dict]:
+    """Measure every pair (``pairs``); append each record to ``out`` as it is done."""
+    run_id = uuid.uuid4().hex[:12]
+    fingerprint = env.environment(cfg.device)
+    records = []
+    for op, backend in pairs(ops, names, cfg.device, cfg.dtype):
+        log(f"{op}[{backend}]: raw vs checked")
+        rec = measure(op, backend, cfg)
+        rec.update(schema=results.SCHEMA_VERSION, run_id=run_id, env=fingerprint,
+                   time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        if out is not None:
+            results.append(out, rec)
+        records.append(rec)
+    return records
