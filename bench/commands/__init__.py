@@ -16,7 +16,8 @@ from __future__ import annotations
 import importlib
 
 # Order is the order of `arsenal --help`.
-MODULES: tuple[str, ...] = ("list", "check", "ops", "compare", "profile", "roofline", "run", "regress", "models", "report", "data")
+MODULES: tuple[str, ...] = ("list", "check", "ops", "compare", "profile", "roofline", "run", "regress", "models", "report", "data", "train",
+                             "generate")
 
 
 def load():
