@@ -55,8 +55,9 @@ def _curves(ctx: Context, train: pd.DataFrame) -> go.Figure:
                 shown.add(name)
     fig.update_xaxes(title_text="step", row=2, col=1)
     fig.update_xaxes(title_text="wall clock (s)", row=2, col=2)
-    fig.update_yaxes(title_text="loss (nats per token)", row=1, col=1)
-    fig.update_yaxes(title_text=metric, row=2, col=1)
+    for col in (1, 2):
+        fig.update_yaxes(title_text="loss (nats per token)", row=1, col=col)
+        fig.update_yaxes(title_text=metric, row=2, col=col)
     return fig
 
 

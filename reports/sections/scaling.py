@@ -27,7 +27,7 @@ def _size_axis(cases: list) -> tuple[str | None, str]:
     return None, "working set (MB, the contract's bytes)"
 
 
-def _line(fig, ctx, name, colour, x, g, scale, meta, hover, dash=None) -> None:
+def _line(fig, name, colour, x, g, scale, meta, hover, dash=None) -> None:
     order = sorted(range(len(x)), key=lambda i: x[i])
     xs = [x[i] for i in order]
     g = g.iloc[order]
@@ -48,10 +48,12 @@ def _ops(ctx: Context):
             continue
         key, title = _size_axis(list(g["case"]))
         label = f"{op} · {dtype} · {mode}"
+        x = pd.Series([c.get(key) if isinstance(c, dict) else None for c in g["case"]] if key else g["bytes"] / 1e6,
+                      index=g.index, dtype=float)
+        g = g[x.notna()].assign(x=x[x.notna()])
         for backend in ctx.backends(g["backend"]):
             b = g[g["backend"] == backend].drop_duplicates("case_id", keep="last")
-            x = [c[key] for c in b["case"]] if key else list(b["bytes"] / 1e6)
-            _line(fig, ctx, backend, ctx.palette(backend), x, b, 1e3, label,
+            _line(fig, backend, ctx.palette(backend), list(b["x"]), b, 1e3, label,
                   f"{backend}: %{{y:.3g}} µs at {key or 'MB'} = %{{x}}<extra>{label}</extra>")
         groups.append(label)
         layouts[label] = {"xaxis.title.text": title}
@@ -78,7 +80,7 @@ def _models(ctx: Context):
     for (family, mix), g in sc.groupby(["family", "mix_id"], sort=False):
         g = g.drop_duplicates("T", keep="last")
         name = f"{family} · {mix}"
-        _line(fig, ctx, name, ctx.palette(mix), list(g["T"].astype(float)), g, 1e6, None,
+        _line(fig, name, ctx.palette(mix), list(g["T"].astype(float)), g, 1e6, None,
               f"{name}: %{{y:.3g}} ms at T = %{{x}}<extra></extra>", dash=dashes[family])
     return fig
 
