@@ -128,8 +128,8 @@ class ListOps(ArrayTask):
 
     def check(self) -> None:
         c = self.config
-        if c.max_length - c.min_length < 2:
-            raise bad(self.name, "max_length", f"an int > min_length + 1 = {c.min_length + 1}", c.max_length)
+        if c.source == "generated" and c.max_length - c.min_length < 2:
+            raise bad(self.name, "max_length", f"an int >= min_length + 2 = {c.min_length + 2}", c.max_length)
         if c.source == "lra" and not c.lra_dir:
             raise bad(self.name, "lra_dir", "the lra_release folder when source='lra'", c.lra_dir)
 
