@@ -27,7 +27,7 @@ FIELDS = {
                     "q1_ns", "q3_ns", "iqr_ns", "rel_iqr", "reps", "steal_pct", "compile_seconds", "gate", "flops",
                     "bytes", "gflops", "gbps", "pct_flops", "pct_bandwidth", "pct_roofline", "roofline",
                     "speedup_vs_torch", "speedup_vs_torch_compile", "speedup_vs_torch_ci95",
-                    "speedup_vs_torch_compile_ci95"],
+                    "speedup_vs_torch_compile_ci95", "load"],
     "model": COMMON + ["family", "config_id", "config", "mix", "mix_id", "task", "case", "case_id", "role",
                        "samples_ns", "median_ns", "q1_ns", "q3_ns", "tokens_per_s", "prefill_tokens_per_s",
                        "decode_ns_per_token", "peak_mem_bytes", "op_breakdown", "compile_seconds", "params",

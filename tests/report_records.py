@@ -67,6 +67,8 @@ def op_group(op: str, case: dict, dtype: str, mode: str, group: int, rng, speed=
     for backend, factor in speed.items():
         rec = _base(group=group, op=op, backend=backend, variant=None, case=case, case_id=_case_id(case), dtype=dtype,
                     mode=mode, status="ok", error=None, compile_seconds=0.2, steal_pct=steal,
+                    load={"cpu_share": 0.97, "thread_share": 0.99, "runnable": 0.1, "cores": 2, "threads": 2,
+                          "verdict": "quiet"},
                     gate={"ok": True, "cases": [], "forward_error": 1e-6, "grad_error": None, "problems": [],
                           "seconds": 0.05})
         if factor is None:

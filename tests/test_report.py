@@ -177,6 +177,7 @@ def test_nan_missing_fields_and_failed_statuses(tmp_path):
     for field in ("roofline", "samples_ns", "speedup_vs_torch", "env", "case", "flops"):
         del records[5][field]
     del records[6]["status"]
+    records[7].update(steal_pct=12.0, load=dict(records[7]["load"], verdict="disturbed"))
     models = rr.model_records()
     models[0]["op_breakdown"] = {"parallel_scan": math.nan, "rest": 1e6}
     for field in ("peak_mem_bytes", "case", "speedup_vs_torch_ci95"):
@@ -192,6 +193,7 @@ def test_nan_missing_fields_and_failed_statuses(tmp_path):
     coverage = json.dumps(specs["fig-coverage-matrix"])
     for status in ("incorrect", "unavailable", "error", "wrong_model"):
         assert status in coverage
+    assert "stayed disturbed by other processes" in report.html and "steal time, up to 12%" in report.html
 
 
 def test_a_single_record(tmp_path):

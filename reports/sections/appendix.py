@@ -14,7 +14,7 @@ from reports.data import kind_of
 
 COLUMNS = ("kind", "run_id", "time", "op", "family", "config_id", "backend", "mix_id", "role", "task", "case_id", "T",
            "layer", "step", "split", "dtype", "mode", "device", "status", "median_us", "rel_iqr", "gbps", "gflops",
-           "pct_roofline", "speedup_vs_torch", "speedup_vs_torch_compile", "steal_pct", "tokens_per_s",
+           "pct_roofline", "speedup_vs_torch", "speedup_vs_torch_compile", "steal_pct", "load", "tokens_per_s",
            "peak_mem_bytes", "loss", "value", "max_abs_diff", "ok", "error")
 ERROR_CHARS = 120
 
@@ -22,6 +22,7 @@ ERROR_CHARS = 120
 def _row(r: dict) -> dict:
     row = {c: r.get(c) for c in COLUMNS}
     row["kind"] = kind_of(r)
+    row["load"] = r["load"].get("verdict") if isinstance(r.get("load"), dict) else None
     median = r.get("median_ns")
     row["median_us"] = median / 1e3 if isinstance(median, (int, float)) else None
     if isinstance(r.get("error"), str):

@@ -92,6 +92,10 @@ def warnings(ctx: Context) -> list[str]:
             out.append(f"the hypervisor took more than {STEAL_WARN_PCT:g}% of the CPU (steal time, up to "
                        f"{fmt(steal['steal_pct'].max())}%) while {len(steal)} measurement(s) were timed: "
                        "those timings are noisy")
+        disturbed = [r for r in ops["load"] if isinstance(r, dict) and r.get("verdict") == "disturbed"]
+        if disturbed:
+            out.append(f"{len(disturbed)} measurement(s) stayed disturbed by other processes on the machine (the "
+                       "records' load verdict, bench/load.py) after being timed again: their figures are noisy")
         for status, what in (("incorrect", "failed the correctness gate (not timed)"),
                              ("error", "raised an error"),
                              ("wrong_model", "exceeded 100% of the roofline (the contract's bytes or flops model)")):
