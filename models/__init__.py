@@ -26,7 +26,7 @@ from models.config import ModelConfig
 FAMILIES: dict[str, type[SequenceModel]] = {}
 
 # One module per family, in the order reports list them.
-FAMILY_MODULES = ("transformer", "fastlane", "elman")
+FAMILY_MODULES = ("transformer", "fastlane", "elman", "stackformer", "nsm")
 
 
 def register_family(cls: type[SequenceModel]) -> type[SequenceModel]:
