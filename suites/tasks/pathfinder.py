@@ -47,6 +47,7 @@ STYLES = {
     64: Style(3.0, 1.0, 1, 1.0, 2.5, 12.0, 1.8, 22, 0.8),
     128: Style(5.0, 2.0, 1, 1.5, 3.0, 20.0, 1.8, 35, 0.9),
 }
+CHUNK = 64  # images a job renders (one process each)
 TURNS = np.linspace(-math.pi / 2, math.pi / 2, 25)  # candidate turns between paddles
 
 
@@ -168,8 +169,7 @@ def generate(n: int, seed: int, *, resolution: int = 32, contour_length: int = 1
     """(images [n, resolution, resolution] uint8, labels [n] int8); workers > 1 uses processes."""
     if resolution not in STYLES:
         raise ValueError(f"pathfinder.generate: resolution expects one of {sorted(STYLES)}, got {resolution}")
-    chunk = 64
-    jobs = [(seed, i, min(i + chunk, n), resolution, contour_length) for i in range(0, n, chunk)]
+    jobs = [(seed, i, min(i + CHUNK, n), resolution, contour_length) for i in range(0, n, CHUNK)]
     if workers > 1 and len(jobs) > 1:
         import concurrent.futures
         import multiprocessing
