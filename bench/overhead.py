@@ -31,8 +31,7 @@ from typing import Callable, Sequence
 import torch
 
 import backends
-from backends.registry import DTYPES_BY_NAME
-from bench import env, results
+from bench import candidates, dtypes, env, results
 from bench.timing import Candidate, TimingConfig, ratio_interval, summarize, time_interleaved
 from bench.cases import case_id
 
@@ -63,23 +62,17 @@ class OverheadConfig:
 
 
 def why_not_timed(op: str, backend: str, device="cpu", dtype: str = "float32") -> str | None:
-    """None, or why this pair is not measured here."""
-    if op not in backends.OPS:
-        return f"unknown op '{op}'; ops are: {', '.join(backends.OPS)}"
+    """None, or why this pair is not measured here (``bench.candidates.why_unavailable``,
+    plus: only registry backends have a checked path apart from the raw one, and an
+    interpreted backend is not timed)."""
     if backend not in backends.BACKENDS:
-        return f"unknown backend '{backend}'; backends are: {', '.join(backends.BACKENDS)}"
-    b = backends.BACKENDS[backend]
-    if op not in b.op_names():
-        return f"backend '{backend}' has no implementation of '{op}'"
-    if (reason := b.why_unavailable()) is not None:
-        return f"backend '{backend}' is unavailable: {reason}"
-    kind = torch.device(device).type
-    if kind not in b.devices():
-        return f"backend '{backend}' runs on {' or '.join(b.devices()) or 'no device here'}, not {kind}"
-    if kind == "cpu" and os.environ.get(EMULATORS.get(backend, ""), "") == "1":
-        return f"backend '{backend}' runs in an interpreter here ({EMULATORS[backend]}=1): not timed"
-    if DTYPES_BY_NAME[dtype] not in backends.get(op, backend).dtypes:
-        return f"{op}[{backend}] does not take {dtype}"
+        return f"'{backend}' is not a registry backend; backends are: {', '.join(backends.BACKENDS)}"
+    reason = candidates.why_unavailable(op, backend, device, dtype=dtypes.to_torch(dtype))
+    if reason is not None:
+        return reason
+    variable = EMULATORS.get(backend)
+    if torch.device(device).type == "cpu" and variable and os.environ.get(variable) == "1":
+        return f"backend '{backend}' runs in an interpreter here ({variable}=1): not timed"
     return None
 
 
@@ -93,7 +86,7 @@ def pairs(ops: Sequence[str] | None = None, names: Sequence[str] | None = None, 
 def closures(op: str, backend: str, cfg: OverheadConfig = OverheadConfig()) -> tuple[Callable, Callable]:
     """(raw, checked): zero-argument forwards of the tiny case, same inputs, no graph."""
     impl = backends.get(op, backend)
-    inputs = backends.OPS[op].make_inputs(TINY_CASES[op], DTYPES_BY_NAME[cfg.dtype], cfg.device, cfg.seed)
+    inputs = backends.OPS[op].make_inputs(TINY_CASES[op], dtypes.to_torch(cfg.dtype), cfg.device, cfg.seed)
     raw_fn = impl.fn
 
     def raw():
