@@ -288,19 +288,43 @@ def is_installed(project: str, paths: list[str]) -> bool:
     return any(True for _ in importlib.metadata.Distribution.discover(name=project, path=paths))
 
 
+def top_level_modules(wheel: Path) -> set[str]:
+    """The importable names a wheel puts in site-packages (cpuinfo, fla, _cffi_backend)."""
+    with zipfile.ZipFile(wheel) as z:
+        tops = {name.split("/")[0] for name in z.namelist()}
+    return {t.split(".")[0] for t in tops if not t.endswith((".dist-info", ".data"))}
+
+
+def to_install(wheels: list[Path], paths: list[str]) -> tuple[list[Path], dict[str, str]]:
+    """The carried wheels this Python lacks, and why each other one is left out. A wheel
+    is left out when its project is installed (the machine's own version wins: it is what
+    the machine runs), or when every module it provides is importable already from
+    another project (py-cpuinfo2 beside the machine's py-cpuinfo: both are `cpuinfo`)."""
+    from importlib.machinery import PathFinder
+
+    install, left_out = [], {}
+    for w in wheels:
+        project, modules = wheel_project(w), top_level_modules(w)
+        if is_installed(project, paths):
+            left_out[project] = "installed"
+        elif modules and all(PathFinder.find_spec(m, paths) for m in modules):
+            left_out[project] = f"{', '.join(sorted(modules))} importable already"
+        else:
+            install.append(w)
+    return install, left_out
+
+
 def install_wheels(run: Run) -> int:
-    """Install into run.site the carried wheels whose project this Python lacks (its own
-    versions win: they are what the machine runs), then check the modules the steps
-    need, as the steps will see them."""
+    """Install into run.site the carried wheels this Python lacks, then check the modules
+    the steps need, as the steps will see them."""
     log = run.log
-    wheels = {wheel_project(w): w for w in sorted(run.wheels.glob("*.whl"))}  # one per project
-    paths = [str(run.site), *sys.path]
-    missing = [w for name, w in wheels.items() if not is_installed(name, paths)]
+    wheels = list({wheel_project(w): w for w in sorted(run.wheels.glob("*.whl"))}.values())  # one per project
     if not wheels:
         log.write(f"no wheels in {run.wheels}/ (scripts/fetch_gpu_wheels.sh fetches them on a machine with a "
                   "package registry)\n")
-    log.write(f"{len(wheels)} carried wheel(s); installed here already: "
-              f"{', '.join(n for n, w in wheels.items() if w not in missing) or 'none'}\n")
+    missing, left_out = to_install(wheels, [str(run.site), *sys.path])
+    log.write(f"{len(wheels)} carried wheel(s); left out: "
+              + (", ".join(f"{k} ({v})" for k, v in left_out.items()) or "none") + "\n")
     rc = 0
     if missing:
         run.site.mkdir(parents=True, exist_ok=True)

@@ -112,3 +112,22 @@ def test_reduced_dry_run_end_to_end(tmp_path):
     assert {r["op"] for r in records} == {"parallel_scan"}
     assert any(r["backend"] == "torch" and r["status"] == "ok" for r in records)
     assert any(r["backend"] == "accelerated_scan" and r["status"] == "unavailable" for r in records)  # CUDA only
+
+
+def _wheel(directory, project, module):
+    import zipfile
+
+    path = directory / f"{project}-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(f"{module}/__init__.py", "")
+        z.writestr(f"{project}-1.0.dist-info/METADATA", f"Name: {project}\nVersion: 1.0\n")
+    return path
+
+
+def test_only_the_wheels_this_python_lacks_are_installed(tmp_path):
+    wheels = [_wheel(tmp_path, "pytest", "pytest"),  # installed here: the machine's own version wins
+              _wheel(tmp_path, "jsonfork", "json"),  # another project's module, importable already
+              _wheel(tmp_path, "zz_arsenal_new", "zz_arsenal_new")]
+    install, left_out = gpu.to_install(wheels, sys.path)
+    assert install == wheels[2:]
+    assert left_out == {"pytest": "installed", "jsonfork": "json importable already"}
