@@ -70,13 +70,14 @@ def fmt(value, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
-def table(frame: pd.DataFrame, caption: str = "", sortable: bool = False) -> str:
-    """An HTML table (escaped); ``sortable``: a click on a header sorts by that column."""
+def table(frame: pd.DataFrame, caption: str = "", sortable: bool = False, scroll: bool = False) -> str:
+    """An HTML table (escaped); ``sortable``: a click on a header sorts by that column;
+    ``scroll``: a box of bounded height (a long table)."""
     cls = "data sortable" if sortable else "data"
     body = frame.to_html(index=False, escape=True, classes=cls, border=0, na_rep="",
                          formatters={c: fmt for c in frame.columns})
     cap = f"<p class=\"caption\">{html.escape(caption)}</p>" if caption else ""
-    return f"<div class=\"table\">{cap}{body}</div>"
+    return f"<div class=\"table{' scroll' if scroll else ''}\">{cap}{body}</div>"
 
 
 def interval(lo, hi, digits: int = 3) -> str:

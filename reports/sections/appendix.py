@@ -8,7 +8,7 @@ import shlex
 
 import pandas as pd
 
-from reports.blocks import Section
+from reports.blocks import Section, table
 from reports.context import Context, first_seen
 from reports.data import kind_of
 
@@ -81,8 +81,6 @@ def build(ctx: Context) -> Section:
     s = Section("appendix", "Appendix: records and commands")
     s.html("<h3>Commands that reproduce the run</h3><pre>" + html.escape("\n".join(commands(ctx))) + "</pre>")
     s.html("<h3>Every record</h3>")
-    s.html("<div class=\"scroll\">")
-    s.add_table(records_table(ctx), "Click a column header to sort. Raw samples and the environment are in the "
-                                    "results file.", sortable=True)
-    s.html("</div>")
+    s.html(table(records_table(ctx), "Click a column header to sort. Raw samples and the environment are in the "
+                                     "results file.", sortable=True, scroll=True))
     return s
