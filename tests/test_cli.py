@@ -164,3 +164,27 @@ def test_python_dash_m_bench_runs_the_cli():
     proc = subprocess.run([sys.executable, "-m", "bench", "ops", "--op", "nope"], capture_output=True, text=True,
                           cwd=repo)
     assert proc.returncode == 2 and "unknown op 'nope'" in proc.stderr
+
+
+def test_run_checks_then_times_with_plain_functions_then_writes_the_report(tmp_path, monkeypatch, capsys):
+    """``arsenal run`` calls the check and ops functions with configs (no Namespaces) and
+    ends with reports.write_report when it exists, skipping it quietly when not."""
+    import reports
+    from bench.commands import check, ops
+
+    calls = []
+    monkeypatch.setattr(check, "check", lambda sel, console: calls.append(("check", sel)) or (0, []))
+    monkeypatch.setattr(ops, "time_ops", lambda cfg, console, checked=(): calls.append(("ops", cfg)) or [])
+    monkeypatch.setattr(reports, "write_report", lambda paths, out: calls.append(("report", paths, out)) or out,
+                        raising=False)
+    out = str(tmp_path / "r.jsonl")
+    assert cli.main(["run", "--out", out]) == 0
+    (_, checked), (_, timed), report = calls
+    assert checked.names is None and not checked.peers and checked.dtypes is None
+    assert timed.selection.peers and timed.selection.suite == "quick" and timed.out == out
+    assert timed.selection.modes == ("forward", "forward_backward")
+    assert report == ("report", [out], "out/report.html") and "out/report.html" in capsys.readouterr().out
+    monkeypatch.delattr(reports, "write_report")
+    calls.clear()
+    assert cli.main(["run", "--out", out]) == 0 and [c[0] for c in calls] == ["check", "ops"]
+    assert "report" not in capsys.readouterr().out

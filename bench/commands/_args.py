@@ -9,7 +9,6 @@ from bench import dtypes
 from bench.cli import UsageError
 
 DEVICE_HELP = "cpu or cuda[:N] (default: cuda when a GPU is present, else cpu)"
-MODES = ("forward", "backward", "forward_backward")
 
 
 def names(text: str | None, valid, what: str) -> list[str] | None:
@@ -65,9 +64,10 @@ def selection(args, default_modes=("forward",)):
     """--op --backend --dtype --peers --device (and, where the command has them, --mode
     --suite --case) as a ``plan.Selection``."""
     import backends
+    from backends.registry import MODES
     from bench import candidates
-    from bench.cases import suite_cases
     from bench.plan import Selection
+    from suites.op_shapes import SUITES
 
     check_device(args.device)
     ops = names(args.op, list(backends.OPS), "op")
@@ -79,13 +79,11 @@ def selection(args, default_modes=("forward",)):
         if ops is None or len(ops) != 1:
             raise UsageError("--case needs exactly one --op (a case's keys belong to one op)")
         case = parse_case(args.case)
-    else:
-        try:
-            suite_cases(suite, next(iter(backends.OPS)), args.device)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+    elif suite not in SUITES:
+        raise UsageError(f"unknown suite {suite!r}; valid: {', '.join(SUITES)}")
     return Selection(ops=tuple(ops or ()), names=None if chosen is None else tuple(chosen),
-                     peers=getattr(args, "peers", False), dtypes=None if dts is None else tuple(map(dtypes.to_torch, dts)),
+                     peers=getattr(args, "peers", False),
+                     dtypes=None if dts is None else tuple(dtypes.to_torch(d) for d in dts),
                      modes=tuple(modes), suite=suite, case=case, device=args.device)
 
 
@@ -96,7 +94,7 @@ def add_selection(sp, modes: bool = False, suite: bool = False, threads: bool = 
     sp.add_argument("--peers", action="store_true", help="include the peers (torch_compile, public kernels)")
     sp.add_argument("--device", help=DEVICE_HELP)
     if modes:
-        sp.add_argument("--mode", help=f"comma-separated modes ({', '.join(MODES)}; default forward)")
+        sp.add_argument("--mode", help="comma-separated modes (forward, backward, forward_backward; default forward)")
     if suite:
         sp.add_argument("--suite", default="quick", help="quick, full or stable (suites/op_shapes.py)")
     if threads:

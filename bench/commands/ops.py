@@ -23,7 +23,8 @@ def add_arguments(sp) -> None:
     sp.add_argument("--fixed-order", action="store_true", help="do not alternate the order of the candidates")
     sp.add_argument("--refresh-roofline", action="store_true", help="measure the ceilings again first")
     sp.add_argument("--strict-gate", action="store_true",
-                    help="benchmark-case gradients against the float64 reference, not the torch oracle (slow for long sequences)")
+                    help="benchmark-case gradients against the float64 reference, not the torch oracle "
+                         "(slow for long sequences)")
 
 
 def _timing():

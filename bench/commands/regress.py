@@ -24,7 +24,8 @@ def add_arguments(sp) -> None:
     sp.add_argument("--out", help="write the rows as JSON here")
     sp.add_argument("--factor", type=float, default=FACTOR, help=f"fail past this slowdown (default {FACTOR})")
     sp.add_argument("--alpha", type=float, default=ALPHA, help=f"significance level (default {ALPHA})")
-    sp.add_argument("--rounds", type=int, default=ROUNDS, help=f"alternating turns per side and pair (default {ROUNDS})")
+    sp.add_argument("--rounds", type=int, default=ROUNDS,
+                    help=f"alternating turns per side and pair (default {ROUNDS})")
     sp.add_argument("--reps", type=int, default=REPS, help=f"timed calls per turn (default {REPS})")
 
 

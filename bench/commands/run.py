@@ -9,7 +9,6 @@ from bench.commands import _args
 NAME = "run"
 HELP = "the main job: check, then the quick suite with peers"
 TIMING = True
-MODES = ("forward", "forward_backward")  # what `arsenal run` times
 REPORT = "out/report.html"
 
 
@@ -39,11 +38,12 @@ def run(args, console) -> int:
     from bench import env, summary
     from bench.commands import check, ops
     from bench.plan import Selection
+    from suites.op_shapes import DEFAULT_MODES
 
     _args.check_device(args.device)
     env.pin_process(args.threads)
     status, checked = check.check(Selection(device=args.device), console)
-    timed = Selection(peers=True, dtypes=(torch.float32,), modes=MODES, suite="quick", device=args.device)
+    timed = Selection(peers=True, dtypes=(torch.float32,), modes=DEFAULT_MODES, suite="quick", device=args.device)
     records = ops.time_ops(ops.OpsConfig(selection=timed, out=args.out, threads=args.threads), console,
                            checked=checked)
     status = max(status, summary.exit_status(console, records))
