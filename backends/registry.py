@@ -161,10 +161,12 @@ class ArgPlan:
         float_dtype = device = first_float = first_device = first_dtype = on_cpu = None
         for name, pos, sub, optional, kind, ellipsis, dims, slots, fixed in self.entries:
             t = values[pos]
-            if sub >= 0 and t is not None:
+            if sub >= 0:  # an element: optional only with its whole tuple
+                if t is None:
+                    continue
                 t = t[sub]
             if t is None:
-                if optional:
+                if optional and sub < 0:
                     continue
                 raise _fail(TypeError, op, backend, name, "a torch.Tensor", "None")
             if not isinstance(t, torch.Tensor):

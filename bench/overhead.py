@@ -124,14 +124,16 @@ def measure(op: str, backend: str, cfg: OverheadConfig = OverheadConfig(), clock
 
 
 def run(cfg: OverheadConfig = OverheadConfig(), ops: Sequence[str] | None = None,
-        names: Sequence[str] | None = None, out=None, log: Callable[[str], None] = lambda msg: None) -> list[dict]:
-    """Measure every pair (``pairs``); append each record to ``out`` as it is done."""
+        names: Sequence[str] | None = None, out=None, log: Callable[[str], None] = lambda msg: None,
+        clock=None) -> list[dict]:
+    """Measure every pair (``pairs``); append each record to ``out`` as it is done.
+    ``clock``: bench.timing's CpuClock by default (tests pass a fake)."""
     run_id = uuid.uuid4().hex[:12]
     fingerprint = env.environment(cfg.device)
     records = []
     for op, backend in pairs(ops, names, cfg.device, cfg.dtype):
         log(f"{op}[{backend}]: raw vs checked")
-        rec = measure(op, backend, cfg)
+        rec = measure(op, backend, cfg, clock=clock)
         rec.update(schema=results.SCHEMA_VERSION, run_id=run_id, env=fingerprint,
                    time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         if out is not None:
