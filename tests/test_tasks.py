@@ -97,6 +97,7 @@ def test_listops_task_batches():
     valid = list(task.batches("valid", 5))
     assert [len(v["target"]) for v in valid] == [5, 3]
     assert any(a.model == "S4" and a.value == 59.60 for a in task.anchors)
+    assert tasks.get("listops").min_length == 500 and tasks.get("listops", max_length=512).min_length == 128
 
 
 def test_listops_cached(data_dir):
@@ -112,7 +113,8 @@ def test_listops_cached(data_dir):
     (dict(max_length=True), ["max_length", "int", "True"]),
     (dict(max_depth=0), ["max_depth", ">= 1", "0"]),
     (dict(source="tfds"), ["source", "'generated'", "'tfds'"]),
-    (dict(min_length=100, max_length=50), ["max_length", "min_length", "50"]),
+    (dict(min_length=100, max_length=50), ["max_length", "min_length + 2 = 102", "50"]),
+    (dict(min_length=-1), ["min_length", ">= 0", "-1"]),
     (dict(source="lra"), ["lra_dir", "None"]),
 ])
 def test_bad_configs_are_rejected_clearly(overrides, words):

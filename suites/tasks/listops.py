@@ -30,15 +30,29 @@ TOKEN_ID = {s: i + 1 for i, s in enumerate(SYMBOLS)}  # 0 is padding
 LEAF_P = 0.75  # LRA: VALUE_P = 0.25, a leaf when random() > VALUE_P
 
 
-def _tree(rng: random.Random, depth: int, max_depth: int, max_args: int):
-    """(tree, length); a tree is a digit or (operator, [subtrees]). Draws in LRA's order."""
+class _TooLong(Exception):
+    pass
+
+
+def _tree(rng: random.Random, depth: int, max_depth: int, max_args: int, budget: list[int]):
+    """(tree, length); a tree is a digit or (operator, [subtrees]). Draws in LRA's order.
+
+    budget [1]: tokens still allowed; a tree that outgrows it is abandoned (_TooLong): it
+    would be rejected anyway, so the law of the kept trees is LRA's.
+    """
     r = rng.random() if depth < max_depth else 1.0
     if r > 1.0 - LEAF_P:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _TooLong
         return rng.choice(range(10)), 1
+    budget[0] -= 2
+    if budget[0] < 0:
+        raise _TooLong
     length = 2
     children = []
     for _ in range(rng.randint(2, max_args)):
-        child, n = _tree(rng, depth + 1, max_depth, max_args)
+        child, n = _tree(rng, depth + 1, max_depth, max_args, budget)
         children.append(child)
         length += n
     return (rng.choice(OPERATORS), children), length
@@ -78,8 +92,11 @@ def generate(n: int, seed: int, *, min_length: int = 500, max_length: int = 2000
     rng = random.Random(seed)
     kept: dict[str, int] = {}  # insertion-ordered: the same seed gives the same order
     while len(kept) < n:
-        tree, length = _tree(rng, 1, max_depth, max_args)
-        if min_length < length < max_length:
+        try:
+            tree, length = _tree(rng, 1, max_depth, max_args, [max_length - 1])
+        except _TooLong:
+            continue
+        if min_length < length:
             kept.setdefault(to_string(tree), value(tree))
     return list(kept.items())
 
@@ -95,8 +112,8 @@ def tokenize(text: str) -> list[int]:
 
 @dataclass(frozen=True)
 class ListOpsConfig:
-    min_length: int = spec(500, lo=0)      # keep min_length < tokens < max_length (LRA: 500)
     max_length: int = spec(2000, lo=3)     # LRA: 2,000; rows are padded to it (T)
+    min_length: int | None = None          # keep min_length < tokens < max_length; None: max_length // 4 (LRA: 500)
     max_depth: int = spec(10, lo=1)        # LRA: 10; the root has depth 1
     max_args: int = spec(10, lo=2)         # LRA: 10; an operator takes 2..max_args subtrees
     n_train: int = spec(96_000, lo=1)      # LRA: 96,000 / 2,000 / 2,000
@@ -126,16 +143,23 @@ class ListOps(ArrayTask):
         c = self.config
         return f"LRA release {c.lra_dir}" if c.source == "lra" else "generated (LRA's ListOps rules)"
 
+    @property
+    def min_length(self) -> int:
+        c = self.config
+        return c.max_length // 4 if c.min_length is None else c.min_length
+
     def check(self) -> None:
         c = self.config
-        if c.source == "generated" and c.max_length - c.min_length < 2:
-            raise bad(self.name, "max_length", f"an int >= min_length + 2 = {c.min_length + 2}", c.max_length)
+        if c.min_length is not None and c.min_length < 0:
+            raise bad(self.name, "min_length", "None or an int >= 0", c.min_length)
+        if c.source == "generated" and c.max_length - self.min_length < 2:
+            raise bad(self.name, "max_length", f"an int >= min_length + 2 = {self.min_length + 2}", c.max_length)
         if c.source == "lra" and not c.lra_dir:
             raise bad(self.name, "lra_dir", "the lra_release folder when source='lra'", c.lra_dir)
 
     def generate(self, n: int, seed: int, **params) -> list[tuple[str, int]]:
         c = self.config
-        defaults = dict(min_length=c.min_length, max_length=c.max_length, max_depth=c.max_depth, max_args=c.max_args)
+        defaults = dict(min_length=self.min_length, max_length=c.max_length, max_depth=c.max_depth, max_args=c.max_args)
         return generate(n, seed, **{**defaults, **params})
 
     def cache_parts(self) -> dict:
