@@ -258,6 +258,13 @@ def test_imdb_through_datasets_on_fixtures(hf_offline):
     assert a["target"].tolist() == [0, 1, 0, 1, 0, 1]
 
 
+def test_imdb_from_tsv_files(hf_offline):
+    task = tasks.get("text", source="imdb", local_dir=str(FIXTURES / "hf" / "imdb_tsv"), window=16)
+    a = task.arrays("train")
+    assert bytes(a["tokens"][1][: a["lengths"][1]]) == b"a fine film" and a["target"].tolist() == [0, 1]
+    assert task.n_examples("valid") == 1
+
+
 def test_tinystories_through_datasets_on_fixtures(hf_offline):
     task = tasks.get("tinystories", local_dir=str(FIXTURES / "hf" / "tinystories"), eval_bytes=60,
                      train_bytes=200, seq_len=16)

@@ -3,7 +3,7 @@ TinyStories and FineWeb as LM streams. All are read as streams, so nothing large
 the bytes asked for is downloaded.
 
 `local_dir` replaces the hub by a folder of files named by split (train.jsonl,
-validation.parquet, test.json, ...: whatever format datasets reads), so the same loaders
+validation.parquet, test.tsv with a header row, ...: whatever datasets reads), so the same loaders
 run on the tests' fixtures and on offline copies.
 """
 
@@ -16,7 +16,7 @@ from . import lra_release
 from .config import bad, spec
 from .lm import TextLM
 
-FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv", ".txt": "text"}
+FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".txt": "text"}
 
 
 def _datasets():
@@ -34,8 +34,9 @@ def records(hub: str, config: str | None, split: str, local_dir: str | None = No
         files = sorted(p for p in Path(local_dir).glob(f"{split}.*") if p.suffix in FORMATS)
         if not files:
             raise FileNotFoundError(f"{local_dir}: no {split}.<{'|'.join(s[1:] for s in FORMATS)}> file")
+        extra = {"delimiter": "\t"} if files[0].suffix == ".tsv" else {}  # a header row names the columns
         return iter(datasets.load_dataset(FORMATS[files[0].suffix], data_files={split: str(files[0])},
-                                          split=split, streaming=True))
+                                          split=split, streaming=True, **extra))
     return iter(datasets.load_dataset(hub, config, split=split, streaming=True))
 
 
