@@ -10,6 +10,7 @@ callable, its synchronize) or the functions below, which answer for both kinds a
     of_op(op)                      the names that have ``op`` (available here or not)
     why_unavailable(op, name, device, case=, dtype=, mode=)   None or the reason
     implementation(op, name)       the callable that is checked and timed
+    checked_callable(op, name)     the ``fn`` that backends.check.check_pair takes for it
     synchronizer(name, device)     waits for the candidate's queued work
     home_device(name)              the device it would run on here
 
@@ -162,6 +163,13 @@ def implementation(op: str, name: str) -> Callable:
     if reason is not None:
         raise Unavailable(f"{op}[{name}]: {reason}")
     return get(name).raw_implementation(op)
+
+
+def checked_callable(op: str, name: str) -> Callable | None:
+    """What ``backends.check.check_pair`` takes as ``fn`` to check what is timed: None for
+    a backend (check_pair looks the Impl up, with its gradient support), the adapter for a
+    peer."""
+    return None if is_backend(name) else implementation(op, name)
 
 
 def synchronizer(name: str, device) -> Callable[[], None]:

@@ -79,7 +79,7 @@ class Gate:
     def _check(self, op, name, case, dtype: torch.dtype, grad, against) -> GateResult:
         key = (op, name, dtype_name(dtype), grad, case_id(case), against)
         if key not in self._memo:
-            fn = None if candidates.is_backend(name) else candidates.implementation(op, name)
+            fn = candidates.checked_callable(op, name)
             oracle = backends.get(op, ORACLE) if against == ORACLE else None
             self.add(check_pair(op, name, case, dtype, self.device, seed=self.seed, grad=grad, fn=fn,
                                 oracle=oracle), grad, against)

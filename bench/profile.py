@@ -18,7 +18,7 @@ from torch.profiler import ProfilerActivity, profile as torch_profile, record_fu
 
 from bench import prepare as prep
 from bench.cases import case_id
-from bench.dtypes import to_torch
+from bench.dtypes import name as dtype_name
 
 
 @dataclass
@@ -28,9 +28,9 @@ class Profiled:
     table: str
 
 
-def run(op: str, name: str, case: dict, dtype: str = "float32", device="cpu", mode: str = "forward",
+def run(op: str, name: str, case: dict, dtype: torch.dtype = torch.float32, device="cpu", mode: str = "forward",
         steps: int = 10, out_dir="out/profile", row_limit: int = 25) -> Profiled:
-    p = prep.prepare(op, name, case, to_torch(dtype), device, mode)
+    p = prep.prepare(op, name, case, dtype, device, mode)
     cuda = torch.device(device).type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with torch_profile(activities=activities, record_shapes=True) as prof:
@@ -40,7 +40,7 @@ def run(op: str, name: str, case: dict, dtype: str = "float32", device="cpu", mo
                 p.sync()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{op}-{name}-{case_id(p.case)}-{dtype}-{mode}"
+    stem = f"{op}-{name}-{case_id(p.case)}-{dtype_name(dtype)}-{mode}"
     trace = out_dir / f"{stem}.trace.json"
     prof.export_chrome_trace(str(trace))
     table = prof.key_averages().table(sort_by="self_device_time_total" if cuda else "self_cpu_time_total",

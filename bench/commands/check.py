@@ -28,7 +28,7 @@ def rows(sel):
         if item.reason is not None:
             yield {"op": item.op, "backend": item.name, "dtype": "-", "status": "skipped", "reason": item.reason}
             continue
-        fn = None if candidates.is_backend(item.name) else candidates.implementation(item.op, item.name)
+        fn = candidates.checked_callable(item.op, item.name)
         res = [check_pair(item.op, item.name, case, item.dtype, item.device, grad=item.grad, fn=fn)
                for case in backends.OPS[item.op].test_cases]
         fwd = [r.forward_error for r in res if r.forward_error == r.forward_error]

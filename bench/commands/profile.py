@@ -36,7 +36,7 @@ def run(args, console) -> int:
     if item.reason is not None:
         raise UsageError(f"{item.op}[{item.name}] cannot run here: {item.reason}")
     env.pin_process(args.threads)
-    res = profile.run(item.op, item.name, item.case, args.dtype, item.device, item.mode, args.steps, args.out_dir)
+    res = profile.run(item.op, item.name, item.case, item.dtype, item.device, item.mode, args.steps, args.out_dir)
     console.print(res.table, markup=False, highlight=False)
     console.print(f"trace: {res.trace}\ntable: {res.table_path}", markup=False, highlight=False)
     return 0
