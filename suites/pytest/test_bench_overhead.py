@@ -1,0 +1,40 @@
+"""pytest-benchmark of the registry's argument checks: ``pytest suites/pytest -k overhead
+--benchmark-only``.
+
+For each op's tiny case (``bench.overhead.TINY_CASES``) and each backend that runs here,
+the raw implementation (``impl.fn``) and the checked one (``impl``) are benchmarked in
+one group, so pytest-benchmark's table sets them side by side: their difference is what
+the checks cost per call. The closures are ``bench.overhead.closures``, the ones
+``arsenal overhead`` and the asv suite time. An interpreted or unavailable backend is
+skipped with the reason.
+"""
+
+import time
+
+import pytest
+
+import backends
+from bench import overhead
+from bench.timing import TimingConfig
+
+PAIRS = [(op, b) for op in overhead.TINY_CASES for b in backends.BACKEND_NAMES
+         if op in backends.BACKENDS[b].op_names()]
+
+
+@pytest.mark.parametrize("path", ["raw", "checked"])
+@pytest.mark.parametrize("op, backend", PAIRS, ids=[f"overhead-{op}-{b}" for op, b in PAIRS])
+def test_call(benchmark, request, op, backend, path):
+    device = request.config.getoption("arsenal_device")
+    reason = overhead.why_not_timed(op, backend, device)
+    if reason is not None:
+        pytest.skip(reason)
+    cfg = overhead.OverheadConfig(device=device)
+    raw, checked = overhead.closures(op, backend, cfg)
+    fn = raw if path == "raw" else checked
+    sync = backends.BACKENDS[backend].synchronize
+    benchmark.group = f"overhead {op} {backend}"
+    benchmark.extra_info.update(op=op, backend=backend, path=path, case=overhead.TINY_CASES[op], device=device,
+                                dtype=cfg.dtype)
+    fn()  # warm: Numba's cache load, the first call's allocations
+    time.sleep(TimingConfig().settle_s)  # let the previous benchmark's OpenMP workers stop spinning
+    benchmark(lambda: (fn(), sync(device)))
