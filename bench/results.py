@@ -55,7 +55,7 @@ error, env`` where they apply. The kinds and their own fields:
         samples_ns, median_ns, q1_ns, q3_ns (one training step: forward, backward,
         optimizer), tokens_per_s, prefill_tokens_per_s, decode_ns_per_token,
         peak_mem_bytes, op_breakdown ({op or "rest": ns per step}), compile_seconds,
-        params, gate, speedup_vs_torch, speedup_vs_torch_compile (+ _ci95), load (below)
+        params, gate, speedup_vs_torch, speedup_vs_torch_compile (+ _ci95), load (as for an op record)
     kind="train"        one evaluation point of a training run (bench/train.py)
         train_id, family, config_id, mix_id, task, step, split ("train" | "val" |
         "test"), loss, metric (name), value, bits_per_byte, tokens, wall_s, lr,
