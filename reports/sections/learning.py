@@ -33,8 +33,8 @@ def _anchors(value) -> dict[str, float]:
 
 def _curves(ctx: Context, train: pd.DataFrame) -> go.Figure:
     metric = ", ".join(sorted({m for m in train["metric"] if isinstance(m, str)})) or "metric"
-    fig = make_subplots(rows=2, cols=2, shared_xaxes="columns", vertical_spacing=0.09, horizontal_spacing=0.08)
-    fig.update_layout(**figures.LAYOUT)
+    fig = make_subplots(rows=2, cols=2, shared_xaxes="columns", vertical_spacing=0.09, horizontal_spacing=0.08,
+                        figure=figures.blank())
     fig.update_layout(height=680, title=dict(text="Loss and metric against steps and wall clock", x=0))
     shown = set()
     for (run, split), g in train.groupby(["train_id", "split"], sort=False, dropna=False):
