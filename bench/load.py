@@ -24,8 +24,11 @@ running). So, around every timed block, ``read()`` takes:
     cores, threads
     verdict       "disturbed" when the other runnable tasks exceed the cores this
                   process leaves free by more than ``max_others`` on average, or (CPU
-                  only: a GPU sync may sleep) the timing thread got less than
-                  ``min_thread_share`` of the wall time; "quiet" otherwise
+                  only: a GPU sync may sleep) both the timing thread and the process
+                  got less than ``min_share`` of what they could have had (the thread
+                  alone is not enough: a runtime whose caller sleeps while its workers
+                  compute, such as Numba's workqueue layer, leaves it low on a quiet
+                  machine); "quiet" otherwise
 
 The runner re-measures a group with a disturbed candidate once, after ``pause_s``, and
 what stays disturbed is flagged in the summary and weakens ``arsenal compare``.
@@ -45,7 +48,7 @@ QUIET, DISTURBED = "quiet", "disturbed"
 @dataclass(frozen=True)
 class LoadConfig:
     max_others: float = 0.5  # mean runnable tasks of others beyond the free cores
-    min_thread_share: float = 0.8  # the timing thread's CPU time / wall time
+    min_share: float = 0.8  # thread_share and cpu_share both below this: starved of CPU
     pause_s: float = 2.0  # sleep before the one re-measurement of a disturbed group
 
 
@@ -102,8 +105,9 @@ def assess(blocks: Sequence[tuple[Reading, Reading]], threads: int, cores: int |
     seen = [r.others for pair in blocks for r in pair if r.others is not None]
     runnable = sum(seen) / len(seen) if seen else None
     crowded = runnable is not None and runnable - max(0, cores - threads) > cfg.max_others
-    starved = cpu and thread / wall < cfg.min_thread_share
-    return {"cpu_share": round(proc / (wall * threads), 3), "thread_share": round(thread / wall, 3),
+    cpu_share, thread_share = proc / (wall * threads), thread / wall
+    starved = cpu and thread_share < cfg.min_share and cpu_share < cfg.min_share
+    return {"cpu_share": round(cpu_share, 3), "thread_share": round(thread_share, 3),
             "runnable": None if runnable is None else round(runnable, 2), "cores": cores, "threads": threads,
             "verdict": DISTURBED if crowded or starved else QUIET}
 

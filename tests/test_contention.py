@@ -54,16 +54,19 @@ class FakeWatch:
     """Readings 1 ms apart; ``others`` and the CPU the timing thread got per ms, scripted
     per call (the last value repeats)."""
 
-    def __init__(self, others, share=1.0):
-        self.others, self.share, self.calls = list(others), share, 0
-        self.wall = self.cpu = 0
+    def __init__(self, others, share=1.0, process_share=None):
+        self.others, self.calls = list(others), 0
+        self.share = share
+        self.process_share = share if process_share is None else process_share  # all threads, per ms of wall
+        self.wall = self.cpu = self.process = 0
 
     def __call__(self):
         i = min(self.calls, len(self.others) - 1)
         self.calls += 1
         self.wall += 1_000_000
         self.cpu += int(self.share * 1_000_000)
-        return load.Reading(self.wall, self.cpu, self.cpu, self.others[i])
+        self.process += int(self.process_share * 1_000_000)
+        return load.Reading(self.wall, self.process, self.cpu, self.others[i])
 
 
 def test_a_quiet_machine_is_quiet_and_not_measured_again(monkeypatch):
@@ -84,8 +87,8 @@ def test_a_disturbed_group_is_measured_again_and_keeps_the_second_timing(monkeyp
 
 
 def test_assess_reads_the_queue_against_the_free_cores_and_the_thread_share():
-    def blocks(others, share=1.0, n=4):
-        w = FakeWatch([others], share)
+    def blocks(others, share=1.0, n=4, process_share=None):
+        w = FakeWatch([others], share, process_share)
         return [(w(), w()) for _ in range(n)]
 
     assert load.assess(blocks(0), threads=2, cores=2)["verdict"] == "quiet"
@@ -93,6 +96,8 @@ def test_assess_reads_the_queue_against_the_free_cores_and_the_thread_share():
     assert load.assess(blocks(2), threads=2, cores=8)["verdict"] == "quiet"  # six cores were free
     starved = load.assess(blocks(0, share=0.5), threads=2, cores=2)
     assert starved["verdict"] == "disturbed" and starved["thread_share"] == 0.5 and starved["cpu_share"] == 0.25
+    asleep = load.assess(blocks(0, share=0.3, process_share=1.9), threads=2, cores=2)
+    assert asleep["verdict"] == "quiet"  # the caller sleeps while the workers compute (Numba's workqueue)
     gpu = load.assess(blocks(0, share=0.5), threads=2, cores=2, cpu=False)
     assert gpu["verdict"] == "quiet"  # a GPU synchronize may sleep: the thread share is not asked
     assert load.assess(blocks(None), threads=1, cores=2)["runnable"] is None  # no /proc: the share alone decides
