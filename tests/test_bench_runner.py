@@ -5,7 +5,7 @@ import torch
 
 import backends
 from bench import gate as gates
-from bench import pipeline, plan, runner
+from bench import candidates, pipeline, plan, runner
 from bench.timing import TimingConfig
 
 CEIL = {"fingerprint": "t", "copy": [{"bytes": 1, "gbps": 1e9}], "copy_gbps": 1e9,
@@ -100,3 +100,34 @@ def test_gate_reuses_checks_already_run(monkeypatch):
     res = gate("parallel_scan", "torch", SMALL, torch.float32, grad=True)
     assert not res.ok and any("2x the tolerance" in p for p in res.problems)
     assert first not in calls and SMALL in calls  # the seeded case is not checked again
+
+
+def test_unavailable_pairs_are_planned_with_their_reason_and_peers_only_when_asked():
+    sel = plan.Selection(ops=("parallel_scan",), case=SMALL, modes=("forward",))
+    (group,) = plan.groups(sel)
+    assert all(candidates.is_backend(n) for n in group.names)  # no --peers: backends only
+    by_name = {i.name: i for i in group.items}
+    assert by_name["torch"].reason is None
+    assert all(i.reason is None or i.reason.strip() for i in group.items)  # every pair is planned, run or not
+    (group,) = plan.groups(plan.Selection(ops=("parallel_scan",), case=SMALL, peers=True))
+    assert "torch_compile" in group.names and "accelerated_scan" in group.names
+    if candidates.get("accelerated_scan").reason() is not None:
+        assert "accelerated" in {i.name: i for i in group.items}["accelerated_scan"].reason
+    fp64 = plan.items(plan.Selection(ops=("parallel_scan",), names=("mingru",), case=SMALL, dtypes=(torch.float64,)))
+    assert len(fp64) == 1 and "takes float32" in fp64[0].reason  # a dtype the peer lacks
+
+
+def test_check_items_cover_each_dtype_and_carry_reasons():
+    got = plan.checks(plan.Selection(ops=("parallel_scan",), names=("torch", "triton")))
+    torch_dtypes = [c.dtype for c in got if c.name == "torch"]
+    assert torch.float32 in torch_dtypes and all(c.reason is None and c.grad for c in got if c.name == "torch")
+    only = plan.checks(plan.Selection(ops=("parallel_scan",), names=("torch",), dtypes=(torch.float64,)))
+    assert [c.dtype for c in only] == [torch.float64]
+
+
+def test_the_candidate_table_tells_backends_from_peers():
+    table = candidates.table()
+    assert list(table)[:len(backends.BACKEND_NAMES)] == list(backends.BACKEND_NAMES)
+    assert table["torch"].kind == candidates.BACKEND and table["torch_compile"].kind == candidates.PEER
+    assert candidates.checked_callable("parallel_scan", "torch") is None  # check_pair uses the registry
+    assert callable(candidates.checked_callable("parallel_scan", "torch_compile"))
