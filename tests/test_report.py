@@ -146,6 +146,13 @@ def test_header_names_failed_gates_and_ceilings(every_kind):
     assert rr.COMMIT[:12] in report.html
 
 
+def test_anchors_are_drawn_in_the_metric_units(every_kind):
+    _, report = every_kind
+    final = parse(report.html)["fig-learning-final"]
+    anchors = next(t for t in final["data"] if t["name"] == "published anchors")
+    assert sorted(anchors["y"]) == pytest.approx([0.3637, 0.3637, 0.596, 0.596, 0.602, 0.602])  # % as a fraction
+
+
 def test_models_section_fits_slopes_and_efficiency(every_kind):
     _, report = every_kind
     html = report.html
@@ -183,7 +190,9 @@ def test_nan_missing_fields_and_failed_statuses(tmp_path):
     for field in ("peak_mem_bytes", "case", "speedup_vs_torch_ci95"):
         models[-1].pop(field)
     train = rr.train_records()
-    train[-1]["anchors"] = [{"name": "S4", "value": 0.6}, {"name": "broken"}]
+    train[-1]["anchors"] = [{"model": "S4", "value": 59.6, "unit": "accuracy %"}, {"model": "broken"},
+                            {"model": "LSTM", "value": 114.5, "unit": "perplexity"}, "not an anchor"]
+    train[-3]["anchors"] = {"Transformer": 0.3637}
     routing = rr.routing_records()
     routing[0]["weights"] = "not a matrix"
     path = rr.write(tmp_path / "messy.jsonl", records + models + train + routing + rr.drift_records()[:3])

@@ -79,12 +79,13 @@ def ceilings(ctx: Context) -> pd.DataFrame:
 
 def warnings(ctx: Context) -> list[str]:
     out = []
-    for env in _envs(ctx):
-        load, cores = env.get("loadavg"), env.get("cpu_count")
-        if isinstance(load, list) and load and cores and load[0] > cores:
-            out.append(f"busy machine: load average {load[0]} on {cores} cores while measuring; the figures "
-                       "carry other processes' noise")
-            break
+    busy = [(env["loadavg"][0], env["cpu_count"]) for env in _envs(ctx)
+            if isinstance(env.get("loadavg"), list) and env["loadavg"] and isinstance(env.get("cpu_count"), int)
+            and env["loadavg"][0] > env["cpu_count"]]
+    if busy:
+        load, cores = max(busy)
+        out.append(f"busy machine: load average up to {load} on {cores} cores while measuring ({len(busy)} "
+                   "record(s)); the figures carry other processes' noise")
     ops = ctx.ops
     if len(ops):
         steal = ops[ops["steal_pct"] > STEAL_WARN_PCT]

@@ -21,14 +21,27 @@ def _label(r) -> str:
     return f"{r.family}/{r.config_id} · {r.mix_id} · {r.task}"
 
 
-def _anchors(value) -> dict[str, float]:
-    """{name: figure} from a record's anchors (a dict, or a list of {name, value})."""
+def _anchors(value, metric) -> dict[str, float]:
+    """{model: figure} in the units of the record's ``value``, from its anchors: a list of
+    suites.tasks.anchors.Anchor dicts (model, value, unit, source, note) or a plain
+    {name: figure}. "accuracy %" becomes a fraction for the accuracy metric (the records'
+    accuracy is one); an anchor in another unit than the metric (perplexity beside bits per
+    byte) is left out of the chart."""
     if isinstance(value, dict):
         return {str(k): float(v) for k, v in value.items() if isinstance(v, numbers.Real)}
-    if isinstance(value, list):
-        return {str(a.get("name")): float(a["value"]) for a in value
-                if isinstance(a, dict) and isinstance(a.get("value"), numbers.Real)}
-    return {}
+    out = {}
+    for a in value if isinstance(value, list) else []:
+        if not (isinstance(a, dict) and isinstance(a.get("value"), numbers.Real)):
+            continue
+        unit = str(a.get("unit") or "")
+        figure = float(a["value"])
+        if unit.startswith("accuracy") and metric == "accuracy":
+            figure = figure / 100 if "%" in unit else figure
+        elif unit and unit.replace(" ", "_") != metric:
+            continue
+        name = str(a.get("model") or a.get("name"))
+        out[name + (f" ({a['note']})" if a.get("note") else "")] = figure
+    return out
 
 
 def _curves(ctx: Context, train: pd.DataFrame) -> go.Figure:
@@ -77,7 +90,7 @@ def _final_figure(ctx: Context, final: pd.DataFrame) -> go.Figure:
     ax, ay, at = [[], []], [], []
     bx, by = [[], []], []
     for r in final.itertuples():
-        for name, value in _anchors(r.anchors).items():
+        for name, value in _anchors(r.anchors, r.metric).items():
             ax[0].append(r.task)
             ax[1].append(r.label)
             ay.append(value)
@@ -123,7 +136,8 @@ def build(ctx: Context) -> Section:
                                                  "bar: the trivial baseline (most frequent label, unigram bits per "
                                                  "byte).")
     table = final[["label", "task", "split", "step", "metric", "value", "baseline"]].assign(
-        anchors=[", ".join(f"{k} {v:g}" for k, v in _anchors(a).items()) for a in final["anchors"]])
+        anchors=[", ".join(f"{k} {v:.4g}" for k, v in _anchors(a, m).items()) for a, m in zip(final["anchors"],
+                                                                                              final["metric"])])
     s.add_table(table, "Final figures.")
     cost = _cost(ctx, final)
     if cost is not None:
