@@ -22,8 +22,9 @@ log space, log|tanh z| = log|z| + log(tanh|z| / |z|), exact for |z| far below fl
 smallest number; the gate mixes the two terms by a signed log-sum with log(1 - d_t) =
 logsigmoid(-g_t) and log d_t = logsigmoid(g_t). So rung 3 holds what rung 2 holds
 (equal outputs from equal weights, to rounding) while a state decaying through
-R_h stays finite: where the linear float32 state underflows to 0 (log 0 = -inf) after a
-few hundred contracting steps, log|h| keeps going (tests/test_elman.py). The output
+R_h stays finite: where the linear float32 state underflows after a few hundred
+contracting steps (to 0, or stuck on a subnormal 80 decades off), log|h| in float32
+still matches float64 (tests/test_elman.py). The output
 y_t reads h_t in linear space (an underflowed output is 0, harmlessly).
 
 Rung 4 replaces the nonlinear recurrence by the diagonal one and keeps what still makes
@@ -40,10 +41,11 @@ norm 0.99:
   iteration on W^T W run to convergence at every forward by repeated squaring: 12
   squarings are 4096 power steps from a fixed random vector, so sigma is a pure
   function of W (chunks, train and eval agree) and the measured spectral norm of R_h is
-  0.99 to within 2e-4 even where the top singular values cluster, also right after an
-  optimizer step. One power step per forward with warm-started vectors (torch's
+  0.99 to within about 1e-4 even where the top singular values cluster, also right
+  after an optimizer step. One power step per forward with warm-started vectors (torch's
   spectral_norm) lags the weights: after Adam steps it measured up to 1.25. The cost
-  is 12 d^3 flops per forward, none per step. The gradient is Miyato's, u v^T / sigma.
+  is 12 d^3 flops per forward, none per step. sigma = |W v| with v held fixed, so its
+  gradient is Miyato's u v^T.
 - ``scaled_orthogonal``: R_h = sigmoid(scale) Q, Q = Q0 exp(A - A^T) orthogonal by
   construction (torch.nn.utils.parametrizations.orthogonal), sigmoid(scale) = 0.99 at init.
 

@@ -109,8 +109,8 @@ class Fastlane(SequenceModel):
 
     Config = FastlaneConfig
     test_configs = (
-        ("relu-bound", dict(d_model=8, n_layers=2, units=8, ffn_units=12)),
-        ("sin-unbounded", dict(d_model=8, n_layers=1, units=6, ffn_units=8, activation="sin", bound=None)),
+        ("relu-bound", dict(d_model=8, n_layers=2, units=4, ffn_units=8)),
+        ("sin-unbounded", dict(d_model=8, n_layers=1, units=4, ffn_units=8, activation="sin", bound=None)),
     )
 
     def __init__(self, config: FastlaneConfig, ops):
