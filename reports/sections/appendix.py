@@ -42,11 +42,70 @@ def _prefix(env: dict) -> str:
     return "".join(f"{k}={shlex.quote(str(v))} " for k, v in runtime.items())
 
 
+def _names(recs: list[dict], field: str, skip=()) -> str:
+    return ",".join(v for v in first_seen(str(r[field]) for r in recs if r.get(field) is not None) if v not in skip)
+
+
+def _command(*parts) -> str:
+    """A shell line from (flag, value) pairs and words; a pair with no value is left out."""
+    words = []
+    for part in parts:
+        if isinstance(part, tuple):
+            if part[1]:
+                words += [part[0], str(part[1])]
+        else:
+            words.append(part)
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _kind_commands(kind: str, recs: list[dict], threads) -> list[str]:
+    """The commands that write records of ``kind``, with the options the records show
+    (options they do not record take their defaults)."""
+    device = ("--device", _names(recs, "device"))
+    if kind == "op":
+        cases = ", ".join(first_seen(str(r.get("case_id")) for r in recs))
+        return [_command("arsenal", "ops", ("--op", _names(recs, "op")), ("--backend", _names(recs, "backend")),
+                         ("--dtype", _names(recs, "dtype")), ("--mode", _names(recs, "mode")), device,
+                         ("--threads", threads)) + f"   # the suite's cases; this run timed {cases}"]
+    if kind == "drift":
+        return [_command("arsenal", "drift", ("--op", _names(recs, "op")), ("--backend", _names(recs, "backend")),
+                         ("--dtype", _names(recs, "dtype")), ("--T", _names(recs, "T")), device, ("--threads", threads))]
+    if kind == "model":
+        lines = []
+        for family in first_seen(str(r.get("family")) for r in recs):
+            mine = [r for r in recs if str(r.get("family")) == family]
+            lengths = ",".join(first_seen(str(r["case"]["T"]) for r in mine if isinstance(r.get("case"), dict)
+                                          and "T" in r["case"]))
+            grid = [r for r in mine if r.get("role") in ("grid", "scaling", None)]
+            if grid:
+                peers = any(r.get("mix_id") == "torch_compile" for r in grid)
+                lines.append(_command("arsenal", "models", "run", ("--family", family),
+                                      ("--mix", _names(grid, "mix_id", skip=("torch_compile",))), ("--length", lengths),
+                                      *([] if peers else ["--no-peers"]), device, ("--threads", threads)))
+            if any(r.get("role") in ("swap", "best") for r in mine):
+                lines.append(_command("arsenal", "models", "ablate", ("--family", family), ("--length", lengths), device,
+                                      ("--threads", threads)))
+        return lines
+    if kind == "equivalence":
+        return [_command("arsenal", "models", "equivalence", ("--family", r.get("family")), ("--mix", r.get("mix_id")),
+                         ("--steps", r.get("steps")), device) for r in recs]
+    if kind == "train":
+        lines = []
+        for run in first_seen(r.get("train_id") for r in recs):
+            mine = [r for r in recs if r.get("train_id") == run]
+            steps = max((r["step"] for r in mine if isinstance(r.get("step"), int)), default=None)
+            lines.append(_command("arsenal", "train", ("--family", mine[0].get("family")), ("--mix", mine[0].get("mix_id")),
+                                  ("--task", mine[0].get("task")), ("--steps", steps),
+                                  *(["--bf16"] if mine[0].get("dtype") == "bfloat16" else []), device,
+                                  ("--threads", threads)) + "   # model options: the record's config")
+        return lines
+    return []
+
+
 def commands(ctx: Context) -> list[str]:
-    """One block per run: the checkout, then the command that times what it holds."""
+    """One block per run: the checkout, then the commands that write what it holds."""
     lines, paths = [], " ".join(shlex.quote(str(p)) for p in ctx.results.paths)
-    runs = first_seen(r.get("run_id") for r in ctx.results.records)
-    for run in runs:
+    for run in first_seen(r.get("run_id") for r in ctx.results.records):
         recs = [r for r in ctx.results.records if r.get("run_id") == run]
         env = next((r["env"] for r in recs if isinstance(r.get("env"), dict)), {})
         git = env.get("git") if isinstance(env.get("git"), dict) else {}
@@ -55,23 +114,8 @@ def commands(ctx: Context) -> list[str]:
             lines.append(f"git checkout {git['commit']}" + ("   # the run had uncommitted changes" if git.get("dirty")
                                                             else ""))
         threads = (env.get("threads") or {}).get("torch")
-        ops = [r for r in recs if kind_of(r) == "op"]
-        if ops:
-            def names(field):
-                return ",".join(first_seen(str(r[field]) for r in ops if r.get(field) is not None))
-            parts = ["arsenal", "ops", "--op", names("op"), "--backend", names("backend"), "--dtype", names("dtype"),
-                     "--mode", names("mode"), "--device", names("device")]
-            if threads:
-                parts += ["--threads", str(threads)]
-            cases = first_seen(str(r.get("case_id")) for r in ops)
-            lines.append(_prefix(env) + " ".join(shlex.quote(p) for p in parts)
-                         + f"   # the suite's cases; this run timed {', '.join(cases)}")
-        for kind, command in (("model", "arsenal models"), ("train", "arsenal train"), ("drift", "arsenal models"),
-                              ("equivalence", "arsenal models")):
-            mine = [r for r in recs if kind_of(r) == kind]
-            if mine:
-                what = ", ".join(first_seen(str(r.get("family") or r.get("op")) for r in mine))
-                lines.append(f"{_prefix(env)}{command}   # {len(mine)} {kind} records: {what}")
+        for kind in first_seen(kind_of(r) for r in recs):
+            lines += [_prefix(env) + c for c in _kind_commands(kind, [r for r in recs if kind_of(r) == kind], threads)]
         lines.append("")
     lines.append(f"arsenal report {paths}")
     return lines
