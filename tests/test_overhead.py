@@ -115,3 +115,37 @@ def test_interpreted_and_unknown_backends_are_not_timed(monkeypatch):
     assert "not a registry backend" in overhead.why_not_timed("parallel_scan", "torch_compile")
     assert overhead.measure("parallel_scan", "torch_compile", FAST)["status"] == "unavailable"
     assert all(b not in ("triton", "numba_cuda") for _, b in overhead.pairs())
+
+
+def test_generated_checks_on_shapes_the_contracts_do_not_have_yet():
+    """A square matrix (a symbol twice in one argument), a scalar, batch axes, a symbol
+    first met in an optional argument: fast and full checks agree on every call."""
+    import inspect
+
+    from backends.registry import ArgPlan
+
+    def op(m, s, x, extra=None, y=None):
+        pass
+
+    plan = ArgPlan("synthetic", inspect.signature(op), {
+        "m": TensorArg("D D"), "s": TensorArg(""), "x": TensorArg("... D"),
+        "extra": TensorArg("E", optional=True), "y": TensorArg("E D", optional=True)})
+    z = torch.zeros
+    calls = {
+        "ok": (z(3, 3), z(()), z(2, 5, 3), None, None),
+        "ok-extra": (z(3, 3), z(()), z(3), z(4), z(4, 3)),
+        "ok-y-only": (z(3, 3), z(()), z(3), None, z(7, 3)),
+        "not-square": (z(3, 4), z(()), z(3), None, None),
+        "scalar-rank": (z(3, 3), z(1), z(3), None, None),
+        "batch-mismatch": (z(3, 3), z(()), z(2, 4), None, None),
+        "extra-vs-y": (z(3, 3), z(()), z(3), z(4), z(5, 3)),
+        "y-D": (z(3, 3), z(()), z(3), None, z(7, 2)),
+    }
+    for label, values in calls.items():
+        fast = plan._accept(list(values))
+        try:
+            slow = plan.check_slowly("b", list(values))
+        except ValueError:
+            assert fast is None and not label.startswith("ok"), label
+            continue
+        assert label.startswith("ok") and fast is not None and fast[0] == slow[0], (label, fast, slow)
