@@ -195,7 +195,9 @@ def test_nan_missing_fields_and_failed_statuses(tmp_path):
     train[-3]["anchors"] = {"Transformer": 0.3637}
     routing = rr.routing_records()
     routing[0]["weights"] = "not a matrix"
-    path = rr.write(tmp_path / "messy.jsonl", records + models + train + routing + rr.drift_records()[:3])
+    drift = rr.drift_records()[:3]
+    drift[-1]["env"] = {"git": "abc", "packages": ["torch"], "threads": None, "loadavg": "high", "cpu_count": "2"}
+    path = rr.write(tmp_path / "messy.jsonl", records + models + train + routing + drift)
     report = page.build([path])
     specs = parse(report.html)
     assert "fig-coverage-matrix" in specs and "fig-routing-weights" in specs

@@ -19,8 +19,12 @@ def _envs(ctx: Context) -> list[dict]:
     return [r["env"] for r in ctx.results.records if isinstance(r.get("env"), dict)]
 
 
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def _commit(env: dict) -> str | None:
-    git = env.get("git") if isinstance(env.get("git"), dict) else {}
+    git = _dict(env.get("git"))
     commit = git.get("commit")
     return None if commit is None else commit[:12] + (" (uncommitted changes)" if git.get("dirty") else "")
 
@@ -35,15 +39,15 @@ def _facts(ctx: Context) -> list[tuple[str, str]]:
     facts.append(("git commit", ", ".join(commits) or "not recorded"))
     if envs:
         common = envs[-1]  # the newest record's; the warnings name what differs between records
-        packages = common.get("packages") or {}
+        packages = _dict(common.get("packages"))
         facts += [("CPU", f"{common.get('cpu')} ({common.get('cpu_count')} cores)"),
                   ("GPU", str(common.get("gpu") or "none")),
                   ("platform", str(common.get("platform"))),
                   ("packages", ", ".join(f"{k} {v}" for k, v in packages.items() if v)),
-                  ("threads", ", ".join(f"{k} {v}" for k, v in (common.get("threads") or {}).items())),
-                  ("runtime settings", ", ".join(f"{k}={v}" for k, v in (common.get("runtime") or {}).items())
+                  ("threads", ", ".join(f"{k} {v}" for k, v in _dict(common.get("threads")).items())),
+                  ("runtime settings", ", ".join(f"{k}={v}" for k, v in _dict(common.get("runtime")).items())
                    or "defaults"),
-                  ("malloc", ", ".join(f"{k} {v}" for k, v in (common.get("malloc") or {}).items()) or "defaults")]
+                  ("malloc", ", ".join(f"{k} {v}" for k, v in _dict(common.get("malloc")).items()) or "defaults")]
         loads = [e["loadavg"][0] for e in envs if isinstance(e.get("loadavg"), list) and e["loadavg"]]
         if loads:
             facts.append(("load average (1 min)", f"{fmt(min(loads))} - {fmt(max(loads))}"))
