@@ -21,6 +21,12 @@ class OpTable:
     device: str
     _impls: Mapping
 
+    def __post_init__(self):
+        # each op an instance attribute: ``ops.parallel_scan`` is then a plain lookup
+        # (models call ops many times per step), not a failed one that __getattr__ answers
+        for op, impl in self._impls.items():
+            object.__setattr__(self, op, impl)
+
     def __getattr__(self, op):
         impls = object.__getattribute__(self, "_impls")
         if op in impls:
