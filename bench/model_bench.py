@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 import backends
 import models
-from bench import env, model_gate, results
+from bench import env, load, model_gate, results
 from bench.timing import Candidate, CpuClock, CudaClock, TimingConfig, ratio_interval, summarize, time_interleaved
 
 PEERS = ("torch_compile",)
@@ -183,6 +183,7 @@ class ModelBenchConfig:
     prefill: bool = True  # time prefill and decode too
     gate_T: int = 32  # tokens of the gate's sequences
     seed: int = 0
+    load: load.LoadConfig = load.LoadConfig()  # when a group counts as disturbed, and the pause
 
 
 @dataclass
@@ -264,7 +265,7 @@ class ModelBench:
                 "mix": None if name in PEERS else parse_mix(name),
                 "backend": name, "task": "lm", "case": {"B": B, "T": T}, "case_id": f"B{B}-T{T}", "role": role,
                 "device": self.cfg.device, "dtype": "float32", "status": None, "error": None, "gate": None,
-                "compile_seconds": None}
+                "compile_seconds": None, "load": None}
 
     def run(self, family: str, config_id: str, overrides: dict, B: int, T: int, mixes, peers=PEERS,
             role: str = "grid") -> list[dict]:
@@ -328,13 +329,20 @@ class ModelBench:
         return out
 
     def _time(self, prepared: dict, records: dict, tokens_per_step: int) -> None:
+        """Interleaved training steps; a group disturbed by other work (bench/load.py) is
+        timed once more after a pause, and what stays disturbed says so in ``load``."""
         if not prepared:
             return
-        sync = _sync(self.cfg.device)
-        before = env.cpu_times()
-        timed = time_interleaved([Candidate(n, p.step, sync) for n, p in prepared.items()], self.cfg.timing,
-                                 clock=self.clock)
-        steal = env.steal_fraction(before, env.cpu_times())
+        timed, steal = self._interleave(prepared)
+        if any(load.disturbed(records_load) for records_load in self._loads(timed).values()):
+            self.log(f"disturbed by other work; again in {self.cfg.load.pause_s:g} s")
+            time.sleep(self.cfg.load.pause_s)
+            timed, steal = self._interleave(prepared)
+            for name, value in self._loads(timed).items():
+                records[name]["load"] = dict(value or {}, remeasured=True)
+        else:
+            for name, value in self._loads(timed).items():
+                records[name]["load"] = value
         medians = {}
         for name, m in timed.items():
             s = summarize(m.samples_ns)
@@ -350,6 +358,18 @@ class ModelBench:
                 records[name][f"speedup_vs_{base}"] = medians[base] / medians[name] if base in medians else None
                 records[name][f"speedup_vs_{base}_ci95"] = (
                     list(ratio_interval(timed[base].samples_ns, timed[name].samples_ns)) if ok else None)
+
+    def _interleave(self, prepared: dict):
+        sync = _sync(self.cfg.device)
+        before = env.cpu_times()
+        timed = time_interleaved([Candidate(n, p.step, sync) for n, p in prepared.items()], self.cfg.timing,
+                                 clock=self.clock, watch=load.read)
+        return timed, env.steal_fraction(before, env.cpu_times())
+
+    def _loads(self, timed) -> dict:
+        cpu = torch.device(self.cfg.device).type != "cuda"
+        threads = torch.get_num_threads()
+        return {n: load.assess(m.readings, threads, cpu=cpu, cfg=self.cfg.load) for n, m in timed.items()}
 
     def _time_inference(self, prepared: dict, records: dict, tokens) -> None:
         sync = _sync(self.cfg.device)

@@ -33,7 +33,7 @@ def print_grid(console, records) -> None:
 
     table = Table(title="Model training step (forward, backward, optimizer), median")
     for col in ("family", "case", "mix", "status", "step ms", "x torch [95%]", "x compile [95%]", "tokens/s",
-                "prefill tok/s", "decode us/tok", "peak MiB", "top op", "compile s"):
+                "prefill tok/s", "decode us/tok", "peak MiB", "top op", "compile s", "load"):
         table.add_column(col)
     for r in records:
         if r.get("kind") != "model":
@@ -45,8 +45,14 @@ def print_grid(console, records) -> None:
                       "-" if r.get("prefill_tokens_per_s") is None else f"{r['prefill_tokens_per_s']:,.0f}",
                       "-" if r.get("decode_ns_per_token") is None else f"{r['decode_ns_per_token'] / 1e3:.0f}",
                       "-" if r.get("peak_mem_bytes") is None else f"{r['peak_mem_bytes'] / 2**20:.1f}",
-                      top_share(r), "-" if r.get("compile_seconds") is None else f"{r['compile_seconds']:.1f}")
+                      top_share(r), "-" if r.get("compile_seconds") is None else f"{r['compile_seconds']:.1f}",
+                      (r.get("load") or {}).get("verdict", "-"))
     console.print(table)
+    stayed = sorted({f"{r['family']}-{r['config_id']} {r['case_id']}" for r in records
+                     if (r.get("load") or {}).get("verdict") == "disturbed"})
+    if stayed:
+        console.print(f"WARNING: disturbed by other work even when measured again (times and ratios unreliable): "
+                      f"{', '.join(stayed)}", markup=False, highlight=False)
     for r in records:
         if r.get("status") in ("incorrect", "error", "unavailable") and r.get("kind") == "model":
             console.print(f"  {r['family']}-{r['config_id']} {r['mix_id']}: {r['status']}: {r['error']}",

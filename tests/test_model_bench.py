@@ -10,14 +10,15 @@ import math
 import pytest
 import torch
 
-from bench import model_bench, model_gate, results
+from bench import load, model_bench, model_gate, results
 from bench.model_bench import ModelBench, ModelBenchConfig, best_mix, break_even, fit_slope, mix_id, parse_mix
 from bench.timing import TimingConfig
 
 FAST = ModelBenchConfig(timing=TimingConfig(budget_s=0.05, block_s=0.0, max_reps=3, min_reps=1, min_rounds=1,
                                             warmup_s=0.0, settle_s=0.0),
                         decode_timing=TimingConfig(budget_s=0.02, max_reps=3, min_reps=1, min_rounds=1,
-                                                   warmup_s=0.0, settle_s=0.0))
+                                                   warmup_s=0.0, settle_s=0.0),
+                        load=load.LoadConfig(pause_s=0.0))
 TINY = dict(d_model=16, n_heads=2, n_layers=1)
 
 
@@ -41,6 +42,7 @@ def test_records_of_a_group(tmp_path):
         assert r["kind"] == "model" and r["median_ns"] > 0 and len(r["samples_ns"]) >= 1
         assert r["tokens_per_s"] > 0 and r["prefill_tokens_per_s"] > 0 and r["decode_ns_per_token"] > 0
         assert r["peak_mem_bytes"] > 0 and r["params"] > 0
+        assert r["load"]["verdict"] in ("quiet", "disturbed")
         assert set(r["op_breakdown"]) == {"rest"}  # the transformer calls no registry op
     assert by["torch"]["speedup_vs_torch"] == 1.0
     if by["triton"]["status"] == "unavailable":  # CPU without the interpreter in this process
