@@ -85,3 +85,19 @@ def test_no_range_and_no_wrapping_without_a_profiler():
         node_names.add(type(node).__name__)
         stack += [n for n, _ in node.next_functions]
     assert not any("CloseSpan" in n for n in node_names), node_names
+
+
+def test_chained_calls_have_disjoint_backward_ranges():
+    """h2 = scan(a2, scan(a, b)): the second call's backward range closes before the
+    first call's opens (each range holds its own call's nodes only)."""
+    fn = backends.get("parallel_scan", "torch")
+    first, second = _inputs("parallel_scan"), _inputs("parallel_scan")
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        h1 = fn(first["a"], first["b"], first["h0"])
+        h2 = fn(second["a"], h1, second["h0"])
+        h2.sum().backward()
+    ranges = sorted((e.time_range.start, e.time_range.end) for e in prof.events()
+                    if e.name == "parallel_scan/torch/backward")
+    assert len(ranges) == 2
+    assert ranges[0][1] <= ranges[1][0], ranges
+    assert first["a"].grad is not None and second["a"].grad is not None
