@@ -102,7 +102,6 @@ def test_work_per_token_does_not_grow_with_length():
 def test_learns_and_reports_its_thinking():
     """The generic learning task (next token = current + 1 mod 16), 40 Adam steps; prints
     the mean number of stack steps a token took at the start and at the end."""
-    torch.set_num_threads(1)  # tiny tensors: OpenMP helpers only wait on a shared 2-core machine
     cfg = models.config("stackformer", **dict(TINY, vocab_size=16))
     model = models.build(cfg, TORCH)
     seq = (torch.arange(4)[:, None] + torch.arange(17)[None]) % 16  # [4, 17]
