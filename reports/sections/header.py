@@ -90,6 +90,11 @@ def warnings(ctx: Context) -> list[str]:
         load, cores = max(busy)
         out.append(f"busy machine: load average up to {load} on {cores} cores while measuring ({len(busy)} "
                    "record(s)); the figures carry other processes' noise")
+    disturbed = [r for r in ctx.results.records if isinstance(r.get("load"), dict)
+                 and r["load"].get("verdict") == "disturbed"]  # op and model timings
+    if disturbed:
+        out.append(f"{len(disturbed)} measurement(s) stayed disturbed by other processes on the machine (the "
+                   "records' load verdict, bench/load.py) after being timed again: their figures are noisy")
     ops = ctx.ops
     if len(ops):
         steal = ops[ops["steal_pct"] > STEAL_WARN_PCT]
@@ -97,10 +102,6 @@ def warnings(ctx: Context) -> list[str]:
             out.append(f"the hypervisor took more than {STEAL_WARN_PCT:g}% of the CPU (steal time, up to "
                        f"{fmt(steal['steal_pct'].max())}%) while {len(steal)} measurement(s) were timed: "
                        "those timings are noisy")
-        disturbed = [r for r in ops["load"] if isinstance(r, dict) and r.get("verdict") == "disturbed"]
-        if disturbed:
-            out.append(f"{len(disturbed)} measurement(s) stayed disturbed by other processes on the machine (the "
-                       "records' load verdict, bench/load.py) after being timed again: their figures are noisy")
         for status, what in (("incorrect", "failed the correctness gate (not timed)"),
                              ("error", "raised an error"),
                              ("wrong_model", "exceeded 100% of the roofline (the contract's bytes or flops model)")):
