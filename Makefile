@@ -17,9 +17,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -c constraints.txt -e ".[all]"
 	touch $(STAMP)
 
+# arsenal run ends by writing out/report.html and printing its path
 run: $(STAMP)
 	$(VENV)/bin/arsenal run
-	$(VENV)/bin/arsenal report
 
 test: $(STAMP)
 	$(PY) -m pytest
