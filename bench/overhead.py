@@ -3,16 +3,20 @@
 
 Models call ops many times per step on small tensors, so what the checks cost is
 measured where it weighs most: one tiny case per op (``TINY_CASES``), the forward under
-``torch.no_grad()``, the two callables of one (op, backend) timed interleaved in one
-process (``bench.timing.time_interleaved``), medians compared. overhead = median(checked)
-- median(raw); its 95% interval comes from the bootstrap interval of the ratio
-checked / raw (``bench.timing.ratio_interval``), scaled by the raw median.
+``torch.no_grad()``, the callables of one (op, backend) timed interleaved in one process
+(``bench.timing.time_interleaved``), medians compared. overhead = median(checked) -
+median(raw); its 95% interval comes from the bootstrap interval of the ratio checked /
+raw (``bench.timing.ratio_interval``), scaled by the raw median. On a shared machine that
+difference of two kernel timings is noisy, so the checked path is also timed around a
+kernel that does nothing (``checks``): the wrapper's own cost, read directly.
 
 Records (``bench.results.append``), one per (op, backend), with ``kind="overhead"``:
 
     op, backend, case, case_id, dtype, device, mode ("forward"), status, error
     raw_ns, checked_ns                   medians of the raw samples (ns per call)
-    raw_samples_ns, checked_samples_ns   the samples
+    checks_ns                            median of the checked path around a no-op kernel
+    raw_samples_ns, checked_samples_ns,  the samples
+    checks_samples_ns
     overhead_ns, overhead_ci95_ns        checked - raw, and its bootstrap interval [lo, hi]
     steal_pct, env                       as in op timings (bench/results.py)
 
@@ -22,6 +26,7 @@ are not timed: their calls take milliseconds of Python, which hides the checks.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import uuid
@@ -83,11 +88,14 @@ def pairs(ops: Sequence[str] | None = None, names: Sequence[str] | None = None, 
             if op in backends.BACKENDS[b].op_names() and why_not_timed(op, b, device, dtype) is None]
 
 
-def closures(op: str, backend: str, cfg: OverheadConfig = OverheadConfig()) -> tuple[Callable, Callable]:
-    """(raw, checked): zero-argument forwards of the tiny case, same inputs, no graph."""
+def closures(op: str, backend: str, cfg: OverheadConfig = OverheadConfig()) -> tuple[Callable, Callable, Callable]:
+    """(raw, checked, checks): zero-argument forwards of the tiny case, same inputs, no
+    graph; ``checks`` is the checked path around a kernel that does nothing (the
+    wrapper's own cost, without the noise of a difference of two kernel timings)."""
     impl = backends.get(op, backend)
     inputs = backends.OPS[op].make_inputs(TINY_CASES[op], dtypes.to_torch(cfg.dtype), cfg.device, cfg.seed)
     raw_fn = impl.fn
+    checks_only = dataclasses.replace(impl, fn=lambda *args, **kwargs: None)
 
     def raw():
         with torch.no_grad():
@@ -97,30 +105,35 @@ def closures(op: str, backend: str, cfg: OverheadConfig = OverheadConfig()) -> t
         with torch.no_grad():
             return impl(**inputs)
 
-    return raw, checked
+    def checks():
+        with torch.no_grad():
+            return checks_only(**inputs)
+
+    return raw, checked, checks
 
 
 def measure(op: str, backend: str, cfg: OverheadConfig = OverheadConfig(), clock=None) -> dict:
-    """Time raw and checked interleaved; the record (without env)."""
+    """Time raw, checked and the checks alone interleaved; the record (without env)."""
     case = TINY_CASES[op]
     rec = {"kind": "overhead", "op": op, "backend": backend, "case": case, "case_id": case_id(case),
            "dtype": cfg.dtype, "device": cfg.device, "mode": "forward", "status": None, "error": None}
     reason = why_not_timed(op, backend, cfg.device, cfg.dtype)
     if reason is not None:
         return dict(rec, status="unavailable", error=reason)
-    raw, checked = closures(op, backend, cfg)
+    raw, checked, checks = closures(op, backend, cfg)
     sync = backends.BACKENDS[backend].synchronize
     device = torch.device(cfg.device)
     before = env.cpu_times()
-    timed = time_interleaved([Candidate("raw", raw, lambda: sync(device)),
-                              Candidate("checked", checked, lambda: sync(device))], cfg.timing, clock=clock)
+    timed = time_interleaved([Candidate(f.__name__, f, lambda: sync(device)) for f in (raw, checked, checks)],
+                             cfg.timing, clock=clock)
     steal = env.steal_fraction(before, env.cpu_times())
-    r, c = timed["raw"].samples_ns, timed["checked"].samples_ns
+    r, c, k = (timed[n].samples_ns for n in ("raw", "checked", "checks"))
     raw_ns, checked_ns = summarize(r)["median"], summarize(c)["median"]
     lo, hi = ratio_interval(c, r)
     return dict(rec, status="ok", raw_ns=raw_ns, checked_ns=checked_ns, overhead_ns=checked_ns - raw_ns,
-                overhead_ci95_ns=[raw_ns * (lo - 1.0), raw_ns * (hi - 1.0)], raw_samples_ns=r,
-                checked_samples_ns=c, steal_pct=None if steal is None else 100.0 * steal)
+                overhead_ci95_ns=[raw_ns * (lo - 1.0), raw_ns * (hi - 1.0)], checks_ns=summarize(k)["median"],
+                raw_samples_ns=r, checked_samples_ns=c, checks_samples_ns=k,
+                steal_pct=None if steal is None else 100.0 * steal)
 
 
 def run(cfg: OverheadConfig = OverheadConfig(), ops: Sequence[str] | None = None,

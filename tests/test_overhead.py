@@ -18,10 +18,10 @@ FAST = overhead.OverheadConfig(timing=TimingConfig(warmup_s=0.0, min_reps=3, min
 
 
 class FakeClock:
-    """Samples by closure name: raw 100 us, checked 104 us."""
+    """Samples by closure name: raw 100 us, checked 104 us, the checks alone 3 us."""
 
     def block(self, fn, sync, reps):
-        return [100_000 if fn.__name__ == "raw" else 104_000] * reps, None
+        return [{"raw": 100_000, "checked": 104_000, "checks": 3_000}[fn.__name__]] * reps, None
 
 
 def _mutations(op):
@@ -90,9 +90,10 @@ def test_binding_matches_python(request):
 
 @pytest.mark.parametrize("op", list(overhead.TINY_CASES))
 def test_raw_and_checked_closures_compute_the_same(op):
-    raw, checked = overhead.closures(op, "torch")
+    raw, checked, checks = overhead.closures(op, "torch")
     for r, c in zip(*(flatten(f()) for f in (raw, checked))):
         assert torch.equal(r, c)
+    assert checks() is None
 
 
 def test_measure_and_records(tmp_path):
@@ -100,7 +101,7 @@ def test_measure_and_records(tmp_path):
     rec = overhead.measure("stack_step", "torch", FAST, clock=FakeClock())
     assert rec["status"] == "ok" and rec["kind"] == "overhead"
     assert rec["raw_ns"] == 100_000 and rec["checked_ns"] == 104_000 and rec["overhead_ns"] == 4_000
-    assert rec["overhead_ci95_ns"] == pytest.approx([4_000, 4_000])
+    assert rec["overhead_ci95_ns"] == pytest.approx([4_000, 4_000]) and rec["checks_ns"] == 3_000
     written = overhead.run(FAST, ops=["parallel_scan"], names=["torch"], out=path, clock=FakeClock())
     read = results.read(path)
     assert len(read) == len(written) == 1

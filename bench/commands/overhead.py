@@ -44,13 +44,15 @@ def run(args, console) -> int:
                      log=lambda msg: console.print(msg, markup=False, highlight=False, style="dim"))
     table = Table(title=f"Argument checks per call: {dtype} on {args.device}, tiny cases, torch threads "
                         f"{threads['torch']}, numba threads {threads['numba']} (medians, interleaved)")
-    for col in ("op", "backend", "case", "raw us", "checked us", "overhead us", "95% interval us", "steal %"):
+    for col in ("op", "backend", "case", "raw us", "checked us", "overhead us", "95% interval us", "checks alone us",
+                "steal %"):
         table.add_column(col, justify="left" if col in ("op", "backend", "case") else "right")
     for r in records:
         lo, hi = r["overhead_ci95_ns"]
         steal = "-" if r["steal_pct"] is None else f"{r['steal_pct']:.1f}"
         table.add_row(r["op"], r["backend"], r["case_id"], f"{r['raw_ns'] / 1e3:.1f}", f"{r['checked_ns'] / 1e3:.1f}",
-                      f"{r['overhead_ns'] / 1e3:.1f}", f"[{lo / 1e3:.1f}, {hi / 1e3:.1f}]", steal)
+                      f"{r['overhead_ns'] / 1e3:.1f}", f"[{lo / 1e3:.1f}, {hi / 1e3:.1f}]",
+                      f"{r['checks_ns'] / 1e3:.1f}", steal)
     console.print(table)
     for op, b, reason in skipped:
         if reason is not None:

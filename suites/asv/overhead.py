@@ -18,9 +18,10 @@ env.pin_process(int(os.environ.get("ARSENAL_THREADS", "0")) or None)
 
 
 class CallOverhead:
-    """One tiny forward per (op, backend, path): path "raw" or "checked"."""
+    """One tiny forward per (op, backend, path): "raw" (impl.fn), "checked" (impl) or
+    "checks" (impl around a no-op kernel: the checks alone)."""
 
-    params = (list(overhead.TINY_CASES), list(backends.BACKEND_NAMES), ["raw", "checked"])
+    params = (list(overhead.TINY_CASES), list(backends.BACKEND_NAMES), ["raw", "checked", "checks"])
     param_names = ("op", "backend", "path")
 
     def setup(self, op, backend, path):
@@ -29,8 +30,8 @@ class CallOverhead:
         reason = overhead.why_not_timed(op, backend, DEVICE)
         if reason is not None:
             raise SkipNotImplemented(reason)
-        raw, checked = overhead.closures(op, backend, overhead.OverheadConfig(device=DEVICE))
-        self.fn = raw if path == "raw" else checked
+        closures = overhead.closures(op, backend, overhead.OverheadConfig(device=DEVICE))
+        self.fn = dict(zip(("raw", "checked", "checks"), closures))[path]
         self.sync = backends.BACKENDS[backend].synchronize
         self.device = torch.device(DEVICE)
         self.fn()  # warm: Numba's cache load, the first call's allocations

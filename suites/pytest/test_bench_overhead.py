@@ -2,9 +2,10 @@
 --benchmark-only``.
 
 For each op's tiny case (``bench.overhead.TINY_CASES``) and each backend that runs here,
-the raw implementation (``impl.fn``) and the checked one (``impl``) are benchmarked in
-one group, so pytest-benchmark's table sets them side by side: their difference is what
-the checks cost per call. The closures are ``bench.overhead.closures``, the ones
+the raw implementation (``impl.fn``), the checked one (``impl``) and the checked path
+around a no-op kernel (``checks``) are benchmarked in one group, so pytest-benchmark's
+table sets them side by side: checked - raw, and checks directly, are what the checks
+cost per call. The closures are ``bench.overhead.closures``, the ones
 ``arsenal overhead`` and the asv suite time. An interpreted or unavailable backend is
 skipped with the reason.
 """
@@ -21,7 +22,7 @@ PAIRS = [(op, b) for op in overhead.TINY_CASES for b in backends.BACKEND_NAMES
          if op in backends.BACKENDS[b].op_names()]
 
 
-@pytest.mark.parametrize("path", ["raw", "checked"])
+@pytest.mark.parametrize("path", ["raw", "checked", "checks"])
 @pytest.mark.parametrize("op, backend", PAIRS, ids=[f"overhead-{op}-{b}" for op, b in PAIRS])
 def test_call(benchmark, request, op, backend, path):
     device = request.config.getoption("arsenal_device")
@@ -29,8 +30,7 @@ def test_call(benchmark, request, op, backend, path):
     if reason is not None:
         pytest.skip(reason)
     cfg = overhead.OverheadConfig(device=device)
-    raw, checked = overhead.closures(op, backend, cfg)
-    fn = raw if path == "raw" else checked
+    fn = dict(zip(("raw", "checked", "checks"), overhead.closures(op, backend, cfg)))[path]
     sync = backends.BACKENDS[backend].synchronize
     benchmark.group = f"overhead {op} {backend}"
     benchmark.extra_info.update(op=op, backend=backend, path=path, case=overhead.TINY_CASES[op], device=device,
