@@ -268,8 +268,10 @@ class ModelBench:
                 "compile_seconds": None, "load": None}
 
     def run(self, family: str, config_id: str, overrides: dict, B: int, T: int, mixes, peers=PEERS,
-            role: str = "grid") -> list[dict]:
-        """One group: every mix and peer of one family config and shape, interleaved."""
+            role: str = "grid", refused: dict | None = None) -> list[dict]:
+        """One group: every mix and peer of one family config and shape, interleaved.
+        ``refused`` maps a peer to why it is not run here (recorded "unavailable")."""
+        refused = refused or {}
         device = self.cfg.device
         config = models.config(family, **overrides)
         names = list(dict.fromkeys(list(mixes) + list(peers)))
@@ -281,6 +283,9 @@ class ModelBench:
         for name in names:
             rec = records[name]
             rec["params"] = params
+            if name in refused:
+                rec.update(status="unavailable", error=refused[name])
+                continue
             if name not in PEERS:
                 try:
                     ops = backends.resolve(parse_mix(name), device)

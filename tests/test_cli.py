@@ -170,21 +170,26 @@ def test_run_checks_then_times_with_plain_functions_then_writes_the_report(tmp_p
     """``arsenal run`` calls the check and ops functions with configs (no Namespaces) and
     ends with reports.write_report when it exists, skipping it quietly when not."""
     import reports
-    from bench.commands import check, ops
+    from bench.commands import check, models, ops
 
     calls = []
     monkeypatch.setattr(check, "check", lambda sel, console: calls.append(("check", sel)) or (0, []))
+    monkeypatch.setattr(models, "profile", lambda runs, bench, console: calls.append(("models", runs)) or [])
     monkeypatch.setattr(ops, "time_ops", lambda cfg, console, checked=(): calls.append(("ops", cfg)) or [])
     monkeypatch.setattr(reports, "write_report", lambda paths, out: calls.append(("report", paths, out)) or out,
                         raising=False)
     out = str(tmp_path / "r.jsonl")
     assert cli.main(["run", "--out", out]) == 0
-    (_, checked), (_, timed), report = calls
+    (_, checked), (_, timed), (_, runs), report = calls
+    assert {r.family for r in runs} >= {"transformer", "fastlane", "elman", "stackformer", "nsm"}
     assert checked.names is None and not checked.peers and checked.dtypes is None
     assert timed.selection.peers and timed.selection.suite == "quick" and timed.out == out
     assert timed.selection.modes == ("forward", "forward_backward")
     assert report == ("report", [out], "out/report.html") and "out/report.html" in capsys.readouterr().out
     monkeypatch.delattr(reports, "write_report")
     calls.clear()
-    assert cli.main(["run", "--out", out]) == 0 and [c[0] for c in calls] == ["check", "ops"]
+    assert cli.main(["run", "--out", out]) == 0 and [c[0] for c in calls] == ["check", "ops", "models"]
+    assert "report" not in capsys.readouterr().out
+    calls.clear()
+    assert cli.main(["run", "--out", out, "--no-models"]) == 0 and [c[0] for c in calls] == ["check", "ops"]
     assert "report" not in capsys.readouterr().out

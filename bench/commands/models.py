@@ -73,6 +73,13 @@ def _runs(args):
     return [r for r in runs if r.family in models.FAMILIES], missing
 
 
+def _refused(family: str, config_id: str) -> dict:
+    from suites.model_runs import COMPILE_REFUSED
+
+    reason = COMPILE_REFUSED.get((family, config_id))
+    return {"torch_compile": reason} if reason else {}
+
+
 def _bench(args, log):
     from bench.model_bench import ModelBench, ModelBenchConfig
     from bench.timing import TimingConfig
@@ -87,7 +94,7 @@ def _mixes(args, default):
     from bench.model_bench import parse_mix
 
     if not args.mix:
-        return list(default)
+        return None if default is None else list(default)
     mixes = [m.strip() for m in args.mix.split(",") if m.strip()]
     for m in mixes:
         if m == "torch_compile":
@@ -114,18 +121,25 @@ def run(args, console) -> int:
     runs, missing = _runs(args)
     if missing:
         console.print(f"families not built yet, skipped: {', '.join(missing)}", markup=False)
-    bench = _bench(args, log)
-    records = []
-    for r in runs:
-        records += bench.run(r.family, r.config_id, r.overrides, r.B, r.T, _mixes(args, r.mixes),
-                             peers=() if args.no_peers else r.peers, role=r.role)
+    records = profile(runs, _bench(args, log), console, mixes=_mixes(args, None) if args.mix else None,
+                      peers=not args.no_peers)
+    console.print(f"{len(records)} records appended to {args.out}", markup=False, highlight=False)
+    return 1 if any(r["status"] in ("incorrect", "error") for r in records) else 0
+
+
+def profile(runs, bench, console, mixes=None, peers: bool = True) -> list[dict]:
+    """Every run of a grid through ``bench`` (a ModelBench), then the console tables;
+    `arsenal run` calls this with the "main" suite."""
     from bench import model_summary
 
+    records = []
+    for r in runs:
+        records += bench.run(r.family, r.config_id, r.overrides, r.B, r.T, mixes or r.mixes,
+                             peers=r.peers if peers else (), role=r.role, refused=_refused(r.family, r.config_id))
     model_summary.print_grid(console, records)
     if any(r["role"] == "scaling" for r in records):
         model_summary.print_scaling(console, records)
-    console.print(f"{len(records)} records appended to {args.out}", markup=False, highlight=False)
-    return 1 if any(r["status"] in ("incorrect", "error") for r in records) else 0
+    return records
 
 
 def _ablate(args, console, log) -> int:
@@ -152,7 +166,8 @@ def _ablate(args, console, log) -> int:
                           role="swap")
         best = mix_id(best_mix(swaps))
         finals = bench.run(fam, cid, over, shape["B"], shape["T"], list(dict.fromkeys(["torch", best])),
-                           peers=() if args.no_peers else ("torch_compile",), role="best")
+                           peers=() if args.no_peers else ("torch_compile",), role="best",
+                           refused=_refused(fam, cid))
         model_summary.print_ablation(console, fam, cid, swaps, finals, best)
         status = max(status, int(any(r["status"] in ("incorrect", "error") for r in swaps + finals)))
     return status

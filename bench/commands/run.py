@@ -1,6 +1,7 @@
 """``arsenal run``: README's main job. The correctness check of every available backend,
-then the quick op suite with peers (forward and forward+backward) into ``--out``, then
-the HTML report of that file (when ``reports.write_report`` exists)."""
+the quick op suite with peers (forward and forward+backward), a quick model profile
+(suites/model_runs.py "main": every family once, every mix, torch.compile of the whole
+model as a peer) into ``--out``, then the HTML report of that file."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ def add_arguments(sp) -> None:
     sp.add_argument("--out", default="out/results.jsonl")
     sp.add_argument("--threads", type=int)
     sp.add_argument("--device", help=_args.DEVICE_HELP)
+    sp.add_argument("--no-models", action="store_true", help="skip the quick model profile")
 
 
 def write_report(out: str, console) -> None:
@@ -47,5 +49,14 @@ def run(args, console) -> int:
     records = ops.time_ops(ops.OpsConfig(selection=timed, out=args.out, threads=args.threads), console,
                            checked=checked)
     status = max(status, summary.exit_status(console, records))
+    if not args.no_models:
+        from bench.commands import models as model_cmd
+        from bench.model_bench import ModelBench, ModelBenchConfig
+        from suites.model_runs import SUITES
+
+        console.print("quick model profile (arsenal models --suite main)", markup=False, highlight=False)
+        bench = ModelBench(ModelBenchConfig(device=args.device), out=args.out)
+        found = model_cmd.profile(SUITES["main"], bench, console)
+        status = max(status, int(any(r["status"] in ("incorrect", "error") for r in found)))
     write_report(args.out, console)
     return status
