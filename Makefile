@@ -41,7 +41,7 @@ gpu:
 	$(GPU_PYTHON) -m bench.gpu $(GPU_ARGS)
 
 # The same driver on the CPU: Triton's interpreter, Numba's CUDA simulator, tiny cases,
-# into out/gpu-dry/ (about 40 s on 2 cores).
+# into out/gpu-dry/ (about a minute on 2 cores).
 gpu-dry: $(STAMP)
 	TRITON_INTERPRET=1 NUMBA_ENABLE_CUDASIM=1 $(PY) -m bench.gpu --dry $(GPU_ARGS)
 

@@ -11,19 +11,25 @@ are installed into ``.gpu-site/``, also put on PYTHONPATH. The steps, in order:
     matrix       the strict correctness matrix on CUDA (pytest --strict-backends), torch,
                  triton and numba_cuda in float32 and bfloat16, with a junit XML
     ops          the full op suite with the peers, forward and forward_backward
-    models       a quick model profile (only once `arsenal models` exists)
-    report       the HTML report (only once `arsenal report` exists)
+    drift        each recurrent op's error against float64 as T grows (arsenal drift)
+    overhead     the per-call cost of the checked entry point (arsenal overhead)
+    models       a quick model profile (arsenal models)
+    report       the HTML report of every results file above (arsenal report)
+
+The last four run only where their command exists (others are adding them); a step whose
+command does not exist yet is logged and summarised as skipped.
 
 Each step's output is streamed, line by line, to the terminal and to ``gpu.log``; a
 failing step is recorded and the next steps still run; the exit code is 1 if any step
 failed. Everything lands in ``results/gpu/<date>-<gpu-slug>/``: gpu.log, COMMAND (the
 exact command), SUMMARY.md (steps, pass/fail, durations; rewritten after every step, so
-an interrupted run keeps one), environment.json, junit.xml, results.jsonl, the roofline
-and the report.
+an interrupted run keeps one), environment.json, junit.xml, results.jsonl, drift.jsonl,
+overhead.jsonl, models.jsonl, the roofline and the report.
 
 ``--dry`` is the same driver on the CPU (``make gpu-dry``): Triton's interpreter and
-Numba's CUDA simulator, the matrix on one tiny case and the op step on one tiny case per
-op, into ``out/gpu-dry/``; it proves the plumbing, never the GPU.
+Numba's CUDA simulator, the matrix on the smallest case of each op, the op step on one
+tiny case of each op with a GPU peer, the newer commands on tiny inputs, into
+``out/gpu-dry/``; it proves the plumbing, never the GPU.
 
 This module imports only the standard library: it must start before the carried wheels
 are installed, and it must not import torch before the steps set their environment.
@@ -73,6 +79,7 @@ DRY_CASES = {
     "nsm_route": "B=2,T=9,D=5,S=4",
 }
 DRY_BACKENDS = "torch,triton,numba_cuda,accelerated_scan,fla"
+DRY_OPS = ("gated_update", "parallel_scan", "banked_attention")  # the op step's default: the ops with GPU peers
 DRY_TIMING = ("--budget", "0.1", "--settle-ms", "0")
 
 
@@ -155,32 +162,53 @@ def plan(run: Run) -> list[Step]:
     matrix = py + ["-m", "pytest", "--strict-backends", "-q", "-rfE", *tests, f"--junitxml={out / 'junit.xml'}"]
     results = str(out / "results.jsonl")
     modes = ["--mode", "forward,forward_backward"]
-    if run.dry:
+    if run.dry:  # one process per op (a --case belongs to one op), each a few seconds
+        timed = DRY_OPS if run.ops == list(OPS) else run.ops
         ops_commands = [arsenal + ["ops", "--device", device, "--op", op, "--case", DRY_CASES[op], "--backend",
-                                   DRY_BACKENDS, *modes, *DRY_TIMING, "--out", results] for op in run.ops]
+                                   DRY_BACKENDS, *modes, *DRY_TIMING, "--out", results] for op in timed]
     else:
         only = [] if run.ops == list(OPS) else ["--op", ",".join(run.ops)]
         ops_commands = [arsenal + ["ops", "--suite", "full", "--peers", *modes, "--device", device, *only,
                                    "--out", results]]
-    models_out = out / "models.jsonl"
+    files = {name: out / f"{name}.jsonl" for name in ("drift", "overhead", "models")}
 
-    def models() -> list[str]:
-        if run.dry:  # a model grid takes minutes on a CPU: the dry run proves the command loads
-            return arsenal + ["models", "--help"]
-        keep = ["--out", str(models_out)] if "--out" in run.arsenal_help("models") else []
-        return arsenal + ["models", "--suite", "quick", "--device", device, *keep]
+    def optional(command: str, options: list[tuple[str, str | None]]) -> Command:
+        """`arsenal <command>` with the options its --help lists: these commands are new and
+        still changing, so an option one does not take is left out rather than failing it."""
+        def argv() -> list[str]:
+            text = run.arsenal_help(command)
+            listed = [(o, v) for o, v in options if re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", text)]
+            return arsenal + [command] + [x for o, v in listed for x in ((o,) if v is None else (o, v))]
+        return argv
 
     def report() -> list[str]:  # every results file the steps before it wrote
-        files = [str(p) for p in (Path(results), models_out) if p.exists()]
-        return arsenal + ["report", *files, "-o", str(out / "report.html")]
+        have = [str(p) for p in (Path(results), *files.values()) if p.exists()]
+        return arsenal + ["report", *have, "-o", str(out / "report.html")]
 
+    if run.dry:  # tiny: one short sequence, torch's per-call overhead, and the model families
+        # listed (one model's profile takes minutes on a 2-core CPU)
+        drift = [("--op", "parallel_scan"), ("--T", "100")]
+        overhead = [("--op", ",".join(run.ops)), ("--backend", "torch"), ("--budget", "0.1")]
+        models = [("list", None)]
+    else:
+        drift = []
+        overhead = [] if run.ops == list(OPS) else [("--op", ",".join(run.ops))]
+        models = [("--suite", "quick")]
+    where = [("--device", device)]
     return [
         Step("wheels", "install the carried wheels this Python lacks; check the needed modules", func=install_wheels),
         Step("environment", "GPU, driver, CUDA and package versions", [environment]),
         Step("roofline", "the measured ceilings", [roofline]),
         Step("matrix", "strict correctness matrix: torch, triton, numba_cuda x float32, bfloat16", [matrix]),
         Step("ops", "op suite with peers, forward and forward_backward", ops_commands),
-        Step("models", "quick model profile", [models], needs_command="models"),
+        Step("drift", "forward error against float64 as T grows",
+             [optional("drift", drift + where + [("--out", str(files["drift"]))])], needs_command="drift"),
+        Step("overhead", "per-call cost of the checked entry point",
+             [optional("overhead", overhead + where + [("--out", str(files["overhead"]))])],
+             needs_command="overhead"),
+        Step("models", "quick model profile",
+             [optional("models", models + ([] if run.dry else where + [("--out", str(files["models"]))]))],
+             needs_command="models"),
         Step("report", "HTML report", [report], needs_command="report"),
     ]
 
@@ -443,6 +471,7 @@ def write_summary(run: Run) -> None:
         info = json.loads((run.out / "environment.json").read_text())
     pkgs = info.get("packages", {})
     details = {"matrix": _junit_counts(run.out / "junit.xml"), "ops": _record_counts(run.out / "results.jsonl")}
+    details.update({name: _record_counts(run.out / f"{name}.jsonl") for name in ("drift", "overhead", "models")})
     lines = [
         f"# {'Dry run (CPU)' if run.dry else 'GPU validation'}: {run.out.name}",
         "",
@@ -462,8 +491,8 @@ def write_summary(run: Run) -> None:
     lines += ["", (f"**{len(failed)} failed step(s): {', '.join(failed)}.**" if failed else
                    "All steps passed." if done else "Run in progress or interrupted."),
               "", "Files: gpu.log (every step's output), COMMAND, environment.json, junit.xml (the matrix), "
-              "results.jsonl (the op suite), roofline-*.json (the ceilings, GPU runs), report.html (once "
-              "`arsenal report` exists)."]
+              "results.jsonl (the op suite), drift.jsonl, overhead.jsonl, models.jsonl, roofline-*.json (the "
+              "ceilings, GPU runs) and report.html, each where its step ran."]
     (run.out / "SUMMARY.md").write_text("\n".join(lines) + "\n")
 
 

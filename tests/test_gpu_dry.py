@@ -28,7 +28,8 @@ def test_gpu_plan_runs_the_strict_matrix_and_the_full_suite_on_cuda(tmp_path, mo
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     run = _run(tmp_path, dry=False)
     steps = {s.name: s for s in gpu.plan(run)}
-    assert list(steps) == ["wheels", "environment", "roofline", "matrix", "ops", "models", "report"]
+    assert list(steps) == ["wheels", "environment", "roofline", "matrix", "ops", "drift", "overhead", "models",
+                           "report"]
     assert steps["wheels"].func is gpu.install_wheels
 
     (roofline,) = _argv(steps["roofline"])
@@ -42,7 +43,18 @@ def test_gpu_plan_runs_the_strict_matrix_and_the_full_suite_on_cuda(tmp_path, mo
     (ops,) = _argv(steps["ops"])
     assert ops[ops.index("ops"):] == ["ops", "--suite", "full", "--peers", "--mode", "forward,forward_backward",
                                       "--device", "cuda", "--out", str(run.out / "results.jsonl")]
-    assert steps["models"].needs_command == "models" and steps["report"].needs_command == "report"
+    for name in ("drift", "overhead", "models", "report"):  # run only where the command exists
+        assert steps[name].needs_command == name
+
+    # the newer commands get the options their --help lists, and no others
+    run.helps[("models",)] = "usage: arsenal models [--suite SUITE] [--device DEVICE]"
+    (models,) = _argv(steps["models"])
+    assert models[models.index("models"):] == ["models", "--suite", "quick", "--device", "cuda"]
+    run.helps[("drift",)] = "usage: arsenal drift [--device DEVICE] [--out OUT]"
+    (drift,) = _argv(steps["drift"])
+    assert drift[drift.index("drift"):] == ["drift", "--device", "cuda", "--out", str(run.out / "drift.jsonl")]
+    (report,) = _argv(steps["report"])  # only the results files that exist by then
+    assert report[report.index("report"):] == ["report", "-o", str(run.out / "report.html")]
 
     env = run.env()  # the GPU run never inherits the simulators, and keeps its ceilings with the results
     assert "TRITON_INTERPRET" not in env and "NUMBA_ENABLE_CUDASIM" not in env
@@ -60,6 +72,9 @@ def test_dry_plan_uses_the_simulators_and_tiny_cases(tmp_path, monkeypatch):
     assert len(ops) == 2 and all("--device" in c and c[c.index("--device") + 1] == "cpu" for c in ops)
     assert ops[0][ops[0].index("--case") + 1] == gpu.DRY_CASES["parallel_scan"]
     assert run.env()["TRITON_INTERPRET"] == "1" and run.env()["NUMBA_ENABLE_CUDASIM"] == "1"
+    every = {s.name: s for s in gpu.plan(_run(tmp_path, dry=True))}  # all ops: the matrix has them all,
+    assert _argv(every["matrix"])[0][-2].endswith("not numba_cpu and not float64")  # the op step the peers' ops
+    assert [c[c.index("--op") + 1] for c in _argv(every["ops"])] == list(gpu.DRY_OPS)
 
 
 def test_results_directory_is_dated_and_named_after_the_gpu(tmp_path):
