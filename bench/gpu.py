@@ -79,6 +79,8 @@ DRY_CASES = {
     "nsm_route": "B=2,T=9,D=5,S=4",
 }
 DRY_BACKENDS = "torch,triton,numba_cuda,accelerated_scan,fla"
+ALWAYS = ("wheels", "environment")  # run whatever --steps says: the record of what a run ran on
+STEPS = ("wheels", "environment", "roofline", "matrix", "ops", "drift", "overhead", "models", "report")
 DRY_OPS = ("gated_update", "parallel_scan", "banked_attention")  # the op step's default: the ops with GPU peers
 DRY_TIMING = ("--budget", "0.1", "--settle-ms", "0")
 
@@ -111,6 +113,8 @@ class Run:
     wheels: Path
     site: Path
     argv: list[str]
+    suite: str = "full"  # the op step's suite (suites/op_shapes.py)
+    selected: list[str] | None = None  # steps to run besides wheels and environment (None: all)
     steps: list[Step] = field(default_factory=list)
     log: "Tee | None" = None
     helps: dict = field(default_factory=dict)
@@ -168,7 +172,7 @@ def plan(run: Run) -> list[Step]:
                                    DRY_BACKENDS, *modes, *DRY_TIMING, "--out", results] for op in timed]
     else:
         only = [] if run.ops == list(OPS) else ["--op", ",".join(run.ops)]
-        ops_commands = [arsenal + ["ops", "--suite", "full", "--peers", *modes, "--device", device, *only,
+        ops_commands = [arsenal + ["ops", "--suite", run.suite, "--peers", *modes, "--device", device, *only,
                                    "--out", results]]
     files = {name: out / f"{name}.jsonl" for name in ("drift", "overhead", "models")}
 
@@ -249,6 +253,10 @@ def run_command(argv: list[str], env: dict, log: Tee) -> int:
 def run_step(run: Run, step: Step) -> None:
     log = run.log
     log.write(f"\n== {step.name}: {step.what}\n")
+    if run.selected is not None and step.name not in (*ALWAYS, *run.selected):
+        step.status, step.note = "skipped", "not selected (--steps)"
+        log.write(f"== {step.name}: skipped: {step.note}\n")
+        return
     if step.needs_command and not run.has_command(step.needs_command):
         step.status = "skipped"
         step.note = f"`arsenal {step.needs_command}` does not exist yet"
@@ -529,6 +537,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python3 -m bench.gpu", description=__doc__.split("\n\n")[0])
     p.add_argument("--dry", action="store_true", help="the CPU dry run: simulators, tiny cases, into out/gpu-dry")
     p.add_argument("--op", help="comma-separated ops for the matrix and op steps (default: all)")
+    p.add_argument("--suite", default="full", help="the op step's suite: full (default), quick or stable")
+    p.add_argument("--steps", help=f"comma-separated steps to run besides {' and '.join(ALWAYS)} (default: all of "
+                   f"{', '.join(STEPS)}); a short GPU lease: --steps roofline,matrix,ops --suite quick")
     p.add_argument("--out-root", type=Path, help="where the run's directory goes (default results/gpu, "
                    "dry: out/gpu-dry)")
     p.add_argument("--wheels", type=Path, default=REPO / ".whl", help="the carried wheels (default .whl)")
@@ -546,12 +557,17 @@ def make_run(argv: list[str]) -> Run:
     bad = [o for o in ops if o not in OPS]
     if bad:
         raise SystemExit(f"bench.gpu: unknown op(s) {', '.join(bad)}; valid: {', '.join(OPS)}")
+    selected = None if args.steps is None else [x.strip() for x in args.steps.split(",") if x.strip()]
+    if selected is not None and not set(selected) <= set(STEPS):
+        raise SystemExit(f"bench.gpu: unknown step(s) {', '.join(sorted(set(selected) - set(STEPS)))}; "
+                         f"valid: {', '.join(STEPS)}")
     root = args.out_root or REPO / ("out/gpu-dry" if args.dry else "results/gpu")
     out = results_dir(root, "cpu-dry" if args.dry else gpu_name())
     # A dry run installs into its own directory, so that it never leaves packages in
     # .gpu-site/ (which a later GPU run would then think it had installed).
     site = args.site or (out / "site" if args.dry else REPO / ".gpu-site")
-    return Run(dry=args.dry, ops=ops, out=out, wheels=args.wheels, site=site, argv=argv)
+    return Run(dry=args.dry, ops=ops, out=out, wheels=args.wheels, site=site, argv=argv, suite=args.suite,
+               selected=selected)
 
 
 def main(argv: list[str] | None = None) -> int:

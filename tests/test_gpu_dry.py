@@ -28,8 +28,8 @@ def test_gpu_plan_runs_the_strict_matrix_and_the_full_suite_on_cuda(tmp_path, mo
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     run = _run(tmp_path, dry=False)
     steps = {s.name: s for s in gpu.plan(run)}
-    assert list(steps) == ["wheels", "environment", "roofline", "matrix", "ops", "drift", "overhead", "models",
-                           "report"]
+    assert tuple(steps) == gpu.STEPS == ("wheels", "environment", "roofline", "matrix", "ops", "drift", "overhead",
+                                         "models", "report")
     assert steps["wheels"].func is gpu.install_wheels
 
     (roofline,) = _argv(steps["roofline"])
@@ -105,6 +105,12 @@ def test_a_failing_step_is_recorded_and_the_next_steps_still_run(tmp_path, monke
     assert "1 failed step(s): first" in summary
     assert (run.out / "COMMAND").read_text().strip().endswith("-m bench.gpu --dry")
     assert "second out" in capsys.readouterr().out  # streamed to the terminal too
+
+    again = _run(tmp_path / "again", dry=True)  # --steps second: the others are skipped, as not selected
+    again.selected = ["second"]
+    again.helps[()] = run.helps[()]
+    assert gpu.execute(again) == 0
+    assert "== first: skipped: not selected (--steps)" in (again.out / "gpu.log").read_text()
 
 
 def test_reduced_dry_run_end_to_end(tmp_path):
