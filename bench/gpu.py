@@ -16,8 +16,11 @@ are installed into ``.gpu-site/``, also put on PYTHONPATH. The steps, in order:
     models       a quick model profile (arsenal models)
     report       the HTML report of every results file above (arsenal report)
 
-The last four run only where their command exists (others are adding them); a step whose
-command does not exist yet is logged and summarised as skipped.
+The last four run only where their command exists (they are newer than this driver): a
+step whose command does not exist yet is logged and summarised as skipped. ``--steps``
+runs some of the steps (wheels and environment always run), ``--op`` some of the ops,
+``--suite`` another op suite: a short GPU lease takes ``--steps roofline,matrix,ops
+--suite quick``.
 
 Each step's output is streamed, line by line, to the terminal and to ``gpu.log``; a
 failing step is recorded and the next steps still run; the exit code is 1 if any step
@@ -66,6 +69,8 @@ MATRIX_SELECTION = "not numba_cpu and not float64"
 # Modules the steps import; on the GPU also numba-cuda and the two GPU peers.
 NEEDED = ("torch", "triton", "numba", "numpy", "scipy", "pandas", "rich", "pytest", "pytest_benchmark", "hypothesis")
 NEEDED_ON_GPU = ("numba_cuda", "fla", "accelerated_scan")
+STEPS = ("wheels", "environment", "roofline", "matrix", "ops", "drift", "overhead", "models", "report")
+ALWAYS = ("wheels", "environment")  # run whatever --steps says: the record of what a run ran on
 # Dry run: the op step times one tiny case per op (a test case of its contract). The
 # CUDA peers are named so that their "unavailable" rows go through the pipeline;
 # torch_compile is left out because Inductor compiles for tens of seconds on a CPU.
@@ -79,8 +84,6 @@ DRY_CASES = {
     "nsm_route": "B=2,T=9,D=5,S=4",
 }
 DRY_BACKENDS = "torch,triton,numba_cuda,accelerated_scan,fla"
-ALWAYS = ("wheels", "environment")  # run whatever --steps says: the record of what a run ran on
-STEPS = ("wheels", "environment", "roofline", "matrix", "ops", "drift", "overhead", "models", "report")
 DRY_OPS = ("gated_update", "parallel_scan", "banked_attention")  # the op step's default: the ops with GPU peers
 DRY_TIMING = ("--budget", "0.1", "--settle-ms", "0")
 
@@ -263,14 +266,18 @@ def run_step(run: Run, step: Step) -> None:
         log.write(f"== {step.name}: skipped: {step.note}\n")
         return
     start = time.monotonic()
-    if step.func is not None:
-        rc = step.func(run)
-    else:
-        rc = 0
-        for command in step.commands:
-            rc = run_command(command() if callable(command) else command, run.env(), log)
-            if rc != 0:
-                break
+    try:
+        if step.func is not None:
+            rc = step.func(run)
+        else:
+            rc = 0
+            for command in step.commands:
+                rc = run_command(command() if callable(command) else command, run.env(), log)
+                if rc != 0:
+                    break
+    except Exception as exc:  # a bug of the driver's own fails this step, not the run
+        log.write(f"{type(exc).__name__}: {exc}\n")
+        rc, step.note = 1, f"driver error: {type(exc).__name__}"
     step.seconds = time.monotonic() - start
     step.status = "ok" if rc == 0 else "FAILED"
     if rc != 0:
@@ -296,10 +303,9 @@ def execute(run: Run) -> int:
         run.log.write("\ninterrupted\n")
         return 130
     failed = [s.name for s in run.steps if s.status == "FAILED"]
-    skipped = [s.name for s in run.steps if s.status == "skipped"]
+    skipped = [f"{s.name} ({s.note})" for s in run.steps if s.status == "skipped"]
     run.log.write((f"\n{len(failed)} failed step(s): {', '.join(failed)}\n" if failed else "\nall steps passed\n")
-                  + (f"skipped (command does not exist yet): {', '.join(skipped)}\n" if skipped else "")
-                  + f"results: {run.out}\n")
+                  + (f"skipped: {', '.join(skipped)}\n" if skipped else "") + f"results: {run.out}\n")
     run.log.close()
     return 1 if failed else 0
 

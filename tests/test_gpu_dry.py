@@ -90,7 +90,8 @@ def test_a_failing_step_is_recorded_and_the_next_steps_still_run(tmp_path, monke
         say = [sys.executable, "-c"]
         return [gpu.Step("first", "fails", [say + ["import sys; print('first out'); sys.exit(3)"]]),
                 gpu.Step("second", "runs anyway", [say + ["print('second out')"]]),
-                gpu.Step("third", "needs a command", [say + ["print('never')"]], needs_command="no-such-command")]
+                gpu.Step("third", "needs a command", [say + ["print('never')"]], needs_command="no-such-command"),
+                gpu.Step("fourth", "raises", func=lambda run: 1 / 0)]
 
     monkeypatch.setattr(gpu, "plan", fake_plan)
     run = _run(tmp_path, dry=True, argv=["--dry"])
@@ -100,9 +101,10 @@ def test_a_failing_step_is_recorded_and_the_next_steps_still_run(tmp_path, monke
     assert "first out" in log and "== first: FAILED" in log and "exit code 3" in log
     assert "second out" in log and "== second: ok" in log
     assert "== third: skipped: `arsenal no-such-command` does not exist yet" in log and "never" not in log
+    assert "ZeroDivisionError" in log and "== fourth: FAILED" in log
     summary = (run.out / "SUMMARY.md").read_text()
     assert "| first | FAILED |" in summary and "| second | ok |" in summary and "| third | skipped |" in summary
-    assert "1 failed step(s): first" in summary
+    assert "2 failed step(s): first, fourth" in summary
     assert (run.out / "COMMAND").read_text().strip().endswith("-m bench.gpu --dry")
     assert "second out" in capsys.readouterr().out  # streamed to the terminal too
 
