@@ -35,7 +35,8 @@ def test_gpu_plan_runs_the_strict_matrix_and_the_full_suite_on_cuda(tmp_path, mo
     (roofline,) = _argv(steps["roofline"])
     assert roofline[-4:] == ["roofline", "--device", "cuda", "--refresh"]
 
-    (matrix,) = _argv(steps["matrix"])
+    cuda, matrix = _argv(steps["matrix"])  # CUDA first: without it the matrix would pass in the simulators
+    assert "torch.cuda.is_available()" in cuda[-1]
     assert "--strict-backends" in matrix and f"--junitxml={run.out / 'junit.xml'}" in matrix
     assert all(t in matrix for t in gpu.MATRIX_TESTS)
     assert matrix[matrix.index("-k") + 1] == "not numba_cpu and not float64"  # torch, triton, numba_cuda; f32, bf16
