@@ -294,7 +294,7 @@ class Run:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.ddp = DistributedDataParallel(self.objective, device_ids=ids, broadcast_buffers=False)
+            self.ddp = DistributedDataParallel(self.objective, device_ids=ids)
         self._build_optimizer()
         self.T = self._seq_len() if self.streams else None
         self.data = (Stream(StreamRows(self.task.stream("train"), cfg.batch_size, self.T, f"task {cfg.task!r} train"))
@@ -669,6 +669,7 @@ class Run:
         if self.own_group:
             import torch.distributed as dist
 
+            dist.barrier()  # no process leaves while another still needs the group
             dist.destroy_process_group()
 
 
