@@ -267,6 +267,17 @@ class Run:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self._init_distributed()
+        try:
+            self._setup(task, model)
+        except BaseException:
+            if self.own_group:  # a failed set-up leaves no group behind (no barrier: others may have failed too)
+                import torch.distributed as dist
+
+                dist.destroy_process_group()
+            raise
+
+    def _setup(self, task, model):
+        cfg = self.cfg
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
         random.seed(cfg.seed)
