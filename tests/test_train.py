@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 
@@ -253,3 +254,29 @@ def test_cli_layer_builds_the_config():
     line = command.torchrun_command(cfg, 2)
     assert line[1:3] == ["-m", "torch.distributed.run"] and "bench.train" in line
     assert TrainConfig.from_dict(json.loads(line[-1])) == cfg
+
+
+def test_schedulefree_missing_names_the_pip_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "schedulefree", None)  # import fails
+    with pytest.raises(ValueError, match="pip install schedulefree"):
+        train(config(optimizer="schedulefree"), task=TinyClassify())
+
+
+def test_cli_train_then_generate(tmp_path, monkeypatch, capsys):
+    """arsenal train on a named task writes records and a checkpoint; arsenal generate
+    samples from that checkpoint."""
+    pytest.importorskip("suites.tasks")
+    from bench import cli, results
+
+    monkeypatch.setenv("ARSENAL_DATA_DIR", str(tmp_path / "data"))
+    out, ck = tmp_path / "r.jsonl", tmp_path / "ck.pt"
+    code = cli.main(["train", "--task", "selective_copy", "--task-args",
+                     "length=16,n_tokens=4,vocab=8,n_train=32,n_valid=8,n_test=8", "--model",
+                     "d_model=16,n_heads=2,n_layers=1", "--steps", "2", "--batch-size", "8", "--threads", "1",
+                     "--out", str(out), "--checkpoint", str(ck), "--quiet", "--device", "cpu"])
+    assert code == 0 and ck.exists()
+    assert [r["split"] for r in results.read(out)] == ["train", "val", "test"]
+    assert cli.main(["generate", "--checkpoint", str(ck), "--prompt-ids", "1,2,3", "--max-new-tokens", "4",
+                     "--device", "cpu"]) == 0
+    assert "stopped: length" in capsys.readouterr().out
+    assert cli.main(["train", "--steps", "0", "--quiet"]) == 2  # a bad value is a usage error
