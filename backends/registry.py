@@ -199,7 +199,8 @@ class ArgPlan:
                                 f"shape {tuple(shape)}")
                 shape = shape[rank - want:]
             elif rank != want:
-                raise _fail(ValueError, op, backend, name, f"{want} dims [{', '.join(dims)}]", f"shape {tuple(t.shape)}")
+                raise _fail(ValueError, op, backend, name, f"{want} dims [{', '.join(dims)}]",
+                            f"shape {tuple(t.shape)}")
             for slot, size_fixed, size in zip(slots, fixed, shape):
                 if slot < 0:
                     if size != size_fixed:
@@ -246,8 +247,8 @@ def _accept_source(plan: ArgPlan) -> str:
             if state.get("dtype") == "bound":
                 body += ["if t.dtype is not fd:", "    return None"]
             else:
-                body += ["if t.dtype is not fd:", "    if fd is not None or t.dtype not in FLOATS:", "        return None",
-                         "    fd = t.dtype"]
+                body += ["if t.dtype is not fd:", "    if fd is not None or t.dtype not in FLOATS:",
+                         "        return None", "    fd = t.dtype"]
         elif e.kind == "bool":
             body += ["if t.dtype is not BOOL:", "    return None"]
         if first:
@@ -274,7 +275,8 @@ def _accept_source(plan: ArgPlan) -> str:
             state[key] = "bound" if not optional or state.get(key) == "bound" else "maybe"
         lines.append(f"    t = values[{e.pos}]  # {e.name}: [{', '.join(e.dims)}]")
         if e.sub >= 0:
-            lines += ["    if t is not None:", f"        t = t[{e.sub}]", "        if t is None:", "            return None"]
+            lines += ["    if t is not None:", f"        t = t[{e.sub}]", "        if t is None:",
+                      "            return None"]
             lines += ["        " + b for b in body]
         elif e.optional:
             lines += ["    if t is not None:"] + ["        " + b for b in body]
@@ -395,7 +397,8 @@ class Impl:
 
     def _profiled(self, values: list, cuda: bool):
         """The call inside its forward range, its backward inside a backward range."""
-        with record_function(self._forward_name), (nvtx_range(self._forward_name) if cuda else contextlib.nullcontext()):
+        nvtx = nvtx_range(self._forward_name) if cuda else contextlib.nullcontext()
+        with record_function(self._forward_name), nvtx:
             if torch.is_grad_enabled():
                 return _backward_range(self._backward_name, self.fn, values, self._spec.plan.entries)
             return self.fn(*values)

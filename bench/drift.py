@@ -110,7 +110,8 @@ def run(cfg: DriftConfig = DriftConfig(), ops: Sequence[str] | None = None, name
     """Every (op, variant, backend, dtype, T); each record appended to ``out`` when done."""
     unknown = [o for o in (ops or ()) if o not in {v[0] for v in VARIANTS}]
     if unknown:
-        raise ValueError(f"drift: unknown op(s) {unknown}; drift covers {', '.join(dict.fromkeys(v[0] for v in VARIANTS))}")
+        covered = ", ".join(dict.fromkeys(v[0] for v in VARIANTS))
+        raise ValueError(f"drift: unknown op(s) {unknown}; drift covers {covered}")
     run_id, fingerprint = uuid.uuid4().hex[:12], env.environment(cfg.device)
     chosen = pairs(ops, names, cfg.device)
     records = []

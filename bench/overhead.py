@@ -26,19 +26,18 @@ are not timed: their calls take milliseconds of Python, which hides the checks.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import torch
 
 import backends
 from bench import candidates, dtypes, env, results
-from bench.timing import Candidate, TimingConfig, ratio_interval, summarize, time_interleaved
 from bench.cases import case_id
+from bench.timing import Candidate, TimingConfig, ratio_interval, summarize, time_interleaved
 
 # One small call per op: the sizes a model meets when it calls an op per step (stack_step
 # B4 K8 D16 is the case of issue 9); every option that has a check is set.
@@ -95,7 +94,7 @@ def closures(op: str, backend: str, cfg: OverheadConfig = OverheadConfig()) -> t
     impl = backends.get(op, backend)
     inputs = backends.OPS[op].make_inputs(TINY_CASES[op], dtypes.to_torch(cfg.dtype), cfg.device, cfg.seed)
     raw_fn = impl.fn
-    checks_only = dataclasses.replace(impl, fn=lambda *args, **kwargs: None)
+    checks_only = replace(impl, fn=lambda *args, **kwargs: None)
 
     def raw():
         with torch.no_grad():

@@ -15,7 +15,8 @@ def add_arguments(sp) -> None:
     sp.add_argument("--op", help="comma-separated ops (default: parallel_scan, gated_update, banked_attention)")
     sp.add_argument("--backend", help="comma-separated backend names (default: every backend that runs here)")
     sp.add_argument("--dtype", default="float32,bfloat16", help="comma-separated dtypes (default float32,bfloat16)")
-    sp.add_argument("--T", default="100,1000,10000,100000", help="comma-separated lengths (default 100,1000,10000,100000)")
+    sp.add_argument("--T", default="100,1000,10000,100000",
+                    help="comma-separated lengths (default 100,1000,10000,100000)")
     sp.add_argument("--device", help=_args.DEVICE_HELP)
     sp.add_argument("--threads", type=int, help="CPU threads for torch and Numba (default: every core)")
     sp.add_argument("--out", default="out/results.jsonl", help="results file (appended)")
