@@ -331,8 +331,23 @@ class ModelBench:
             rec["env"] = self.env
             if self.out is not None:
                 results.append(self.out, rec)
+        if self.out is not None and hasattr(reference, "routing_weights"):
+            self._routing(reference, config_id, tokens)
         self.group += 1
         return out
+
+    def _routing(self, model, config_id: str, tokens, T: int = 64) -> None:
+        """Routing weights of one example (token x state per layer) for the report's
+        heatmaps, state usage and entropy (kind="routing"); the weights do not depend on
+        the mix (the gate holds them equal), so the all-torch build gives them."""
+        from models.nsm import routing_records
+
+        with torch.no_grad():
+            weights = model.routing_weights(tokens[:1, :T])
+        for rec in routing_records(weights, tokens[:1, :T], None, config_id=config_id, family=model.config.family):
+            results.append(self.out, dict(rec, schema=results.SCHEMA_VERSION, run_id=self.run_id, group=self.group,
+                                          device=self.cfg.device, status="ok",
+                                          time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
 
     def _time(self, prepared: dict, records: dict, tokens_per_step: int) -> None:
         """Interleaved training steps; a group disturbed by other work (bench/load.py) is

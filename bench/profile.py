@@ -2,8 +2,8 @@
 
 The prepared closure (``bench.prepare``, the same one the timings use) runs ``steps``
 times under torch.profiler, each call inside a ``record_function`` range named
-``op/backend/mode``; the registry already wraps every Impl call in an nvtx range
-``op/backend/forward`` (seen by Nsight on CUDA). Written to ``out_dir``:
+``step/op/backend/mode``; inside it, the registry's own ranges ``op/backend/forward`` and
+``op/backend/backward`` mark the op's calls (and nvtx ranges on CUDA, seen by Nsight). Written to ``out_dir``:
 ``<op>-<backend>-<case>-<dtype>-<mode>.trace.json`` (open in chrome://tracing or
 Perfetto) and ``... .table.txt``, the per-op time breakdown (``key_averages``).
 """
@@ -35,7 +35,7 @@ def run(op: str, name: str, case: dict, dtype: torch.dtype = torch.float32, devi
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with torch_profile(activities=activities, record_shapes=True) as prof:
         for _ in range(steps):
-            with record_function(f"{op}/{name}/{mode}"):
+            with record_function(f"step/{op}/{name}/{mode}"):
                 p.fn()
                 p.sync()
     out_dir = Path(out_dir)

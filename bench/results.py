@@ -67,6 +67,8 @@ error, env`` where they apply. The kinds and their own fields:
                         float64 reference, relative to its scale)
     kind="equivalence"  family, mix_id, steps, tolerance, max_abs_diff, ok,
                         losses_mix, losses_torch (per step)
+    kind="overhead"     the cost of the checked op call (bench/overhead.py documents its
+                        fields): op, backend, raw and checked per-call times
 """
 
 from __future__ import annotations

@@ -114,3 +114,12 @@ def test_front_end_path(monkeypatch):
     monkeypatch.setattr(model_gate, "gate", lambda *a, **k: {"ok": False, "problems": ["grad w: error 2 > 1"]})
     bad = model_bench.gate_then_prepare("transformer", TINY, "numba_cpu", 2, 8)
     assert bad.status == "incorrect" and bad.prepared is None
+
+
+def test_nsm_runs_write_routing_records(tmp_path):
+    out = tmp_path / "r.jsonl"
+    ModelBench(FAST, out=out).run("nsm", "tiny", dict(d_model=16, n_layers=1, variant="simple"), 2, 8, ["torch"],
+                                  peers=())
+    routing = [r for r in results.read(out) if r.get("kind") == "routing"]
+    assert routing and routing[0]["family"] == "nsm" and len(routing[0]["weights"]) == 8
+    assert all(abs(sum(row) - 1) < 1e-5 for row in routing[0]["weights"])
