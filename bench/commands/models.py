@@ -73,10 +73,10 @@ def _runs(args):
     return [r for r in runs if r.family in models.FAMILIES], missing
 
 
-def _refused(family: str, config_id: str) -> dict:
-    from suites.model_runs import COMPILE_REFUSED
+def _refused(family: str, config_id: str, T: int) -> dict:
+    from suites.model_runs import compile_refused
 
-    reason = COMPILE_REFUSED.get((family, config_id))
+    reason = compile_refused(family, config_id, T)
     return {"torch_compile": reason} if reason else {}
 
 
@@ -135,7 +135,7 @@ def profile(runs, bench, console, mixes=None, peers: bool = True) -> list[dict]:
     records = []
     for r in runs:
         records += bench.run(r.family, r.config_id, r.overrides, r.B, r.T, mixes or r.mixes,
-                             peers=r.peers if peers else (), role=r.role, refused=_refused(r.family, r.config_id))
+                             peers=r.peers if peers else (), role=r.role, refused=_refused(r.family, r.config_id, r.T))
     model_summary.print_grid(console, records)
     if any(r["role"] == "scaling" for r in records):
         model_summary.print_scaling(console, records)
@@ -167,7 +167,7 @@ def _ablate(args, console, log) -> int:
         best = mix_id(best_mix(swaps))
         finals = bench.run(fam, cid, over, shape["B"], shape["T"], list(dict.fromkeys(["torch", best])),
                            peers=() if args.no_peers else ("torch_compile",), role="best",
-                           refused=_refused(fam, cid))
+                           refused=_refused(fam, cid, shape["T"]))
         model_summary.print_ablation(console, fam, cid, swaps, finals, best)
         status = max(status, int(any(r["status"] in ("incorrect", "error") for r in swaps + finals)))
     return status
