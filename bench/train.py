@@ -311,7 +311,7 @@ class Run:
         self.data = (Stream(StreamRows(self.task.stream("train"), cfg.batch_size, self.T, f"task {cfg.task!r} train"))
                      if self.streams else Batches(self.task, cfg.batch_size, cfg.seed))
         self.states = [None] * cfg.accum  # the carried state of each micro-batch's rows
-        self.step_no, self.tokens, self.wall_s = 0, 0, 0.0
+        self.step_no, self.tokens, self.wall_s, self.last_lr = 0, 0, 0.0, None
         self._reset_interval()
         self.records: list[dict] = []
         self.train_id = f"{datetime.datetime.now(datetime.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
@@ -441,13 +441,11 @@ class Run:
         elif cfg.clip == "value":
             torch.nn.utils.clip_grad_value_(self.params, cfg.clip_to)
         self.opt.step()
+        group = self.opt.param_groups[0]  # the lr this step used (schedule-free: with its warmup)
+        self.last_lr = float(group["scheduled_lr"] if cfg.optimizer == "schedulefree" else group["lr"])
         if self.schedule is not None:
             self.schedule.step()
         self.opt.zero_grad(set_to_none=True)
-
-    def lr(self) -> float:
-        group = self.opt.param_groups[0]
-        return float(group.get("scheduled_lr", group["lr"]) if self.cfg.optimizer == "schedulefree" else group["lr"])
 
     # evaluation ----------------------------------------------------------------
 
@@ -516,7 +514,7 @@ class Run:
         rec = dict(kind="train", **self.ids, time=_now(), status="ok", error=None, step=self.step_no, split=split,
                    loss=loss, value=self._value(loss, accuracy, task_split),
                    bits_per_byte=self._bits_per_byte(loss, task_split), tokens=self.tokens,
-                   wall_s=self.wall_s, lr=self.lr(), **extra, env=self.env)
+                   wall_s=self.wall_s, lr=self.last_lr, **extra, env=self.env)
         self.records.append(rec)
         if self.main and self.cfg.out:
             from bench import results
@@ -544,7 +542,7 @@ class Run:
         self._reset_interval()
         self.say(f"step {self.step_no:>6}  train loss {train['loss']:.4f} {self.metric} {_fmt(train['value'])}  "
                  f"val loss {val['loss']:.4f} {self.metric} {_fmt(val['value'])}  "
-                 f"{_fmt(steps_per_s)} steps/s  lr {train['lr']:.2e}")
+                 f"{_fmt(steps_per_s)} steps/s  lr {_fmt(train['lr'])}")
 
     # checkpoints ---------------------------------------------------------------
 
@@ -564,7 +562,8 @@ class Run:
                  "optimizer": self.opt.state_dict(),
                  "schedule": self.schedule.state_dict() if self.schedule is not None else None,
                  "rng": ckpt.rng_state(), "data": self.data.position(), "carry": everyone,
-                 "counters": {"tokens": self.tokens, "wall_s": self.wall_s, "interval": self.interval.cpu(),
+                 "counters": {"tokens": self.tokens, "wall_s": self.wall_s, "last_lr": self.last_lr,
+                              "interval": self.interval.cpu(),
                               "interval_steps": self.interval_steps, "interval_s": self.interval_s}}
         if self.cfg.optimizer == "schedulefree":
             state["model_eval"] = self._schedulefree_weights()
@@ -605,7 +604,7 @@ class Run:
             self.data = Batches(self.task, cfg.batch_size, cfg.seed, **state["data"])
         self.states = [_to(s, self.device) for s in state["carry"][self.rank]]
         c = state["counters"]
-        self.tokens, self.wall_s = c["tokens"], c["wall_s"]
+        self.tokens, self.wall_s, self.last_lr = c["tokens"], c["wall_s"], c["last_lr"]
         self.interval = c["interval"].to(self.device)
         self.interval_steps, self.interval_s = c["interval_steps"], c["interval_s"]
         self.step_no, self.train_id = state["step"], state["train_id"]

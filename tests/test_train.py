@@ -280,3 +280,10 @@ def test_cli_train_then_generate(tmp_path, monkeypatch, capsys):
                      "--device", "cpu"]) == 0
     assert "stopped: length" in capsys.readouterr().out
     assert cli.main(["train", "--steps", "0", "--quiet"]) == 2  # a bad value is a usage error
+
+
+def test_schedule_warmup_then_cosine():
+    res = train(config(steps=20, warmup=5, lr=1e-2, min_lr=0.1, eval_every=1), task=TinyClassify())
+    lrs = [r["lr"] for r in res.records if r["split"] == "train"]
+    assert lrs[:5] == pytest.approx([2e-3, 4e-3, 6e-3, 8e-3, 1e-2])  # step s uses (s + 1) / warmup
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:])) and lrs[-1] > 1e-3  # cosine down towards min_lr
