@@ -145,6 +145,17 @@ class SequenceModel(nn.Module):
                              "got a state: a bidirectional model cannot continue a sequence in chunks")
 
 
+def through_layers(layers, x, state: State):
+    """Run ``x`` through residual layers that each map (x, own state) -> (x, new state);
+    ``state`` is one entry per layer, or None (every layer starts from its zero state).
+    Returns x and the list of new states: the carried state of a stack of recurrent layers."""
+    new_states = []
+    for layer, own in zip(layers, state if state is not None else [None] * len(layers)):
+        x, own = layer(x, own)
+        new_states.append(own)
+    return x, new_states
+
+
 def detach_state(state: State) -> State:
     """The same state cut from the graph (TBPTT between chunks)."""
     if state is None:

@@ -66,7 +66,7 @@ from torch import nn
 from torch.nn.utils import parametrizations, parametrize
 
 from models import register_family
-from models.common import RMSNorm, SequenceModel
+from models.common import RMSNorm, SequenceModel, through_layers
 from models.config import ModelConfig, choices, invalid, limits
 
 R_H_MODES = ("free", "spectral_norm", "scaled_orthogonal")
@@ -243,10 +243,5 @@ class Elman(SequenceModel):
     def forward(self, tokens, state=None, mask=None):
         """tokens [B, T] int64; state None or one entry per layer (see the module docstring)."""
         self.check_tokens(tokens, state, mask)
-        x = self.embed(tokens)  # [B, T, d]
-        states = state if state is not None else [None] * len(self.layers)
-        new_states = []
-        for layer, h0 in zip(self.layers, states):
-            x, h = layer(x, h0)
-            new_states.append(h)
+        x, new_states = through_layers(self.layers, self.embed(tokens), state)  # [B, T, d]
         return self.norm(x), new_states

@@ -70,37 +70,28 @@ def test_causality(family, cid, over):
     assert not torch.allclose(h[:, t:], h2[:, t:]), "a token changed nothing after it"
 
 
-@pytest.mark.parametrize("family, cid, over", config_params())
-def test_chunked_equals_one_pass(family, cid, over):
-    cfg = models.config(family, **over)
-    if not cfg.causal:
-        pytest.skip("bidirectional config")
-    model = models.build(cfg, TORCH)
-    toks = tokens(cfg, T=12)
-    h, _ = model(toks)
+def _in_pieces(model, toks, bounds):
+    """Logits of ``toks`` fed in the pieces [lo, hi) of ``bounds``, the state carried."""
     parts, state = [], None
-    for lo, hi in ((0, 5), (5, 6), (6, 12)):
+    for lo, hi in bounds:
         out, state = model(toks[:, lo:hi], state)
-        parts.append(out)
-    ok, err = close(torch.cat(parts, 1), h, 1e-5)
-    assert ok, f"chunked differs from one pass by {err:.3g}"
+        parts.append(model.logits(out))
+    return torch.cat(parts, 1)
 
 
+@pytest.mark.parametrize("pieces", ["chunks", "tokens"])
 @pytest.mark.parametrize("family, cid, over", config_params())
-def test_step_by_step_equals_forward(family, cid, over):
-    """Decoding one token at a time from the state gives the full forward's logits."""
+def test_pieces_equal_one_pass(family, cid, over, pieces):
+    """Chunked == one pass, and decoding one token at a time from the state gives the
+    full forward's logits."""
     cfg = models.config(family, **over)
     if not cfg.causal:
         pytest.skip("bidirectional config")
     model = models.build(cfg, TORCH)
-    toks = tokens(cfg, T=8)
-    full = model.logits(model(toks)[0])
-    state, steps = None, []
-    for t in range(toks.shape[1]):
-        h, state = model(toks[:, t:t + 1], state)
-        steps.append(model.logits(h))
-    ok, err = close(torch.cat(steps, 1), full, 1e-5)
-    assert ok, f"step-by-step logits differ by {err:.3g}"
+    toks = tokens(cfg, T=12 if pieces == "chunks" else 8)
+    bounds = ((0, 5), (5, 6), (6, 12)) if pieces == "chunks" else [(t, t + 1) for t in range(8)]
+    ok, err = close(_in_pieces(model, toks, bounds), model.logits(model(toks)[0]), 1e-5)
+    assert ok, f"{pieces} differ from one pass by {err:.3g}"
 
 
 @pytest.mark.parametrize("family, cid, over", config_params())
