@@ -14,52 +14,27 @@ For each run of a grid (suites/model_runs.py) every mix is
    sum of torch.profiler's allocation and free events, which sees torch tensors only),
    and each op's share of the step from the ``op/backend/phase`` ranges every op call
    opens (summed per op; "rest" is the profiled step minus the ops).
-Records (kind="model", fields in bench/results.py) are appended as produced.
+Records (kind="model", fields in bench/results.py) are appended as produced. Mix ids:
+bench/model_mixes.py; profiling: bench/model_profile.py; slopes, break-even and the best
+mix: bench/model_fits.py; training equivalence: bench/model_equivalence.py.
 """
 
 from __future__ import annotations
 
-import math
-import re
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 import backends
 import models
 from bench import env, load, model_gate, results
+from bench.model_mixes import PEERS, parse_mix
+from bench.model_profile import op_breakdown, peak_memory, sync_of
 from bench.timing import Candidate, CpuClock, CudaClock, TimingConfig, ratio_interval, summarize, time_interleaved
-
-PEERS = ("torch_compile",)
-RANGE = re.compile(r"^(?P<op>[a-z_]+)/(?P<backend>[a-z_0-9]+)/(?P<phase>forward|backward)$")
-
-
-# ---------------------------------------------------------------------------
-# Mix ids: "numba_cpu", "torch+parallel_scan=numba_cpu"
-# ---------------------------------------------------------------------------
-
-
-def parse_mix(mix_id: str) -> dict:
-    """"torch+parallel_scan=numba_cpu" -> {"default": "torch", "parallel_scan": "numba_cpu"}."""
-    default, *moves = mix_id.split("+")
-    mix = {"default": default}
-    for move in moves:
-        op, sep, backend = move.partition("=")
-        if not sep:
-            raise ValueError(f"mix id {mix_id!r}: expected DEFAULT+op=backend+..., got the part {move!r}")
-        mix[op] = backend
-    return mix
-
-
-def mix_id(mix: dict) -> str:
-    default = mix.get("default", "torch")
-    moves = [f"{op}={b}" for op, b in mix.items() if op != "default" and b != default]
-    return "+".join([default] + sorted(moves))
 
 
 # ---------------------------------------------------------------------------
@@ -110,63 +85,6 @@ def decode_closure(model, tokens):
             model(last, state)
 
     return decode
-
-
-# ---------------------------------------------------------------------------
-# Profiling: peak memory and the per-op breakdown
-# ---------------------------------------------------------------------------
-
-
-def _profile(fn, device, steps: int, memory: bool):
-    from torch.profiler import ProfilerActivity, profile
-
-    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.device(device).type == "cuda" else [])
-    sync = _sync(device)
-    with profile(activities=acts, profile_memory=memory) as prof:
-        t0 = time.perf_counter_ns()
-        for _ in range(steps):
-            fn()
-        sync()
-        wall = (time.perf_counter_ns() - t0) / steps
-    return prof, wall
-
-
-def peak_memory(fn, device) -> int:
-    """Peak bytes allocated during one call of ``fn`` above what was live before it."""
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
-        base = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        fn()
-        torch.cuda.synchronize(device)
-        return int(torch.cuda.max_memory_allocated(device) - base)
-    prof, _ = _profile(fn, device, 1, memory=True)
-    cur = peak = 0
-    for e in sorted(prof.events(), key=lambda e: e.time_range.start):
-        cur += e.cpu_memory_usage if e.name == "[memory]" else e.self_cpu_memory_usage
-        peak = max(peak, cur)
-    return int(peak)
-
-
-def op_breakdown(fn, device, steps: int = 3) -> tuple[dict, float]:
-    """({op: ns per step, ..., "rest": ns}, profiled ns per step) from the op ranges."""
-    prof, wall = _profile(fn, device, steps, memory=False)
-    cuda = torch.device(device).type == "cuda"
-    per_op: dict[str, float] = {}
-    for e in prof.events():
-        m = RANGE.match(e.name)
-        if m is None:
-            continue
-        ns = 1e3 * (e.device_time_total if cuda and getattr(e, "device_time_total", 0) else e.cpu_time_total)
-        per_op[m["op"]] = per_op.get(m["op"], 0.0) + ns / steps
-    per_op["rest"] = max(0.0, wall - sum(per_op.values()))
-    return per_op, wall
-
-
-def _sync(device) -> Callable[[], None]:
-    if torch.device(device).type == "cuda":
-        return lambda: torch.cuda.synchronize(device)
-    return lambda: None
 
 
 # ---------------------------------------------------------------------------
@@ -381,7 +299,7 @@ class ModelBench:
                     list(ratio_interval(timed[base].samples_ns, timed[name].samples_ns)) if ok else None)
 
     def _interleave(self, prepared: dict):
-        sync = _sync(self.cfg.device)
+        sync = sync_of(self.cfg.device)
         before = env.cpu_times()
         timed = time_interleaved([Candidate(n, p.step, sync) for n, p in prepared.items()], self.cfg.timing,
                                  clock=self.clock, watch=load.read)
@@ -393,7 +311,7 @@ class ModelBench:
         return {n: load.assess(m.readings, threads, cpu=cpu, cfg=self.cfg.load) for n, m in timed.items()}
 
     def _time_inference(self, prepared: dict, records: dict, tokens) -> None:
-        sync = _sync(self.cfg.device)
+        sync = sync_of(self.cfg.device)
         mixes = {n: p for n, p in prepared.items() if n not in PEERS and records[n]["status"] == "ok"}
         if not mixes:
             return
@@ -408,114 +326,3 @@ class ModelBench:
             records[name]["decode_ns_per_token"] = summarize(m.samples_ns)["median"]
 
 
-# ---------------------------------------------------------------------------
-# Derived figures: scaling slopes, break-even lengths, the best mix
-# ---------------------------------------------------------------------------
-
-
-def fit_slope(lengths, times) -> dict:
-    """Least-squares slope of log(time) against log(length) with its 95% interval."""
-    from scipy import stats
-
-    x, y = np.log(np.asarray(lengths, float)), np.log(np.asarray(times, float))
-    if len(x) < 2:
-        return {"slope": None, "ci95": None, "n": len(x)}
-    fit = stats.linregress(x, y)
-    if len(x) < 3:
-        return {"slope": float(fit.slope), "ci95": None, "n": len(x)}
-    half = stats.t.ppf(0.975, len(x) - 2) * fit.stderr
-    return {"slope": float(fit.slope), "ci95": [float(fit.slope - half), float(fit.slope + half)], "n": len(x)}
-
-
-def break_even(lengths, family_times, transformer_times) -> float | None:
-    """The length at which the family's step becomes cheaper than the transformer's,
-    interpolated in log-log space between the measured lengths; None if it never does
-    within them (or already is at the shortest)."""
-    pts = sorted(zip(lengths, family_times, transformer_times))
-    for (l0, f0, t0), (l1, f1, t1) in zip(pts, pts[1:]):
-        d0, d1 = math.log(f0 / t0), math.log(f1 / t1)
-        if d0 > 0 >= d1:
-            frac = d0 / (d0 - d1)
-            return float(math.exp(math.log(l0) + frac * (math.log(l1) - math.log(l0))))
-    if pts and pts[0][1] <= pts[0][2]:
-        return float(pts[0][0])  # cheaper already at the shortest length measured
-    return None
-
-
-def best_mix(swaps: list[dict]) -> dict:
-    """From swap-ablation records (all-torch and single-op moves, one group): each op
-    goes to the backend whose move made the step fastest, if its whole 95% interval
-    says faster than all-torch; otherwise it stays on torch."""
-    best: dict[str, tuple[float, str]] = {}
-    for r in swaps:
-        if r.get("status") != "ok" or r["mix_id"] in ("torch",) + PEERS:
-            continue
-        ci = r.get("speedup_vs_torch_ci95")
-        if not ci or ci[0] <= 1.0:
-            continue
-        for op, backend in parse_mix(r["mix_id"]).items():
-            if op != "default" and (op not in best or r["speedup_vs_torch"] > best[op][0]):
-                best[op] = (r["speedup_vs_torch"], backend)
-    return dict({"default": "torch"}, **{op: b for op, (_, b) in sorted(best.items())})
-
-
-def swap_mixes(family: str, overrides: dict, device: str) -> list[str]:
-    """All-torch and every op the config uses moved alone to every other backend that
-    implements it (unavailable ones included: they are recorded as such)."""
-    cfg = models.config(family, **overrides)
-    out = ["torch"]
-    for op in models.FAMILIES[family].ops_used(cfg):
-        for name, b in backends.BACKENDS.items():
-            if name != "torch" and op in b.op_names():
-                out.append(mix_id({"default": "torch", op: name}))
-    return out
-
-
-# ---------------------------------------------------------------------------
-# Training equivalence: kernels change the speed, never the learning
-# ---------------------------------------------------------------------------
-
-EQUIVALENCE_TOLERANCE = 5e-3  # max |loss_mix - loss_torch| over the curve, nats per token
-
-
-def markov_batches(vocab: int, B: int, T: int, steps: int, seed: int = 0):
-    """Batches of a first-order Markov chain with a fixed random sparse transition
-    table: learnable structure, so the loss curve moves (unlike uniform noise)."""
-    g = torch.Generator().manual_seed(seed)
-    logits = torch.randn(vocab, vocab, generator=g) * 3.0
-    probs = torch.softmax(logits, -1)
-    for _ in range(steps):
-        seq = torch.empty(B, T + 1, dtype=torch.int64)
-        seq[:, 0] = torch.randint(0, vocab, (B,), generator=g)
-        for t in range(T):
-            seq[:, t + 1] = torch.multinomial(probs[seq[:, t]], 1, generator=g)[:, 0]
-        yield seq[:, :-1], seq[:, 1:]
-
-
-def train_curve(config, mix, batches, device, lr: float = 3e-3) -> list[float]:
-    model = models.build(config, backends.resolve(mix, device))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    losses = []
-    for tokens, targets in batches:
-        loss = lm_loss(model, tokens.to(device), targets.to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss))
-    return losses
-
-
-def equivalence(family: str, config_id: str, overrides: dict, mix_name: str, steps: int, B: int, T: int,
-                device: str = "cpu", seed: int = 0, tolerance: float = EQUIVALENCE_TOLERANCE) -> dict:
-    """The same seed and batches trained under the mix and under all-torch."""
-    config = models.config(family, **dict(overrides, vocab_size=32))
-    batches = list(markov_batches(config.vocab_size, B, T, steps, seed))
-    t0 = time.perf_counter()
-    ref = train_curve(config, "torch", batches, device)
-    got = train_curve(config, parse_mix(mix_name), batches, device)
-    diff = [abs(a - b) for a, b in zip(got, ref)]
-    return {"schema": results.SCHEMA_VERSION, "kind": "equivalence", "family": family, "config_id": config_id,
-            "mix_id": mix_name, "device": device, "dtype": "float32", "steps": steps, "case": {"B": B, "T": T},
-            "tolerance": tolerance, "max_abs_diff": max(diff), "final_diff": diff[-1], "ok": max(diff) <= tolerance,
-            "status": "ok", "losses_mix": got, "losses_torch": ref, "seconds": time.perf_counter() - t0,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -9,7 +9,6 @@ import torch
 
 import backends
 import models
-from bench.model_gate import close, tolerance  # noqa: F401  (the gate's rule, shared)
 from tests.registry_params import is_emulated
 
 

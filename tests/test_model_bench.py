@@ -10,8 +10,10 @@ import math
 import pytest
 import torch
 
-from bench import load, model_bench, model_gate, results
-from bench.model_bench import ModelBench, ModelBenchConfig, best_mix, break_even, fit_slope, mix_id, parse_mix
+from bench import load, model_bench, model_equivalence, model_gate, model_profile, results
+from bench.model_bench import ModelBench, ModelBenchConfig
+from bench.model_fits import best_mix, break_even, fit_slope
+from bench.model_mixes import mix_id, parse_mix
 from bench.timing import TimingConfig
 
 FAST = ModelBenchConfig(timing=TimingConfig(budget_s=0.05, block_s=0.0, max_reps=3, min_reps=1, min_rounds=1,
@@ -74,7 +76,7 @@ def test_breakdown_names_the_ops_and_adds_up():
         model_bench.lm_loss(model, tokens, targets).backward()
         model.ops.parallel_scan(scan_in, scan_in).sum().backward()
 
-    shares, wall = model_bench.op_breakdown(step, "cpu", steps=2)
+    shares, wall = model_profile.op_breakdown(step, "cpu", steps=2)
     assert shares["parallel_scan"] > 0 and shares["rest"] > 0
     assert math.isclose(sum(shares.values()), wall, rel_tol=1e-6) or sum(shares.values()) >= wall
 
@@ -99,7 +101,7 @@ def test_slope_break_even_and_best_mix():
 
 
 def test_training_equivalence_record():
-    rec = model_bench.equivalence("transformer", "tiny", TINY, "numba_cpu", steps=5, B=2, T=8)
+    rec = model_equivalence.equivalence("transformer", "tiny", TINY, "numba_cpu", steps=5, B=2, T=8)
     assert rec["kind"] == "equivalence" and len(rec["losses_mix"]) == len(rec["losses_torch"]) == 5
     assert rec["ok"] and rec["max_abs_diff"] <= rec["tolerance"]
     assert rec["losses_torch"][-1] < rec["losses_torch"][0]

@@ -14,10 +14,9 @@ import torch
 
 import backends
 import models
-from bench.model_gate import hidden_and_grads
+from bench.model_gate import close, hidden_and_grads, tolerance
 from models.generate import Sampling, generate
-from tests.model_params import (close, config_params, emulated, mix_device, mix_params, require_mix, tokens,
-                                tolerance)
+from tests.model_params import (config_params, emulated, mix_device, mix_params, require_mix, tokens)
 
 TORCH = backends.resolve("torch", "cpu")
 

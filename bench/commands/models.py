@@ -91,7 +91,7 @@ def _bench(args, log):
 
 
 def _mixes(args, default):
-    from bench.model_bench import parse_mix
+    from bench.model_mixes import parse_mix
 
     if not args.mix:
         return None if default is None else list(default)
@@ -145,7 +145,8 @@ def profile(runs, bench, console, mixes=None, peers: bool = True) -> list[dict]:
 def _ablate(args, console, log) -> int:
     import models
     from bench import model_summary
-    from bench.model_bench import best_mix, mix_id, swap_mixes
+    from bench.model_fits import best_mix, swap_mixes
+    from bench.model_mixes import mix_id
     from suites import model_runs
 
     fams = _args.names(args.family, list(models.FAMILIES), "family")
@@ -175,7 +176,7 @@ def _ablate(args, console, log) -> int:
 
 def _equivalence(args, console) -> int:
     from bench import results
-    from bench.model_bench import equivalence
+    from bench.model_equivalence import equivalence
     from suites import model_runs
 
     import models

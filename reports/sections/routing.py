@@ -38,7 +38,7 @@ def build(ctx: Context) -> Section:
                         barmode="group")
     entropy = figures.new("Routing entropy per token (0: one state, 1: all states alike)", "token position",
                           "entropy / log(states)", height=420)
-    groups, seen = [], set()
+    groups = []
     layers = sorted({(str(r.family), str(r.config_id), int(r.layer) if np.isfinite(r.layer) else -1)
                      for r, _ in examples})
     for family, config, layer in layers:

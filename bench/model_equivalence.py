@@ -1,0 +1,60 @@
+"""Training equivalence: the same seed and batches trained under a mix and under
+all-torch give the same loss curve within a stated tolerance (kernels change the speed,
+never the learning). Records kind="equivalence" (bench/results.py)."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+import backends
+import models
+from bench import results
+from bench.model_bench import lm_loss
+from bench.model_mixes import parse_mix
+
+EQUIVALENCE_TOLERANCE = 5e-3  # max |loss_mix - loss_torch| over the curve, nats per token
+
+
+def markov_batches(vocab: int, B: int, T: int, steps: int, seed: int = 0):
+    """Batches of a first-order Markov chain with a fixed random sparse transition
+    table: learnable structure, so the loss curve moves (unlike uniform noise)."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(vocab, vocab, generator=g) * 3.0
+    probs = torch.softmax(logits, -1)
+    for _ in range(steps):
+        seq = torch.empty(B, T + 1, dtype=torch.int64)
+        seq[:, 0] = torch.randint(0, vocab, (B,), generator=g)
+        for t in range(T):
+            seq[:, t + 1] = torch.multinomial(probs[seq[:, t]], 1, generator=g)[:, 0]
+        yield seq[:, :-1], seq[:, 1:]
+
+
+def train_curve(config, mix, batches, device, lr: float = 3e-3) -> list[float]:
+    model = models.build(config, backends.resolve(mix, device))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    losses = []
+    for tokens, targets in batches:
+        loss = lm_loss(model, tokens.to(device), targets.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    return losses
+
+
+def equivalence(family: str, config_id: str, overrides: dict, mix_name: str, steps: int, B: int, T: int,
+                device: str = "cpu", seed: int = 0, tolerance: float = EQUIVALENCE_TOLERANCE) -> dict:
+    """The same seed and batches trained under the mix and under all-torch."""
+    config = models.config(family, **dict(overrides, vocab_size=32))
+    batches = list(markov_batches(config.vocab_size, B, T, steps, seed))
+    t0 = time.perf_counter()
+    ref = train_curve(config, "torch", batches, device)
+    got = train_curve(config, parse_mix(mix_name), batches, device)
+    diff = [abs(a - b) for a, b in zip(got, ref)]
+    return {"schema": results.SCHEMA_VERSION, "kind": "equivalence", "family": family, "config_id": config_id,
+            "mix_id": mix_name, "device": device, "dtype": "float32", "steps": steps, "case": {"B": B, "T": T},
+            "tolerance": tolerance, "max_abs_diff": max(diff), "final_diff": diff[-1], "ok": max(diff) <= tolerance,
+            "status": "ok", "losses_mix": got, "losses_torch": ref, "seconds": time.perf_counter() - t0,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

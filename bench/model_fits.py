@@ -1,0 +1,69 @@
+"""Figures derived from model records: scaling slopes, break-even lengths against the
+transformer, and the best mix chosen from a swap ablation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+import backends
+import models
+from bench.model_mixes import PEERS, mix_id, parse_mix
+
+def fit_slope(lengths, times) -> dict:
+    """Least-squares slope of log(time) against log(length) with its 95% interval."""
+    from scipy import stats
+
+    x, y = np.log(np.asarray(lengths, float)), np.log(np.asarray(times, float))
+    if len(x) < 2:
+        return {"slope": None, "ci95": None, "n": len(x)}
+    fit = stats.linregress(x, y)
+    if len(x) < 3:
+        return {"slope": float(fit.slope), "ci95": None, "n": len(x)}
+    half = stats.t.ppf(0.975, len(x) - 2) * fit.stderr
+    return {"slope": float(fit.slope), "ci95": [float(fit.slope - half), float(fit.slope + half)], "n": len(x)}
+
+
+def break_even(lengths, family_times, transformer_times) -> float | None:
+    """The length at which the family's step becomes cheaper than the transformer's,
+    interpolated in log-log space between the measured lengths; None if it never does
+    within them (or already is at the shortest)."""
+    pts = sorted(zip(lengths, family_times, transformer_times))
+    for (l0, f0, t0), (l1, f1, t1) in zip(pts, pts[1:]):
+        d0, d1 = math.log(f0 / t0), math.log(f1 / t1)
+        if d0 > 0 >= d1:
+            frac = d0 / (d0 - d1)
+            return float(math.exp(math.log(l0) + frac * (math.log(l1) - math.log(l0))))
+    if pts and pts[0][1] <= pts[0][2]:
+        return float(pts[0][0])  # cheaper already at the shortest length measured
+    return None
+
+
+def best_mix(swaps: list[dict]) -> dict:
+    """From swap-ablation records (all-torch and single-op moves, one group): each op
+    goes to the backend whose move made the step fastest, if its whole 95% interval
+    says faster than all-torch; otherwise it stays on torch."""
+    best: dict[str, tuple[float, str]] = {}
+    for r in swaps:
+        if r.get("status") != "ok" or r["mix_id"] in ("torch",) + PEERS:
+            continue
+        ci = r.get("speedup_vs_torch_ci95")
+        if not ci or ci[0] <= 1.0:
+            continue
+        for op, backend in parse_mix(r["mix_id"]).items():
+            if op != "default" and (op not in best or r["speedup_vs_torch"] > best[op][0]):
+                best[op] = (r["speedup_vs_torch"], backend)
+    return dict({"default": "torch"}, **{op: b for op, (_, b) in sorted(best.items())})
+
+
+def swap_mixes(family: str, overrides: dict, device: str) -> list[str]:
+    """All-torch and every op the config uses moved alone to every other backend that
+    implements it (unavailable ones included: they are recorded as such)."""
+    cfg = models.config(family, **overrides)
+    out = ["torch"]
+    for op in models.FAMILIES[family].ops_used(cfg):
+        for name, b in backends.BACKENDS.items():
+            if name != "torch" and op in b.op_names():
+                out.append(mix_id({"default": "torch", op: name}))
+    return out

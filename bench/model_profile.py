@@ -1,0 +1,68 @@
+"""Profiling a model step: peak memory, and each op's share from the ranges every op
+call opens (``op/backend/forward`` and ``op/backend/backward``, backends/registry.py).
+
+CPU peak memory is the running sum of torch.profiler's allocation and free events: it
+sees torch tensors only (a Numba kernel's own scratch arrays are not counted). On CUDA
+it is the allocator's peak. "rest" in the breakdown is the profiled step less the ops.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Callable
+
+import torch
+
+RANGE = re.compile(r"^(?P<op>[a-z_]+)/(?P<backend>[a-z_0-9]+)/(?P<phase>forward|backward)$")
+
+def _profile(fn, device, steps: int, memory: bool):
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.device(device).type == "cuda" else [])
+    sync = sync_of(device)
+    with profile(activities=acts, profile_memory=memory) as prof:
+        t0 = time.perf_counter_ns()
+        for _ in range(steps):
+            fn()
+        sync()
+        wall = (time.perf_counter_ns() - t0) / steps
+    return prof, wall
+
+
+def peak_memory(fn, device) -> int:
+    """Peak bytes allocated during one call of ``fn`` above what was live before it."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return int(torch.cuda.max_memory_allocated(device) - base)
+    prof, _ = _profile(fn, device, 1, memory=True)
+    cur = peak = 0
+    for e in sorted(prof.events(), key=lambda e: e.time_range.start):
+        cur += e.cpu_memory_usage if e.name == "[memory]" else e.self_cpu_memory_usage
+        peak = max(peak, cur)
+    return int(peak)
+
+
+def op_breakdown(fn, device, steps: int = 3) -> tuple[dict, float]:
+    """({op: ns per step, ..., "rest": ns}, profiled ns per step) from the op ranges."""
+    prof, wall = _profile(fn, device, steps, memory=False)
+    cuda = torch.device(device).type == "cuda"
+    per_op: dict[str, float] = {}
+    for e in prof.events():
+        m = RANGE.match(e.name)
+        if m is None:
+            continue
+        ns = 1e3 * (e.device_time_total if cuda and getattr(e, "device_time_total", 0) else e.cpu_time_total)
+        per_op[m["op"]] = per_op.get(m["op"], 0.0) + ns / steps
+    per_op["rest"] = max(0.0, wall - sum(per_op.values()))
+    return per_op, wall
+
+
+def sync_of(device) -> Callable[[], None]:
+    if torch.device(device).type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
