@@ -113,7 +113,9 @@ def run(args, console) -> int:
         return _list(console)
     _args.check_device(args.device)
     env.pin_process(args.threads)
-    log = lambda msg: console.print(f"[dim]{msg}[/]", highlight=False)  # noqa: E731
+    from rich.markup import escape
+
+    log = lambda msg: console.print(f"[dim]{escape(msg)}[/]", highlight=False)  # noqa: E731  ([torch] is text)
     if args.action == "equivalence":
         return _equivalence(args, console)
     if args.action == "ablate":
