@@ -4,6 +4,7 @@ never the learning). Records kind="equivalence" (bench/results.py)."""
 
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -40,7 +41,7 @@ def train_curve(config, mix, batches, device, lr: float = 3e-3) -> list[float]:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     return losses
 
 
@@ -53,8 +54,13 @@ def equivalence(family: str, config_id: str, overrides: dict, mix_name: str, ste
     ref = train_curve(config, "torch", batches, device)
     got = train_curve(config, parse_mix(mix_name), batches, device)
     diff = [abs(a - b) for a, b in zip(got, ref)]
+    # a loss that is not finite (training diverged) makes the comparison meaningless: not ok,
+    # and the record says from which step
+    bad = next((i for i, (a, b) in enumerate(zip(got, ref)) if not (math.isfinite(a) and math.isfinite(b))), None)
+    worst = max(diff[:bad] if bad else diff, default=0.0)
     return {"schema": results.SCHEMA_VERSION, "kind": "equivalence", "family": family, "config_id": config_id,
             "mix_id": mix_name, "device": device, "dtype": "float32", "steps": steps, "case": {"B": B, "T": T},
-            "tolerance": tolerance, "max_abs_diff": max(diff), "final_diff": diff[-1], "ok": max(diff) <= tolerance,
-            "status": "ok", "losses_mix": got, "losses_torch": ref, "seconds": time.perf_counter() - t0,
+            "tolerance": tolerance, "max_abs_diff": worst, "final_diff": diff[-1],
+            "ok": bad is None and worst <= tolerance, "status": "ok" if bad is None else "error",
+            "error": None if bad is None else f"loss not finite from step {bad} (training diverged)", "losses_mix": got, "losses_torch": ref, "seconds": time.perf_counter() - t0,
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -125,3 +125,10 @@ def test_nsm_runs_write_routing_records(tmp_path):
     routing = [r for r in results.read(out) if r.get("kind") == "routing"]
     assert routing and routing[0]["family"] == "nsm" and len(routing[0]["weights"]) == 8
     assert all(abs(sum(row) - 1) < 1e-5 for row in routing[0]["weights"])
+
+
+def test_equivalence_with_a_diverged_run_is_not_ok(monkeypatch):
+    curves = iter([[3.0, 2.0, float("nan")], [3.0, 2.0, float("nan")]])
+    monkeypatch.setattr(model_equivalence, "train_curve", lambda *a, **k: next(curves))
+    rec = model_equivalence.equivalence("transformer", "tiny", TINY, "numba_cpu", steps=3, B=2, T=8)
+    assert not rec["ok"] and rec["status"] == "error" and "from step 2" in rec["error"]

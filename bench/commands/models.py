@@ -193,7 +193,7 @@ def _equivalence(args, console) -> int:
         for m in mixes:
             rec = equivalence(fam, cid, over, m, steps, device=args.device, **model_runs.EQUIVALENCE_SHAPE)
             results.append(args.out, rec)
-            verdict = "agree" if rec["ok"] else "DIFFER"
+            verdict = "agree" if rec["ok"] else (rec["error"] or "DIFFER")
             console.print(f"{fam}-{cid} {m} vs torch, {steps} steps: max |loss diff| {rec['max_abs_diff']:.2e} "
                           f"(tolerance {rec['tolerance']:.0e}), final loss {rec['losses_mix'][-1]:.4f} vs "
                           f"{rec['losses_torch'][-1]:.4f}: {verdict}", markup=False, highlight=False)
