@@ -55,7 +55,10 @@ def run(args, console) -> int:
         from suites.model_runs import SUITES
 
         console.print("quick model profile (arsenal models --suite main)", markup=False, highlight=False)
-        bench = ModelBench(ModelBenchConfig(device=args.device), out=args.out)
+        from rich.markup import escape
+
+        bench = ModelBench(ModelBenchConfig(device=args.device), out=args.out,
+                           log=lambda msg: console.print(f"[dim]{escape(msg)}[/]", highlight=False))
         found = model_cmd.profile(SUITES["main"], bench, console)
         status = max(status, int(any(r["status"] in ("incorrect", "error") for r in found)))
     write_report(args.out, console)
