@@ -73,10 +73,10 @@ def _runs(args):
     return [r for r in runs if r.family in models.FAMILIES], missing
 
 
-def _refused(family: str, config_id: str, T: int) -> dict:
+def _refused(family: str, config_id: str, T: int, skip: str | None = None) -> dict:
     from suites.model_runs import compile_refused
 
-    reason = compile_refused(family, config_id, T)
+    reason = compile_refused(family, config_id, T) or skip
     return {"torch_compile": reason} if reason else {}
 
 
@@ -137,7 +137,7 @@ def profile(runs, bench, console, mixes=None, peers: bool = True) -> list[dict]:
     records = []
     for r in runs:
         records += bench.run(r.family, r.config_id, r.overrides, r.B, r.T, mixes or r.mixes,
-                             peers=r.peers if peers else (), role=r.role, refused=_refused(r.family, r.config_id, r.T))
+                             peers=r.peers if peers else (), role=r.role, refused=_refused(r.family, r.config_id, r.T, r.skip_compile))
     model_summary.print_grid(console, records)
     if any(r["role"] == "scaling" for r in records):
         model_summary.print_scaling(console, records)
