@@ -76,8 +76,8 @@ def _grid(lengths, B=4, role="grid", models=MODELS, per_token_max=256) -> list[M
             if (fam, cid) not in PER_TOKEN or T <= per_token_max]
 
 
-MAIN_NO_COMPILE = ("not in README's main job (arsenal run), which stays under 10 minutes: compiling this "
-                   "family's loop over time takes minutes here; arsenal models --suite quick runs it")
+MAIN_NO_COMPILE = ("not in README's main job (arsenal run), kept short: compiling this family's loop over "
+                   "time takes minutes here; arsenal models --suite quick runs it")
 
 
 def _main() -> list[ModelRun]:
