@@ -22,7 +22,8 @@ def names(text: str | None, valid, what: str) -> list[str] | None:
     return got
 
 
-def _value(text: str):
+def value(text: str):
+    """A command-line value: true/false, none, int, float, else the text."""
     low = text.lower()
     if low in ("true", "false"):
         return low == "true"
@@ -40,10 +41,10 @@ def parse_case(text: str) -> dict:
     """"B=4,T=256,D=64,bound=1.0" -> {"B": 4, "T": 256, "D": 64, "bound": 1.0}."""
     case = {}
     for part in text.split(","):
-        key, sep, value = part.partition("=")
+        key, sep, given = part.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"--case expects KEY=VALUE pairs separated by commas (B=4,T=256,D=64), got {text!r}")
-        case[key.strip()] = _value(value.strip())
+        case[key.strip()] = value(given.strip())
     return case
 
 

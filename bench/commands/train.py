@@ -18,6 +18,8 @@ import shlex
 import subprocess
 import sys
 
+from bench.commands import _args
+
 NAME = "train"
 HELP = "train a model on a task (AdamW or schedule-free, TBPTT, bf16, DDP, checkpoints)"
 TIMING = False
@@ -28,30 +30,16 @@ FIELDS = ("family", "task", "steps", "batch_size", "accum", "optimizer", "lr", "
           "seed", "device", "threads", "checkpoint", "checkpoint_every")
 
 
-def _value(text: str):
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low == "none":
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def parse_pairs(text: str | None, option: str) -> dict:
     """"d_model=64,causal=False" -> {"d_model": 64, "causal": False}."""
     if not text:
         return {}
     out = {}
     for part in text.split(","):
-        key, sep, value = part.partition("=")
+        key, sep, given = part.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"{option}: expected KEY=VALUE pairs separated by commas, got {text!r}")
-        out[key.strip()] = _value(value.strip())
+        out[key.strip()] = _args.value(given.strip())
     return out
 
 
