@@ -17,7 +17,7 @@ from backends.mix import OpTable, resolve
 from backends.ops.micro_mlp import init_params as micro_mlp_init_params
 from backends.registry import BACKENDS_REGISTRY as BACKENDS
 from backends.registry import IMPLS, OPS_REGISTRY as OPS
-from backends.registry import Backend, Impl, OpSpec, implements, new_output, poison_outputs
+from backends.registry import Backend, Impl, OpClock, OpSpec, implements, new_output, op_clock, poison_outputs
 
 # The ordered list of backends. Adding a backend is one folder and one name here.
 BACKEND_NAMES = ("torch", "triton", "numba_cuda", "numba_cpu")
@@ -45,4 +45,4 @@ def get(op: str, backend: str) -> Impl:
 
 
 __all__ = ["micro_mlp_init_params", "OPS", "BACKENDS", "BACKEND_NAMES", "OP_NAMES", "get", "resolve", "OpTable", "OpSpec", "Backend",
-           "Impl", "implements", "new_output", "poison_outputs"]
+           "Impl", "implements", "new_output", "op_clock", "OpClock", "poison_outputs"]

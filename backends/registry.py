@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import inspect
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
@@ -365,7 +366,8 @@ class Impl:
     Every call shows in torch.profiler as a range ``op/backend/forward`` and, when it
     records a graph, its backward as ``op/backend/backward`` (``_backward_range``); on
     CUDA the forward is also an nvtx range (under ``torch.autograd.profiler.emit_nvtx``
-    both ranges reach Nsight). With no profiler running, this costs one flag test."""
+    both ranges reach Nsight). Under ``op_clock()`` the same two spans are timed instead.
+    With neither running, this costs two flag tests."""
 
     op: str
     backend: str
@@ -388,7 +390,7 @@ class Impl:
         backend = BACKENDS_REGISTRY[self.backend]
         if not backend.runs_on(kind):
             raise ValueError(f"{self.op}[{self.backend}]: tensors expected on device {' or '.join(backend.devices())}, got {device}")
-        if _autograd_profiler._is_profiler_enabled:
+        if _autograd_profiler._is_profiler_enabled or _CLOCK[0] is not None:
             return self._profiled(values, kind == "cuda")
         if kind != "cuda":
             return self.fn(*args, **kwargs)
@@ -396,12 +398,18 @@ class Impl:
             return self.fn(*args, **kwargs)
 
     def _profiled(self, values: list, cuda: bool):
-        """The call inside its forward range, its backward inside a backward range."""
+        """The call inside its forward range, its backward inside a backward range (ranges
+        for torch.profiler while it runs; wall time for the ``op_clock`` while it runs)."""
+        clock = _CLOCK[0]
+        ranges = _autograd_profiler._is_profiler_enabled
+        fwd = record_function(self._forward_name) if ranges else contextlib.nullcontext()
         nvtx = nvtx_range(self._forward_name) if cuda else contextlib.nullcontext()
-        with record_function(self._forward_name), nvtx:
+        call = self.fn if clock is None else clock.timed(self.fn, self._forward_name)
+        with fwd, nvtx:
             if torch.is_grad_enabled():
-                return _backward_range(self._backward_name, self.fn, values, self._spec.plan.entries)
-            return self.fn(*values)
+                span = _BackwardSpan(self._backward_name, ranges, clock)
+                return _backward_range(span, call, values, self._spec.plan.entries)
+            return call(*values)
 
 
 @dataclass
@@ -514,26 +522,78 @@ def nvtx_range(name: str):
         torch.cuda.nvtx.range_pop()
 
 
+class OpClock:
+    """Wall time of every op call, per range name (``op/backend/forward|backward``), while
+    ``op_clock()`` is active: a perf_counter read on each side of the forward and of the
+    backward span, so (unlike torch.profiler, which records every aten op too and
+    inflates a step of many small calls up to 3x) the clocked step runs at its own
+    speed and its rows add up to it. CPU only: on CUDA a call returns before its kernels
+    finish, so GPU breakdowns take torch.profiler's device times instead."""
+
+    def __init__(self):
+        self.ns: dict[str, int] = {}
+        self.calls: dict[str, int] = {}
+
+    def add(self, name: str, ns: int) -> None:
+        self.ns[name] = self.ns.get(name, 0) + ns
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+    def timed(self, fn: Callable, name: str) -> Callable:
+        def call(*values):
+            t0 = time.perf_counter_ns()
+            try:
+                return fn(*values)
+            finally:
+                self.add(name, time.perf_counter_ns() - t0)
+
+        return call
+
+
+_CLOCK: list[OpClock | None] = [None]  # the active clock (one per process; not nested)
+
+
+@contextlib.contextmanager
+def op_clock():
+    """``with op_clock() as clock:`` every op call meanwhile adds its forward and backward
+    wall time to ``clock.ns`` (see ``OpClock``)."""
+    if _CLOCK[0] is not None:
+        raise RuntimeError("op_clock: a clock is already running (clocks do not nest)")
+    clock = _CLOCK[0] = OpClock()
+    try:
+        yield clock
+    finally:
+        _CLOCK[0] = None
+
+
 class _BackwardSpan:
-    """The backward range of one call: opened by the first of the op's output nodes to
+    """The backward span of one call: opened by the first of the op's output nodes to
     run (a node pre-hook), closed by the identity node on its inputs, which runs once
-    every node of the op has run (it needs all their gradients). A retained graph
-    replayed opens and closes it again."""
+    every node of the op has run (it needs all their gradients). A torch.profiler range
+    when ``ranges``, a clock reading when ``clock``. A retained graph replayed opens and
+    closes it again."""
 
-    __slots__ = ("name", "range")
+    __slots__ = ("name", "range", "clock", "ranges", "t0")
 
-    def __init__(self, name: str):
-        self.name, self.range = name, None
+    def __init__(self, name: str, ranges: bool = True, clock: OpClock | None = None):
+        self.name, self.range, self.ranges, self.clock, self.t0 = name, None, ranges, clock, None
 
     def open(self, grad_outputs):
-        if self.range is None:
+        if self.t0 is not None:
+            return
+        self.t0 = time.perf_counter_ns()
+        if self.ranges:
             self.range = record_function(self.name)
             self.range.__enter__()
 
     def close(self):
+        if self.t0 is None:
+            return
         if self.range is not None:
             self.range.__exit__(None, None, None)
             self.range = None
+        if self.clock is not None:
+            self.clock.add(self.name, time.perf_counter_ns() - self.t0)
+        self.t0 = None
 
 
 class _CloseSpan(torch.autograd.Function):
@@ -562,9 +622,9 @@ def _tensors(value):
             yield from _tensors(v)
 
 
-def _backward_range(name: str, fn: Callable, values: list, entries) -> Any:
-    """``fn(*values)`` with its backward inside the record_function range ``name``:
-    the tensor arguments that require a gradient pass through ``_CloseSpan``."""
+def _backward_range(span: _BackwardSpan, fn: Callable, values: list, entries) -> Any:
+    """``fn(*values)`` with its backward inside ``span``: the tensor arguments that
+    require a gradient pass through ``_CloseSpan``."""
     wrapped = []  # (entry, tensor)
     for e in entries:
         t = values[e.pos]
@@ -574,7 +634,6 @@ def _backward_range(name: str, fn: Callable, values: list, entries) -> Any:
             wrapped.append((e, t))
     if not wrapped:
         return fn(*values)
-    span = _BackwardSpan(name)
     aliases = _CloseSpan.apply(span, *(t for _, t in wrapped))
     values = list(values)
     for (e, _), alias in zip(wrapped, aliases):

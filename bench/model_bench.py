@@ -12,8 +12,10 @@ For each run of a grid (suites/model_runs.py) every mix is
    of the whole sequence) and decode (one token from the prefilled state) likewise;
 5. profiled once: peak memory of one step (CUDA: the allocator's peak; CPU: the running
    sum of torch.profiler's allocation and free events, which sees torch tensors only),
-   and each op's share of the step from the ``op/backend/phase`` ranges every op call
-   opens (summed per op; "rest" is the profiled step minus the ops).
+   and each op's share of the step from the ``op/backend/phase`` spans every op call
+   opens (bench/model_profile.py; summed per op; "rest" is the clocked step minus the
+   ops; ``breakdown_step_ns`` against ``median_ns`` says how well the rows cover the
+   timed step).
 Records (kind="model", fields in bench/results.py) are appended as produced. Mix ids:
 bench/model_mixes.py; profiling: bench/model_profile.py; slopes, break-even and the best
 mix: bench/model_fits.py; training equivalence: bench/model_equivalence.py.
@@ -240,8 +242,8 @@ class ModelBench:
                     records[name]["peak_mem_bytes"] = peak_memory(p.step, device)
                     if name not in PEERS:
                         slow = (records[name].get("median_ns") or 0) > 5e8  # one profiled step is enough
-                        shares, wall = op_breakdown(p.step, device, steps=1 if slow else 3)
-                        records[name].update(op_breakdown=shares, profiled_step_ns=wall)
+                        shares, wall, method = op_breakdown(p.step, device, steps=1 if slow else 3)
+                        records[name].update(op_breakdown=shares, breakdown_step_ns=wall, breakdown_method=method)
                 except Exception as exc:
                     records[name]["breakdown_error"] = _error_text(exc)
         out = [records[n] for n in names]

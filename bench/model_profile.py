@@ -1,9 +1,10 @@
-"""Profiling a model step: peak memory, and each op's share from the ranges every op
-call opens (``op/backend/forward`` and ``op/backend/backward``, backends/registry.py).
+"""Profiling a model step: peak memory, and each op's share from the spans every op
+call opens (``op/backend/forward`` and ``op/backend/backward``, backends/registry.py):
+timed by ``backends.op_clock`` on the CPU, by torch.profiler's device times on CUDA.
 
 CPU peak memory is the running sum of torch.profiler's allocation and free events: it
 sees torch tensors only (a Numba kernel's own scratch arrays are not counted). On CUDA
-it is the allocator's peak. "rest" in the breakdown is the profiled step less the ops.
+it is the allocator's peak.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 from typing import Callable
 
 import torch
+
+import backends
 
 RANGE = re.compile(r"^(?P<op>[a-z_]+)/(?P<backend>[a-z_0-9]+)/(?P<phase>forward|backward)$")
 
@@ -47,19 +50,38 @@ def peak_memory(fn, device) -> int:
     return int(peak)
 
 
-def op_breakdown(fn, device, steps: int = 3) -> tuple[dict, float]:
-    """({op: ns per step, ..., "rest": ns}, profiled ns per step) from the op ranges."""
-    prof, wall = _profile(fn, device, steps, memory=False)
-    cuda = torch.device(device).type == "cuda"
-    per_op: dict[str, float] = {}
-    for e in prof.events():
-        m = RANGE.match(e.name)
-        if m is None:
-            continue
-        ns = 1e3 * (e.device_time_total if cuda and getattr(e, "device_time_total", 0) else e.cpu_time_total)
-        per_op[m["op"]] = per_op.get(m["op"], 0.0) + ns / steps
+def op_breakdown(fn, device, steps: int = 3) -> tuple[dict, float, str]:
+    """({op: ns per step, ..., "rest": ns}, clocked ns per step, method) of ``fn``.
+
+    CPU ("op_clock"): wall time of each op's forward and backward spans
+    (``backends.op_clock``) over ``steps`` calls; the step runs at its own speed, so its
+    clocked time is comparable with the timed median. CUDA ("torch.profiler"): device
+    time of the kernels inside each op's ranges. "rest" is the step less the ops."""
+    if torch.device(device).type == "cuda":
+        prof, wall = _profile(fn, device, steps, memory=False)
+        per_op = _sum_per_op(((e.name, 1e3 * (getattr(e, "device_time_total", 0) or e.cpu_time_total))
+                              for e in prof.events()), steps)
+        method = "torch.profiler"
+    else:
+        with backends.op_clock() as clock:
+            t0 = time.perf_counter_ns()
+            for _ in range(steps):
+                fn()
+            wall = (time.perf_counter_ns() - t0) / steps
+        per_op = _sum_per_op(clock.ns.items(), steps)
+        method = "op_clock"
     per_op["rest"] = max(0.0, wall - sum(per_op.values()))
-    return per_op, wall
+    return per_op, wall, method
+
+
+def _sum_per_op(named_ns, steps: int) -> dict:
+    """{op: ns per step} from (range name, ns) pairs; names that are not op ranges are skipped."""
+    per_op: dict[str, float] = {}
+    for name, ns in named_ns:
+        m = RANGE.match(name)
+        if m is not None:
+            per_op[m["op"]] = per_op.get(m["op"], 0.0) + ns / steps
+    return per_op
 
 
 def sync_of(device) -> Callable[[], None]:

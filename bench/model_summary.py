@@ -28,12 +28,19 @@ def top_share(rec) -> str:
     return f"{op} {100 * ns / total:.0f}%"
 
 
+def rows_over_step(rec) -> str:
+    """The breakdown's rows (the clocked step) over the timed median step: how much of
+    the measured step the per-op rows account for ("1.03x": 3% more)."""
+    clocked, median = rec.get("breakdown_step_ns"), rec.get("median_ns")
+    return "-" if not clocked or not median else f"{clocked / median:.2f}x"
+
+
 def print_grid(console, records) -> None:
     from rich.table import Table
 
     table = Table(title="Model training step (forward, backward, optimizer), median")
     for col in ("family", "case", "mix", "status", "step ms", "x torch [95%]", "x compile [95%]", "tokens/s",
-                "prefill tok/s", "decode us/tok", "peak MiB", "top op", "compile s", "load"):
+                "prefill tok/s", "decode us/tok", "peak MiB", "top op", "rows/step", "compile s", "load"):
         table.add_column(col)
     for r in records:
         if r.get("kind") != "model":
@@ -45,7 +52,7 @@ def print_grid(console, records) -> None:
                       "-" if r.get("prefill_tokens_per_s") is None else f"{r['prefill_tokens_per_s']:,.0f}",
                       "-" if r.get("decode_ns_per_token") is None else f"{r['decode_ns_per_token'] / 1e3:.0f}",
                       "-" if r.get("peak_mem_bytes") is None else f"{r['peak_mem_bytes'] / 2**20:.1f}",
-                      top_share(r), "-" if r.get("compile_seconds") is None else f"{r['compile_seconds']:.1f}",
+                      top_share(r), rows_over_step(r), "-" if r.get("compile_seconds") is None else f"{r['compile_seconds']:.1f}",
                       (r.get("load") or {}).get("verdict", "-"))
     console.print(table)
     stayed = sorted({f"{r['family']}-{r['config_id']} {r['case_id']}" for r in records

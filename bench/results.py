@@ -54,7 +54,9 @@ error, env`` where they apply. The kinds and their own fields:
         case {"B", "T"}, case_id, role ("grid" | "scaling" | "swap" | "best"),
         samples_ns, median_ns, q1_ns, q3_ns (one training step: forward, backward,
         optimizer), tokens_per_s, prefill_tokens_per_s, decode_ns_per_token,
-        peak_mem_bytes, op_breakdown ({op or "rest": ns per step}), compile_seconds,
+        peak_mem_bytes, op_breakdown ({op or "rest": ns per step}), breakdown_step_ns (the
+        step the breakdown clocked: its rows' sum), breakdown_method ("op_clock" on CPU,
+        "torch.profiler" on CUDA), compile_seconds,
         params, gate, speedup_vs_torch, speedup_vs_torch_compile (+ _ci95), load (as for an op record)
     kind="train"        one evaluation point of a training run (bench/train.py)
         train_id, family, config_id, mix_id, task, step, split ("train" | "val" |

@@ -1,6 +1,8 @@
 """Every op call shows in torch.profiler as ``op/backend/forward`` and, when a graph is
 recorded, its backward as ``op/backend/backward`` around the op's backward kernels."""
 
+import time
+
 import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -101,3 +103,42 @@ def test_chained_calls_have_disjoint_backward_ranges():
     assert len(ranges) == 2
     assert ranges[0][1] <= ranges[1][0], ranges
     assert first["a"].grad is not None and second["a"].grad is not None
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba_cpu"])
+def test_op_clock_times_each_phase_of_each_call(request, backend):
+    """``backends.op_clock`` times the same spans as the ranges, without a profiler: one
+    forward and one backward per call, inside the wall time of the step, and gradients
+    unchanged."""
+    fns = {op: require(request, op, backend) for op in CASES}
+    for op in CASES:  # compile (Numba) outside the clock
+        _loss(op, fns[op], _inputs(op)).backward()
+    plain, clocked = {op: _inputs(op) for op in CASES}, {op: _inputs(op) for op in CASES}
+    sum(_loss(op, fns[op], plain[op]) for op in CASES).backward()
+    with backends.op_clock() as clock:
+        t0 = time.perf_counter_ns()
+        sum(_loss(op, fns[op], clocked[op]) for op in CASES).backward()
+        wall = time.perf_counter_ns() - t0
+    names = {f"{op}/{backend}/{phase}" for op in CASES for phase in ("forward", "backward")}
+    assert set(clock.ns) == names and all(clock.calls[n] == 1 for n in names), clock.calls
+    assert all(clock.ns[n] > 0 for n in names) and sum(clock.ns.values()) <= wall
+    for op in CASES:
+        got, want = differentiable_leaves(backends.OPS[op], clocked[op]), differentiable_leaves(backends.OPS[op], plain[op])
+        for k in want:
+            assert torch.equal(got[k].grad, want[k].grad), (op, k)
+    with backends.op_clock() as clock:  # no graph: the forward only
+        with torch.no_grad():
+            fns["parallel_scan"](**_inputs("parallel_scan"))
+    assert set(clock.calls) == {f"parallel_scan/{backend}/forward"}
+
+
+def test_op_clock_does_not_nest_and_ends_on_error():
+    with pytest.raises(RuntimeError, match="clocks do not nest"):
+        with backends.op_clock(), backends.op_clock():
+            pass
+    with pytest.raises(ValueError):
+        with backends.op_clock():
+            backends.get("parallel_scan", "torch")(torch.rand(2, 3, 4), torch.rand(2, 3, 5))
+    with backends.op_clock() as clock:  # the failed one ended: a new clock starts
+        backends.get("parallel_scan", "torch")(torch.rand(2, 3, 4), torch.rand(2, 3, 4))
+    assert clock.calls == {"parallel_scan/torch/forward": 1}

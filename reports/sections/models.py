@@ -174,8 +174,9 @@ def build(ctx: Context) -> Section:
         s.figure("metrics", _metrics(ctx, grid), "Bars: median over the timed steps; error bars: interquartile range.")
         breakdown = _breakdown(grid)
         if breakdown is not None:
-            s.figure("breakdown", breakdown, "From op_breakdown: torch.profiler ranges named op/backend/phase; "
-                                             "rest is everything outside the seven ops.")
+            s.figure("breakdown", breakdown, "From op_breakdown: each op's forward and backward spans (op/backend/phase), "
+                                             "wall-clocked on the CPU, device time on CUDA; rest is everything "
+                                             "outside the seven ops.")
     swap = _swap(ctx, models)
     if swap is not None:
         s.figure("swap", swap, "Colour: the backend the op moved to; outlined: the best mix, chosen from these "
