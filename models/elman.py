@@ -115,7 +115,11 @@ def signed_logaddexp(la, sa, lb, sb):
     m = torch.maximum(la, lb)
     m = torch.where(torch.isneginf(m), torch.zeros_like(m), m)  # both terms zero
     r = sa * torch.exp(la - m) + sb * torch.exp(lb - m)
-    return m + torch.log(r.abs()), torch.where(r < 0, -1.0, 1.0).to(r.dtype)
+    # x + y exactly 0 (equal magnitudes, opposite signs: it happens in training) is -inf
+    # with no gradient; autograd through log|0| would give 0 * inf = NaN
+    zero = r == 0
+    r_log = torch.where(zero, -torch.inf, torch.log(torch.where(zero, 1.0, r.abs())))
+    return m + r_log, torch.where(r < 0, -1.0, 1.0).to(r.dtype)
 
 
 def log_tanh_abs(z_log):

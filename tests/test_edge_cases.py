@@ -35,6 +35,19 @@ def test_logspace_extremes_and_exact_cancellation(request, backend, magnitude):
     expect = torch.tensor([magnitude + math.log(2.5), magnitude + math.log(2.0)])
     assert torch.allclose(y_log[0, 1:3].double(), expect.double(), rtol=0, atol=2e-3), y_log
     assert y_sign[0, 1:3].tolist() == [1.0, -1.0] and y_sign[1, 1:3].tolist() == [-1.0, 1.0]
+    # gradients: finite everywhere, none from the exact zeros (columns 0 and 3), and the
+    # closed form x_bj / y_bi elsewhere (every term here has the same magnitude)
+    w.requires_grad_(True)
+    x_log.requires_grad_(True)
+    fn(w, x_log, x_sign)[0].backward(torch.ones(2, 4, device=dev))
+    dw, dx = w.grad.cpu().double(), x_log.grad.cpu().double()
+    assert torch.isfinite(dw).all() and torch.isfinite(dx).all(), (dw, dx)
+    assert (dw[[0, 3]] == 0).all(), f"exact zeros pass no gradient, got {dw[[0, 3]]}"
+    y = torch.tensor([[2.5, -2.0], [-2.5, 2.0]], dtype=torch.float64)  # y_bi / exp(magnitude), rows 1, 2
+    xs = x_sign.cpu().double()
+    want_dw = (xs[:, None, :] / y[:, :, None]).sum(0)  # [2 rows, K]
+    # rtol: y_log near 1e4 is float32 to about 1e-3 (its ulp), as in the forward check
+    assert torch.allclose(dw[1:3], want_dw, rtol=3e-3, atol=1e-6), (dw, want_dw)
 
 
 @pytest.mark.parametrize("backend", _pairs("gated_update"))

@@ -10,7 +10,9 @@ overflows or underflows (x_log from -1e4 to +1e4). The stable form per output (b
     terms  t_j = log|w_ij| + x_log_bj,  signs s_j = sign(w_ij) * x_sign_bj
     m = max_j t_j;  P = sum_{s_j > 0} exp(t_j - m);  N = sum_{s_j < 0} exp(t_j - m)
     y_log = m + log|P - N|,  y_sign = +1 if P >= N else -1
-Differentiable: w, x_log (through y_log; y_sign is piecewise constant).
+Differentiable: w, x_log (through y_log; y_sign is piecewise constant). Where y is
+exactly 0 the gradient is taken as 0 (log|y| has none there; a model that carries
+exp(y_log) loses nothing, since d exp(y_log) / d y_log = y = 0).
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ def logspace_matvec(w, x_log, x_sign):
                 continue
             e = torch.exp(t - m)
             p, n = torch.sum(torch.where(s > 0, e, 0.0)), torch.sum(torch.where(s < 0, e, 0.0))
+            if p == n:  # an exact zero: -inf, passing no gradient (the contract)
+                out_log.append(torch.full((), -math.inf, dtype=w.dtype))
+                out_sign.append(torch.ones((), dtype=w.dtype))
+                continue
             out_log.append(m + torch.log(torch.abs(p - n)))
             out_sign.append(torch.where(p >= n, 1.0, -1.0).to(w.dtype))
         rows_log.append(torch.stack(out_log))
