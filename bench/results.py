@@ -67,8 +67,10 @@ error, env`` where they apply. The kinds and their own fields:
                         weights ([T][S] nested lists), tokens ([T]), mask ([T])
     kind="drift"        op, backend, dtype, variant, T, error (max error against the
                         float64 reference, relative to its scale)
-    kind="equivalence"  family, mix_id, steps, tolerance, max_abs_diff, ok,
-                        losses_mix, losses_torch (per step)
+    kind="equivalence"  family, mix_id, steps, tolerance, max_abs_diff, ok, agreement
+                        ("tolerance" | "noise" | "differs" | "diverged"), noise_floor,
+                        noise_factor (bench/model_equivalence.py), losses_mix,
+                        losses_torch, losses_floor (per step; the floor None unless run)
     kind="overhead"     the cost of the checked op call (bench/overhead.py documents its
                         fields): op, backend, raw and checked per-call times
 """

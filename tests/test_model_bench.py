@@ -104,7 +104,26 @@ def test_training_equivalence_record():
     rec = model_equivalence.equivalence("transformer", "tiny", TINY, "numba_cpu", steps=5, B=2, T=8)
     assert rec["kind"] == "equivalence" and len(rec["losses_mix"]) == len(rec["losses_torch"]) == 5
     assert rec["ok"] and rec["max_abs_diff"] <= rec["tolerance"]
+    assert rec["agreement"] == "tolerance" and rec["losses_floor"] is None  # no floor needed
     assert rec["losses_torch"][-1] < rec["losses_torch"][0]
+
+
+@pytest.mark.parametrize("floor_gap, agreement", [(8e-3, "noise"), (1e-3, "differs")])
+def test_equivalence_beyond_tolerance_is_judged_against_the_noise_floor(monkeypatch, floor_gap, agreement):
+    """A curve that leaves the tolerance agrees only if all-torch from weights moved by
+    one ulp strays as far (at least half as far); the floor is trained only then."""
+    calls = []
+
+    def curve(config, mix, batches, device, lr=3e-3, perturb_seed=None):
+        calls.append(perturb_seed)
+        gap = floor_gap if perturb_seed is not None else (1e-2 if mix != "torch" else 0.0)
+        return [2.0 - 0.01 * i + (gap if i > 2 else 0.0) for i in range(len(batches))]
+
+    monkeypatch.setattr(model_equivalence, "train_curve", curve)
+    rec = model_equivalence.equivalence("transformer", "tiny", TINY, "numba_cpu", steps=6, B=2, T=8)
+    assert rec["agreement"] == agreement and rec["ok"] == (agreement == "noise")
+    assert rec["noise_floor"] == pytest.approx(floor_gap) and len(rec["losses_floor"]) == 6
+    assert calls == [None, None, 1]  # torch, the mix, then the floor (seed + 1)
 
 
 def test_front_end_path(monkeypatch):

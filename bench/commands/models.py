@@ -193,9 +193,11 @@ def _equivalence(args, console) -> int:
         for m in mixes:
             rec = equivalence(fam, cid, over, m, steps, device=args.device, **model_runs.EQUIVALENCE_SHAPE)
             results.append(args.out, rec)
-            verdict = "agree" if rec["ok"] else (rec["error"] or "DIFFER")
+            floor = "" if rec["noise_floor"] is None else f", noise floor {rec['noise_floor']:.2e}"
+            verdict = {"tolerance": "agree", "noise": f"agree within the noise (<= {rec['noise_factor']:g}x the floor)",
+                       "differs": "DIFFER"}.get(rec["agreement"], rec["error"])
             console.print(f"{fam}-{cid} {m} vs torch, {steps} steps: max |loss diff| {rec['max_abs_diff']:.2e} "
-                          f"(tolerance {rec['tolerance']:.0e}), final loss {rec['losses_mix'][-1]:.4f} vs "
+                          f"(tolerance {rec['tolerance']:.0e}{floor}), final loss {rec['losses_mix'][-1]:.4f} vs "
                           f"{rec['losses_torch'][-1]:.4f}: {verdict}", markup=False, highlight=False)
             bad += not rec["ok"]
     return 1 if bad else 0
