@@ -36,6 +36,7 @@ what stays disturbed is flagged in the summary and weakens ``arsenal compare``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -114,3 +115,16 @@ def assess(blocks: Sequence[tuple[Reading, Reading]], threads: int, cores: int |
 
 def disturbed(load: dict | None) -> bool:
     return bool(load) and load.get("verdict") == DISTURBED
+
+
+@contextlib.contextmanager
+def watched(device: str = "cpu"):
+    """``with watched(device) as seen: ...``: afterwards ``seen`` is the ``load`` dict of
+    the block (for timers that are not ours: pytest-benchmark's extra_info)."""
+    import torch
+
+    seen: dict = {}
+    before = read()
+    yield seen
+    cpu = torch.device(device).type != "cuda"
+    seen.update(assess([(before, read())], torch.get_num_threads(), cpu=cpu) or {})

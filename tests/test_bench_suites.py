@@ -51,6 +51,7 @@ def test_pytest_benchmark_times_the_suite_side_by_side(tmp_path):
         assert info["mix"] == {"stack_step": info["backend"]} and info["gate_forward_error"] <= 1.0
         assert info["threads"]["torch"] == os.cpu_count()
         assert info["flops"] > 0 and info["bytes"] > 0 and 0 < info["pct_roofline"] < 100
+        assert info["load"]["verdict"] in ("quiet", "disturbed") and info["load"]["cores"] == os.cpu_count()
         assert b["stats"]["rounds"] >= 3
 
 

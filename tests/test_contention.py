@@ -50,6 +50,23 @@ def test_busy_processes_on_every_core_make_the_record_disturbed(monkeypatch):
     assert got["remeasured"] and pauses == [runner.RunConfig().load.pause_s]  # timed again after a pause
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="reads the run queue from /proc (Linux)")
+def test_watched_block_under_busy_processes_is_disturbed():
+    """``load.watched``, which pytest-benchmark's extra_info gets, judges a block alike."""
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(max(2, os.cpu_count() or 1))]
+    try:
+        time.sleep(0.3)
+        with load.watched("cpu") as seen:
+            end = time.perf_counter() + 0.3
+            while time.perf_counter() < end:
+                pass
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+    assert seen["verdict"] == "disturbed" and seen["runnable"] >= 1, seen
+
+
 class FakeWatch:
     """Readings 1 ms apart; ``others`` and the CPU the timing thread got per ms, scripted
     per call (the last value repeats)."""

@@ -10,6 +10,7 @@ timed, and the timed callable is the prepared training-step closure.
 import pytest
 
 import models
+from bench import load
 from bench.model_bench import gate_then_prepare
 from suites.model_runs import front_end_params
 
@@ -33,4 +34,6 @@ def test_model_step(benchmark, model_run, request):
     benchmark.group = f"models-{family}-{cid}-B{B}-T{T}"
     benchmark.extra_info.update(family=family, config_id=cid, mix_id=mix, case={"B": B, "T": T},
                                 compile_seconds=ready.prepared.compile_seconds)
-    benchmark.pedantic(ready.prepared.step, rounds=5, iterations=1, warmup_rounds=1)
+    with load.watched(request.config.getoption("arsenal_device")) as seen:
+        benchmark.pedantic(ready.prepared.step, rounds=5, iterations=1, warmup_rounds=1)
+    benchmark.extra_info["load"] = seen  # bench/load.py: "disturbed" when other work took the cores

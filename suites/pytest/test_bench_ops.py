@@ -15,7 +15,7 @@ import torch
 
 import backends
 from backends.registry import MODES
-from bench import env, pipeline, plan, roofline
+from bench import env, load, pipeline, plan, roofline
 from bench.dtypes import name as dtype_name
 from bench.gate import Gate
 from bench.timing import TimingConfig
@@ -66,7 +66,9 @@ def test_op(benchmark, gate, item):
                                 gate_grad_error=checked.grad_error)
     timed = p.fn if torch.device(item.device).type == "cpu" else (lambda: (p.fn(), p.sync()))
     time.sleep(TimingConfig().settle_s)  # let the previous pair's OpenMP workers stop spinning
-    benchmark(timed)
+    with load.watched(item.device) as seen:
+        benchmark(timed)
+    benchmark.extra_info["load"] = seen
     if benchmark.stats is not None:  # None when benchmarks are disabled (the closure ran once)
         benchmark.extra_info.update(roofline.derive(_ceilings(item.device), flops, nbytes,
                                                     benchmark.stats.stats.median, dtype_name(item.dtype)))

@@ -15,7 +15,7 @@ import time
 import pytest
 
 import backends
-from bench import overhead
+from bench import load, overhead
 from bench.timing import TimingConfig
 
 PAIRS = [(op, b) for op in overhead.TINY_CASES for b in backends.BACKEND_NAMES
@@ -37,4 +37,6 @@ def test_call(benchmark, request, op, backend, path):
                                 dtype=cfg.dtype)
     fn()  # warm: Numba's cache load, the first call's allocations
     time.sleep(TimingConfig().settle_s)  # let the previous benchmark's OpenMP workers stop spinning
-    benchmark(lambda: (fn(), sync(device)))
+    with load.watched(device) as seen:
+        benchmark(lambda: (fn(), sync(device)))
+    benchmark.extra_info["load"] = seen
