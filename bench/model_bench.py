@@ -241,8 +241,7 @@ class ModelBench:
                 try:
                     records[name]["peak_mem_bytes"] = peak_memory(p.step, device)
                     if name not in PEERS:
-                        slow = (records[name].get("median_ns") or 0) > 5e8  # one profiled step is enough
-                        shares, wall, method = op_breakdown(p.step, device, steps=1 if slow else 3)
+                        shares, wall, method = op_breakdown(p.step, device)
                         records[name].update(op_breakdown=shares, breakdown_step_ns=wall, breakdown_method=method)
                 except Exception as exc:
                     records[name]["breakdown_error"] = _error_text(exc)

@@ -73,6 +73,7 @@ R_H_MODES = ("free", "spectral_norm", "scaled_orthogonal")
 R_H_NORM = 0.99  # the spectral norm of R_h at init (every mode) and always (spectral_norm)
 SQUARINGS = 12  # spectral_norm: (W^T W)^(2^12), i.e. 4096 power steps
 TANH_SATURATED = 15.0  # log|z| above which tanh(|z|) is 1 in float32 and float64
+TINY = torch.finfo(torch.float32).tiny  # 2^-126: the floor of |x + y| relative to the terms
 
 
 @dataclass(frozen=True)
@@ -111,15 +112,16 @@ class SpectralNorm(nn.Module):
 
 
 def signed_logaddexp(la, sa, lb, sb):
-    """(log|x + y|, sign(x + y)) of x = sa * exp(la), y = sb * exp(lb); 0 is (-inf, +1)."""
+    """(log|x + y|, sign(x + y)) of x = sa * exp(la), y = sb * exp(lb); 0 + 0 is (-inf, +1).
+
+    An exact cancellation (equal magnitudes, opposite signs: it happens in training)
+    gives log|x + y| = max(la, lb) + log(2^-126): a residue float32's smallest normal
+    relative to the terms, far below their rounding (2^-24), with no gradient (the
+    clamp), where autograd through log|0| would give 0 * inf = NaN."""
     m = torch.maximum(la, lb)
-    m = torch.where(torch.isneginf(m), torch.zeros_like(m), m)  # both terms zero
-    r = sa * torch.exp(la - m) + sb * torch.exp(lb - m)
-    # x + y exactly 0 (equal magnitudes, opposite signs: it happens in training) is -inf
-    # with no gradient; autograd through log|0| would give 0 * inf = NaN
-    zero = r == 0
-    r_log = torch.where(zero, -torch.inf, torch.log(torch.where(zero, 1.0, r.abs())))
-    return m + r_log, torch.where(r < 0, -1.0, 1.0).to(r.dtype)
+    m_safe = torch.where(torch.isneginf(m), 0.0, m)  # both terms zero: exp(-inf - 0) = 0
+    r = sa * torch.exp(la - m_safe) + sb * torch.exp(lb - m_safe)
+    return m + torch.log(r.abs().clamp_min(TINY)), torch.where(r < 0, -1.0, 1.0).to(r.dtype)
 
 
 def log_tanh_abs(z_log):
@@ -188,14 +190,17 @@ class ElmanLayer(nn.Module):
     def linear_loop(self, u, g, h):
         """Rungs 0-2: u, g [B, T, d]; h None (zeros) or [B, d] -> all h [B, T, d], h_last."""
         R = self.recurrent_matrix()  # [d, d]
-        d_gate = torch.sigmoid(g) if g is not None else None
+        # per-step views by unbind, not u[:, t]: the backward of T selects would build T
+        # zero-filled [B, T, d] gradients (O(T^2) memory traffic), unbind's builds one
+        us = u.unbind(1)  # T x [B, d]
+        gates = torch.sigmoid(g).unbind(1) if g is not None else None
         hs = []
-        for t in range(u.shape[1]):
-            cand = torch.tanh(u[:, t] if h is None else u[:, t] + F.linear(h, R))  # [B, d]
-            if d_gate is None:
+        for t, u_t in enumerate(us):
+            cand = torch.tanh(u_t if h is None else u_t + F.linear(h, R))  # [B, d]
+            if gates is None:
                 h = cand
             else:
-                h = d_gate[:, t] * cand if h is None else h + d_gate[:, t] * (cand - h)
+                h = gates[t] * cand if h is None else h + gates[t] * (cand - h)
             hs.append(h)
         return torch.stack(hs, 1), h
 
@@ -203,18 +208,19 @@ class ElmanLayer(nn.Module):
         """Rung 3: the linear loop with h held as (log|h|, sign h).
         state None (h = 0) or (h_log, h_sign) [B, d] each -> all h [B, T, d], state."""
         R = self.recurrent_matrix()  # [d, d]
-        u_log, u_sign = to_log(u)  # [B, T, d]
-        keep_log, take_log = F.logsigmoid(-g), F.logsigmoid(g)  # log(1 - d_t), log d_t
+        # T x [B, d] each, by unbind (see linear_loop)
+        u_log, u_sign = (x.unbind(1) for x in to_log(u))
+        keep_log, take_log = F.logsigmoid(-g).unbind(1), F.logsigmoid(g).unbind(1)  # log(1 - d_t), log d_t
         hs = []
         for t in range(u.shape[1]):
             if state is None:  # R_h 0 = 0 and (1 - d) 0 = 0
-                z_log, z_sign = u_log[:, t], u_sign[:, t]
-                state = (take_log[:, t] + log_tanh_abs(z_log), z_sign)
+                z_log, z_sign = u_log[t], u_sign[t]
+                state = (take_log[t] + log_tanh_abs(z_log), z_sign)
             else:
                 h_log, h_sign = state
                 r_log, r_sign = self.ops.logspace_matvec(R, h_log, h_sign)  # R_h h_{t-1}, [B, d]
-                z_log, z_sign = signed_logaddexp(u_log[:, t], u_sign[:, t], r_log, r_sign)
-                state = signed_logaddexp(keep_log[:, t] + h_log, h_sign, take_log[:, t] + log_tanh_abs(z_log), z_sign)
+                z_log, z_sign = signed_logaddexp(u_log[t], u_sign[t], r_log, r_sign)
+                state = signed_logaddexp(keep_log[t] + h_log, h_sign, take_log[t] + log_tanh_abs(z_log), z_sign)
             hs.append(state[1] * torch.exp(state[0]))
         return torch.stack(hs, 1), state
 

@@ -194,12 +194,18 @@ class NSMLayer(nn.Module):
         C, causal = self.cfg.chunk, self.cfg.causal
         u = self.norm1(x)
         reads, weights = [], []
+        sizes, lo = [], 0
+        while lo < T:  # segments up to each chunk boundary
+            sizes.append(min(T - lo, C - (pos + lo) % C))
+            lo += sizes[-1]
+        # one split, not u[:, lo:hi] per segment, whose backwards would each build a
+        # zero-filled [B, T, D] gradient
+        segs = torch.split(u, sizes, dim=1)  # [B, L, D] each
+        masks = [None] * len(sizes) if mask is None else torch.split(mask, sizes, dim=1)
         lo = 0
-        while lo < T:
-            hi = min(T, lo + C - (pos + lo) % C)  # up to the next chunk boundary
-            seg = u[:, lo:hi]  # [B, L, D]
-            routed, w = ops.nsm_route(seg, self.w_route, self.b_route,
-                                      None if mask is None else mask[:, lo:hi], self.cfg.top_k)
+        for seg, seg_mask in zip(segs, masks):
+            hi = lo + seg.shape[1]
+            routed, w = ops.nsm_route(seg, self.w_route, self.b_route, seg_mask, self.cfg.top_k)
             weights.append(w)
             mem_term = self.memory_term(state)  # [B, S, D]
             if causal:

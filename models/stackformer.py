@@ -200,8 +200,10 @@ class Stackformer(SequenceModel):
         banks = state["banks"] if state is not None else self._empty_banks(B, emb)
         real = mask if mask is not None else torch.ones(B, T, dtype=torch.bool, device=tokens.device)
         hidden, records = [], []
-        for t in range(T):
-            h, banks, record = self._think_token(emb[:, t], real[:, t], banks)
+        # per-token views by unbind, not emb[:, t], whose T backwards would each build a
+        # zero-filled [B, T, d] gradient
+        for emb_t, real_t in zip(emb.unbind(1), real.unbind(1)):
+            h, banks, record = self._think_token(emb_t, real_t, banks)
             hidden.append(h)
             records.append(record)
         aux = {key: torch.stack([r[key] for r in records], dim=1) for key in records[0]}  # [B, T] each
