@@ -104,6 +104,10 @@ class ModelBenchConfig:
     gate_T: int = 32  # tokens of the gate's sequences
     seed: int = 0
     load: load.LoadConfig = load.LoadConfig()  # when a group counts as disturbed, and the pause
+    # each group in a fresh process (the CLI's choice): measured in one process, a group
+    # ran up to 2.8x slower after the stackformer's group than alone (nsm B4-T1024:
+    # 1,299 ms after it, 464 ms alone), so later groups carried earlier ones' leftovers
+    isolate: bool = False
 
 
 @dataclass
@@ -166,6 +170,17 @@ def gate_then_prepare(family: str, overrides: dict, name: str, B: int, T: int, d
     return Ready("ready", None, prepare_run(family, overrides, name, B, T, device))
 
 
+def _run_isolated(cfg: ModelBenchConfig, out, run_id: str, group: int, threads: int, args: tuple) -> list[dict]:
+    """``ModelBench.run`` in a spawned process: the parent's thread count and allocator
+    settings, its run id and group number."""
+    import dataclasses
+
+    env.pin_process(threads)
+    bench = ModelBench(dataclasses.replace(cfg, isolate=False), out=out, log=lambda msg: print(msg, flush=True))
+    bench.run_id, bench.group = run_id, group
+    return bench.run(*args)
+
+
 def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 
@@ -190,7 +205,18 @@ class ModelBench:
     def run(self, family: str, config_id: str, overrides: dict, B: int, T: int, mixes, peers=PEERS,
             role: str = "grid", refused: dict | None = None) -> list[dict]:
         """One group: every mix and peer of one family config and shape, interleaved.
-        ``refused`` maps a peer to why it is not run here (recorded "unavailable")."""
+        ``refused`` maps a peer to why it is not run here (recorded "unavailable").
+        With ``cfg.isolate`` the group runs in a fresh (spawned) process that appends the
+        records itself and prints its progress; they come back here as well."""
+        if self.cfg.isolate:
+            import multiprocessing
+
+            job = (self.cfg, self.out, self.run_id, self.group, torch.get_num_threads(),
+                   (family, config_id, overrides, B, T, list(mixes), tuple(peers), role, refused))
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                out = pool.apply(_run_isolated, job)
+            self.group += 1
+            return out
         refused = refused or {}
         device = self.cfg.device
         config = models.config(family, **overrides)

@@ -87,7 +87,7 @@ def _bench(args, log):
     timing = ModelBenchConfig().timing
     if args.budget:
         timing = TimingConfig(**dict(timing.__dict__, budget_s=args.budget))
-    return ModelBench(ModelBenchConfig(device=args.device, timing=timing), out=args.out, log=log)
+    return ModelBench(ModelBenchConfig(device=args.device, timing=timing, isolate=True), out=args.out, log=log)
 
 
 def _mixes(args, default):

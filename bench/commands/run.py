@@ -57,7 +57,7 @@ def run(args, console) -> int:
         console.print("quick model profile (arsenal models --suite main)", markup=False, highlight=False)
         from rich.markup import escape
 
-        bench = ModelBench(ModelBenchConfig(device=args.device), out=args.out,
+        bench = ModelBench(ModelBenchConfig(device=args.device, isolate=True), out=args.out,
                            log=lambda msg: console.print(f"[dim]{escape(msg)}[/]", highlight=False))
         found = model_cmd.profile(SUITES["main"], bench, console)
         status = max(status, int(any(r["status"] in ("incorrect", "error") for r in found)))
