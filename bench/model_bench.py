@@ -170,15 +170,22 @@ def gate_then_prepare(family: str, overrides: dict, name: str, B: int, T: int, d
     return Ready("ready", None, prepare_run(family, overrides, name, B, T, device))
 
 
-def _run_isolated(cfg: ModelBenchConfig, out, run_id: str, group: int, threads: int, args: tuple) -> list[dict]:
-    """``ModelBench.run`` in a spawned process: the parent's thread count and allocator
-    settings, its run id and group number."""
+def _run_isolated(conn, cfg: ModelBenchConfig, out, run_id: str, group: int, threads: int, args: tuple) -> None:
+    """``ModelBench.run`` in a spawned process (the parent's thread count and allocator
+    settings, its run id and group number), talking over ``conn``: ("log", message) as
+    it goes, then ("done", records) or ("error", text)."""
     import dataclasses
+    import traceback
 
-    env.pin_process(threads)
-    bench = ModelBench(dataclasses.replace(cfg, isolate=False), out=out, log=lambda msg: print(msg, flush=True))
-    bench.run_id, bench.group = run_id, group
-    return bench.run(*args)
+    try:
+        env.pin_process(threads)
+        bench = ModelBench(dataclasses.replace(cfg, isolate=False), out=out, log=lambda msg: conn.send(("log", msg)))
+        bench.run_id, bench.group = run_id, group
+        conn.send(("done", bench.run(*args)))
+    except Exception:
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
 
 
 def _error_text(exc: BaseException) -> str:
@@ -192,6 +199,34 @@ class ModelBench:
         self.group = 0
         self.clock = CudaClock(cfg.device) if torch.device(cfg.device).type == "cuda" else CpuClock()
         self.env = env.environment(cfg.device)
+
+    def _run_in_child(self, args: tuple) -> list[dict]:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        here, there = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=_run_isolated, daemon=True,
+                            args=(there, self.cfg, self.out, self.run_id, self.group, torch.get_num_threads(), args))
+        child.start()
+        there.close()  # the child holds the sending end now: EOF here once it exits
+        try:
+            while True:
+                try:
+                    kind, payload = here.recv()
+                except EOFError:
+                    child.join()
+                    raise RuntimeError(f"model group {args[0]}-{args[1]} B{args[3]}-T{args[4]}: its process "
+                                       f"exited with code {child.exitcode} before reporting") from None
+                if kind == "log":
+                    self.log(payload)
+                elif kind == "done":
+                    return payload
+                else:
+                    raise RuntimeError(f"model group {args[0]}-{args[1]} B{args[3]}-T{args[4]} failed in its "
+                                       f"process:\n{payload}")
+        finally:
+            here.close()
+            child.join()
 
     def _record(self, family, config_id, config, name, B, T, role) -> dict:
         return {"schema": results.SCHEMA_VERSION, "kind": "model", "run_id": self.run_id, "group": self.group,
@@ -207,14 +242,10 @@ class ModelBench:
         """One group: every mix and peer of one family config and shape, interleaved.
         ``refused`` maps a peer to why it is not run here (recorded "unavailable").
         With ``cfg.isolate`` the group runs in a fresh (spawned) process that appends the
-        records itself and prints its progress; they come back here as well."""
+        records itself; its progress goes to this bench's ``log`` and the records come
+        back here as well."""
         if self.cfg.isolate:
-            import multiprocessing
-
-            job = (self.cfg, self.out, self.run_id, self.group, torch.get_num_threads(),
-                   (family, config_id, overrides, B, T, list(mixes), tuple(peers), role, refused))
-            with multiprocessing.get_context("spawn").Pool(1) as pool:
-                out = pool.apply(_run_isolated, job)
+            out = self._run_in_child((family, config_id, overrides, B, T, list(mixes), tuple(peers), role, refused))
             self.group += 1
             return out
         refused = refused or {}

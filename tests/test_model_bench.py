@@ -53,20 +53,24 @@ def test_records_of_a_group(tmp_path):
     assert [r["mix_id"] for r in stored] == ["torch", "numba_cpu", "triton"]
 
 
-def test_an_isolated_group_runs_in_its_own_process(tmp_path, capfd):
+def test_an_isolated_group_runs_in_its_own_process(tmp_path):
     """``isolate``: the group runs in a spawned process, which appends the records and
-    prints its progress; they come back to the caller, numbered as in one process."""
+    sends its progress to the caller's log; the records come back, numbered as in one
+    process; a failure in the child is raised here."""
     import dataclasses
 
-    out = tmp_path / "r.jsonl"
-    bench = ModelBench(dataclasses.replace(FAST, isolate=True, prefill=False, breakdown=False), out=out)
+    out, logged = tmp_path / "r.jsonl", []
+    bench = ModelBench(dataclasses.replace(FAST, isolate=True, prefill=False, breakdown=False), out=out,
+                       log=logged.append)
     recs = bench.run("transformer", "tiny", TINY, 2, 8, ["torch"], peers=())
     again = bench.run("transformer", "tiny", TINY, 2, 8, ["torch"], peers=())
     assert recs[0]["status"] == "ok" and recs[0]["median_ns"] > 0 and bench.group == 2
     stored = results.read(out)
     assert [(r["run_id"], r["group"]) for r in stored] == [(bench.run_id, 0), (bench.run_id, 1)]
     assert stored[0]["median_ns"] == recs[0]["median_ns"] and again[0]["group"] == 1
-    assert "transformer-tiny B2-T8: timing torch" in capfd.readouterr().out
+    assert "transformer-tiny B2-T8: timing torch" in logged
+    with pytest.raises(RuntimeError, match="failed in its process"):
+        bench.run("no_such_family", "tiny", TINY, 2, 8, ["torch"], peers=())
 
 
 def test_failing_gate_is_recorded_and_never_timed(monkeypatch):
