@@ -13,6 +13,13 @@ forward (when a gradient is wanted) saves the state every CHUNK steps, and the b
 recomputes each chunk's states into a CHUNK-deep buffer (L2-sized) before walking the
 chunk in reverse: one extra forward instead of T stored states.
 gamma = lam ** p_w = exp(p_w log lam) with log lam = -softplus(-decay_logits).
+
+decay_logits [H, N] or per token [B, T, H, N]: the kernels take it as a 4-d array
+[B or 1, T or 1, H, N] and read row (b * per, t * per) with per = 1 or 0, so both
+layouts are one code path; log lam is formed per token with the other per-token
+quantities (N log-sigmoids a token, against N Dk Dv multiply-adds of the state). The
+gradient of a per-token decay is written per token; an [H, N] one is summed over t in
+the head's loop and over B by the caller.
 """
 
 import math
@@ -24,7 +31,7 @@ from numba import njit, prange
 from backends.numba_cpu._blocks import FAST
 from backends.numba_cpu._common import as_array
 from backends.numba_cpu.special import fexp
-from backends.ops.banked_attention import EPS
+from backends.ops.banked_attention import EPS, check_decay
 from backends.registry import implements, new_output
 
 CHUNK = 32  # steps per checkpoint: the backward's buffer is CHUNK * N * Dk * Dv floats
@@ -55,9 +62,10 @@ def _softmax(logits, p):
 
 
 @njit(cache=True)
-def _tokens(q, k, read_logits, write_logits, log_lam, b, h, t0, t1, fq, fk, pr, pw, gam):
+def _tokens(q, k, read_logits, write_logits, decay, per, b, h, t0, t1, fq, fk, pr, pw, gam, ll):
     """The per-token quantities of tokens t0 <= t < t1 (row t - t0), one call per chunk:
-    fq, fk [CHUNK, Dk] = phi(q), phi(k); pr, pw [CHUNK, N] the softmaxes; gam [CHUNK, N]."""
+    fq, fk [CHUNK, Dk] = phi(q), phi(k); pr, pw [CHUNK, N] the softmaxes; gam [CHUNK, N];
+    ll [CHUNK, N] = log lam of the token (decay [B or 1, T or 1, H, N], row (b, t) * per)."""
     for t in range(t0, t1):
         r = t - t0
         for i in range(fq.shape[1]):  # branch-free, so it vectorises; a NaN stays NaN
@@ -71,20 +79,16 @@ def _tokens(q, k, read_logits, write_logits, log_lam, b, h, t0, t1, fq, fk, pr, 
         _softmax(read_logits[b, t, h], pr[r])
         _softmax(write_logits[b, t, h], pw[r])
         for n in range(gam.shape[1]):
-            gam[r, n] = fexp(pw[r, n] * log_lam[n])
+            ll[r, n] = _log_sigmoid(decay[b * per, t * per, h, n])
+            gam[r, n] = fexp(pw[r, n] * ll[r, n])
 
 
 @njit(cache=True)
-def _head_buffers(decay_row, Dk):
-    """log lam [N] of one head, and the chunk's token buffers fq, fk [CHUNK, Dk] and
-    pr, pw, gam [CHUNK, N] (see _tokens)."""
-    N = decay_row.shape[0]
-    log_lam = np.empty(N, dtype=np.float32)
-    for n in range(N):
-        log_lam[n] = _log_sigmoid(decay_row[n])
+def _head_buffers(N, Dk):
+    """The chunk's token buffers fq, fk [CHUNK, Dk] and pr, pw, gam, ll [CHUNK, N] (see _tokens)."""
     f32 = np.float32
-    return (log_lam, np.empty((CHUNK, Dk), f32), np.empty((CHUNK, Dk), f32), np.empty((CHUNK, N), f32),
-            np.empty((CHUNK, N), f32), np.empty((CHUNK, N), f32))
+    return (np.empty((CHUNK, Dk), f32), np.empty((CHUNK, Dk), f32), np.empty((CHUNK, N), f32),
+            np.empty((CHUNK, N), f32), np.empty((CHUNK, N), f32), np.empty((CHUNK, N), f32))
 
 
 @njit(cache=True, fastmath=FAST)
@@ -101,8 +105,9 @@ def _write(S, z, gam, pw, fk, v_t):
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def _forward(q, k, v, read_logits, write_logits, decay_logits, S0, z0, o, S_out, z_out, den_out, ck_S, ck_z, save):
-    """save: also write den [B, T, H] and the states before steps 0, CHUNK, 2 CHUNK, ..."""
+def _forward(q, k, v, read_logits, write_logits, decay, per, S0, z0, o, S_out, z_out, den_out, ck_S, ck_z, save):
+    """save: also write den [B, T, H] and the states before steps 0, CHUNK, 2 CHUNK, ...
+    decay [B or 1, T or 1, H, N] with per = 1 or 0 (module docstring)."""
     B, T, H, Dk = q.shape
     Dv = v.shape[3]
     N = read_logits.shape[3]
@@ -110,7 +115,7 @@ def _forward(q, k, v, read_logits, write_logits, decay_logits, S0, z0, o, S_out,
         b, h = bh // H, bh % H
         S = S0[b, h].copy()  # [N, Dk, Dv]
         z = z0[b, h].copy()  # [N, Dk]
-        log_lam, FQ, FK, PR, PW, GAM = _head_buffers(decay_logits[h], Dk)
+        FQ, FK, PR, PW, GAM, LL = _head_buffers(N, Dk)
         num = np.empty(Dv, dtype=np.float32)
         for t in range(T):
             r = t % CHUNK
@@ -118,7 +123,8 @@ def _forward(q, k, v, read_logits, write_logits, decay_logits, S0, z0, o, S_out,
                 if save:
                     ck_S[b, h, t // CHUNK] = S
                     ck_z[b, h, t // CHUNK] = z
-                _tokens(q, k, read_logits, write_logits, log_lam, b, h, t, min(T, t + CHUNK), FQ, FK, PR, PW, GAM)
+                _tokens(q, k, read_logits, write_logits, decay, per, b, h, t, min(T, t + CHUNK), FQ, FK, PR, PW, GAM,
+                        LL)
             fq, fk, pr, pw, gam = FQ[r], FK[r], PR[r], PW[r], GAM[r]
             v_t = v[b, t, h]  # [Dv]
             num[:] = 0.0
@@ -145,10 +151,10 @@ def _forward(q, k, v, read_logits, write_logits, decay_logits, S0, z0, o, S_out,
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def _backward(q, k, v, read_logits, write_logits, decay_logits, o, den_all, ck_S, ck_z, g_o, g_S, g_z,
-              dq, dk, dv, d_read, d_write, d_decay_part, dS0, dz0):
-    """The reverse-time recurrence, chunk by chunk. d_decay_part [B, H, N] is summed
-    over B by the caller."""
+def _backward(q, k, v, read_logits, write_logits, decay, per, o, den_all, ck_S, ck_z, g_o, g_S, g_z,
+              dq, dk, dv, d_read, d_write, d_decay_out, dS0, dz0):
+    """The reverse-time recurrence, chunk by chunk. d_decay_out is like decay: per token
+    [B, T, H, N] (per = 1), or [B, 1, H, N] summed over t here and over B by the caller."""
     B, T, H, Dk = q.shape
     Dv = v.shape[3]
     N = read_logits.shape[3]
@@ -156,9 +162,8 @@ def _backward(q, k, v, read_logits, write_logits, decay_logits, o, den_all, ck_S
         b, h = bh // H, bh % H
         dS = g_S[b, h].copy()  # [N, Dk, Dv] the adjoint of the state after step t
         dz = g_z[b, h].copy()  # [N, Dk]
-        log_lam, FQ, FK, PR, PW, GAM = _head_buffers(decay_logits[h], Dk)
-        one_minus_lam = 1.0 - np.exp(log_lam)  # [N]
-        d_decay = np.zeros(N, dtype=np.float32)
+        FQ, FK, PR, PW, GAM, LL = _head_buffers(N, Dk)
+        d_decay = np.zeros(N, dtype=np.float32)  # the sum over t (per = 0)
         buf_S = np.empty((CHUNK, N, Dk, Dv), dtype=np.float32)  # S_{t-1} for the chunk's t
         buf_z = np.empty((CHUNK, N, Dk), dtype=np.float32)
         dnum = np.empty(Dv, dtype=np.float32)
@@ -173,13 +178,13 @@ def _backward(q, k, v, read_logits, write_logits, decay_logits, o, den_all, ck_S
             t1 = min(T, t0 + CHUNK)
             S = ck_S[b, h, c].copy()
             z = ck_z[b, h, c].copy()
-            _tokens(q, k, read_logits, write_logits, log_lam, b, h, t0, t1, FQ, FK, PR, PW, GAM)
+            _tokens(q, k, read_logits, write_logits, decay, per, b, h, t0, t1, FQ, FK, PR, PW, GAM, LL)
             for t in range(t0, t1):  # recompute the chunk's states
                 buf_S[t - t0] = S
                 buf_z[t - t0] = z
                 _write(S, z, GAM[t - t0], PW[t - t0], FK[t - t0], v[b, t, h])
             for t in range(t1 - 1, t0 - 1, -1):
-                fq, fk, pr, pw, gam = FQ[t - t0], FK[t - t0], PR[t - t0], PW[t - t0], GAM[t - t0]
+                fq, fk, pr, pw, gam, log_lam = FQ[t - t0], FK[t - t0], PR[t - t0], PW[t - t0], GAM[t - t0], LL[t - t0]
                 Sp = buf_S[t - t0]  # [N, Dk, Dv] S_{t-1}
                 zp = buf_z[t - t0]
                 v_t = v[b, t, h]
@@ -222,7 +227,12 @@ def _backward(q, k, v, read_logits, write_logits, decay_logits, o, den_all, ck_S
                         dz[n, i] = g * dzz
                     dpr[n] = sp
                     dpw[n] = sw + sg * gam[n] * log_lam[n]
-                    d_decay[n] += sg * gam[n] * pw[n] * one_minus_lam[n]
+                    # d log sigmoid(x) / dx = sigmoid(-x), formed directly (1 - lam cancels near lam = 1)
+                    d_x = sg * gam[n] * pw[n] * math.exp(_log_sigmoid(-decay[b * per, t * per, h, n]))
+                    if per:
+                        d_decay_out[b, t, h, n] = d_x
+                    else:
+                        d_decay[n] += d_x
                     dgam[n] = sg
                 rs = np.float32(0.0)
                 ws = np.float32(0.0)
@@ -244,13 +254,15 @@ def _backward(q, k, v, read_logits, write_logits, decay_logits, o, den_all, ck_S
                     dv[b, t, h, d] = dvt[d]
         dS0[b, h] = dS
         dz0[b, h] = dz
-        d_decay_part[b, h] = d_decay
+        if not per:
+            d_decay_out[b, 0, h] = d_decay
 
 
 class _BankedAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, save, q, k, v, read_logits, write_logits, decay_logits, S0, z0):
-        """save: a gradient will be wanted (the checkpoints and den are kept)."""
+    def forward(ctx, save, per_token, q, k, v, read_logits, write_logits, decay_logits, S0, z0):
+        """save: a gradient will be wanted (the checkpoints and den are kept); per_token:
+        decay_logits is [B, T, H, N], else [H, N]."""
         B, T, H, Dk = q.shape
         Dv, N = v.shape[3], read_logits.shape[3]
         dev = q.device
@@ -265,9 +277,10 @@ class _BankedAttention(torch.autograd.Function):
         o = new_output((B, T, H, Dv), torch.float32, dev)
         S = new_output((B, H, N, Dk, Dv), torch.float32, dev)
         z = new_output((B, H, N, Dk), torch.float32, dev)
-        ins = [as_array(t) for t in (q, k, v, read_logits, write_logits, decay_logits, S0, z0)]
-        _forward(*ins, as_array(o), as_array(S), as_array(z), den.numpy(), ck_S.numpy(), ck_z.numpy(), save)
-        ctx.has_state = has_state
+        decay = as_array(decay_logits if per_token else decay_logits[None, None])  # [B or 1, T or 1, H, N]
+        ins = [as_array(t) for t in (q, k, v, read_logits, write_logits)]
+        _forward(*ins, decay, int(per_token), as_array(S0), as_array(z0), as_array(o), as_array(S), as_array(z), den.numpy(), ck_S.numpy(), ck_z.numpy(), save)
+        ctx.has_state, ctx.per_token = has_state, per_token
         if save:
             ctx.save_for_backward(q, k, v, read_logits, write_logits, decay_logits, o, den, ck_S, ck_z)
         return o, S, z
@@ -278,22 +291,26 @@ class _BankedAttention(torch.autograd.Function):
         B, T, H, Dk = q.shape
         N = read_logits.shape[3]
         grads = [torch.empty_like(t) for t in (q, k, v, read_logits, write_logits)]
-        d_decay_part = torch.empty((B, H, N), dtype=torch.float32)
+        per = ctx.per_token
+        d_decay = torch.empty((B, T if per else 1, H, N), dtype=torch.float32)
         dS0 = torch.empty(g_S.shape, dtype=torch.float32)
         dz0 = torch.empty(g_z.shape, dtype=torch.float32)
-        _backward(*[as_array(t) for t in (q, k, v, read_logits, write_logits, decay_logits, o, den, ck_S, ck_z,
-                                          g_o, g_S, g_z)],
-                  *[as_array(t) for t in grads], d_decay_part.numpy(), dS0.numpy(), dz0.numpy())
-        d_decay = d_decay_part.sum(0)  # [H, N]
+        decay = as_array(decay_logits if per else decay_logits[None, None])
+        _backward(*[as_array(t) for t in (q, k, v, read_logits, write_logits)], decay, int(per),
+                  *[as_array(t) for t in (o, den, ck_S, ck_z, g_o, g_S, g_z)],
+                  *[as_array(t) for t in grads], d_decay.numpy(), dS0.numpy(), dz0.numpy())
+        if not per:
+            d_decay = d_decay.sum((0, 1))  # [H, N]
         if not ctx.has_state:
             dS0 = dz0 = None
-        return (None, *grads, d_decay, dS0, dz0)
+        return (None, None, *grads, d_decay, dS0, dz0)
 
 
 @implements("banked_attention", dtypes=(torch.float32,))
 def banked_attention(q, k, v, read_logits, write_logits, decay_logits, state=None):
+    per_token = check_decay("numba_cpu", q, decay_logits)
     S0, z0 = (None, None) if state is None else state
     tensors = (q, k, v, read_logits, write_logits, decay_logits, S0, z0)
     save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-    o, S, z = _BankedAttention.apply(save, *tensors)
+    o, S, z = _BankedAttention.apply(save, per_token, *tensors)
     return o, (S, z)

@@ -3,15 +3,19 @@
     (o, (S, z)) = banked_attention(q, k, v, read_logits, write_logits, decay_logits, state=None)
 
 Shapes: q, k [B, T, H, Dk]; v [B, T, H, Dv]; read_logits, write_logits [B, T, H, N];
-decay_logits [H, N]; state None (zeros) or (S [B, H, N, Dk, Dv], z [B, H, N, Dk]).
+decay_logits [H, N] (one decay per head and bank) or [B, T, H, N] (predicted per token);
+state None (zeros) or (S [B, H, N, Dk, Dv], z [B, H, N, Dk]).
 Returns o [B, T, H, Dv] and the final (S, z).
     phi(u) = elu(u) + 1;  p_r = softmax_N(read_logits_t);  p_w = softmax_N(write_logits_t)
-    lam = sigmoid(decay_logits);  gamma_{t,n} = lam_n ** p_w[t,n]  (decay only when written)
+    lam = sigmoid(decay_logits) (lam_{t,n} of token t when given per token, else lam_n)
+    gamma_{t,n} = lam_{t,n} ** p_w[t,n]  (decay only when written)
 Write, then read (the current token sees itself):
     S_{t,n} = gamma_{t,n} S_{t-1,n} + p_w[t,n] outer(phi(k_t), v_t)
     z_{t,n} = gamma_{t,n} z_{t-1,n} + p_w[t,n] phi(k_t)
     o_t = sum_n p_r[t,n] phi(q_t) @ S_{t,n} / (sum_n p_r[t,n] phi(q_t) . z_{t,n} + 1e-6)
-Differentiable: q, k, v, read_logits, write_logits, decay_logits, S, z.
+Differentiable: q, k, v, read_logits, write_logits, decay_logits, S, z (the gradient of
+decay_logits has decay_logits' shape: [H, N] sums over the tokens, [B, T, H, N] does not).
+Bad input: decay_logits of any other rank, or leading sizes that are not q's (B, T).
 With N = 1 this is gated linear attention with a scalar decay per head.
 """
 
@@ -30,8 +34,22 @@ def phi(u):
     return F.elu(u) + 1.0
 
 
+def check_decay(backend: str, q, decay_logits) -> bool:
+    """The layout rule of decay_logits that the registry's shape check leaves open (it
+    checks the trailing [H, N] and accepts any leading axes): no leading axes, or
+    exactly q's (B, T). Returns True for the per-token layout. Every backend calls it."""
+    lead = tuple(decay_logits.shape[:-2])
+    if lead == ():
+        return False
+    if lead == tuple(q.shape[:2]):
+        return True
+    raise ValueError(f"banked_attention[{backend}]: argument 'decay_logits' expected [H, N] or [B, T, H, N] with "
+                     f"(B, T) = {tuple(q.shape[:2])} (from 'q'), got shape {tuple(decay_logits.shape)}")
+
+
 def banked_attention(q, k, v, read_logits, write_logits, decay_logits, state=None):
     """The float64 sequential reference: one token at a time, all banks at once."""
+    check_decay("reference", q, decay_logits)
     B, T, H, Dk = q.shape
     Dv, N = v.shape[-1], read_logits.shape[-1]
     if state is None:
@@ -39,12 +57,13 @@ def banked_attention(q, k, v, read_logits, write_logits, decay_logits, state=Non
         z = q.new_zeros(B, H, N, Dk)
     else:
         S, z = state
-    lam = torch.sigmoid(decay_logits)  # [H, N]
+    lam = torch.sigmoid(decay_logits)  # [H, N] or [B, T, H, N]
+    per_token = lam.dim() == 4
     outs = []
     for t in range(T):
         p_r = torch.softmax(read_logits[:, t], dim=-1)  # [B, H, N]
         p_w = torch.softmax(write_logits[:, t], dim=-1)  # [B, H, N]
-        gamma = lam[None] ** p_w  # [B, H, N]
+        gamma = (lam[:, t] if per_token else lam[None]) ** p_w  # [B, H, N]
         fk, fq, vt = phi(k[:, t]), phi(q[:, t]), v[:, t]  # [B, H, Dk], [B, H, Dk], [B, H, Dv]
         S = gamma[..., None, None] * S + p_w[..., None, None] * (fk[..., :, None] * vt[..., None, :])[:, :, None]
         z = gamma[..., None] * z + p_w[..., None] * fk[:, :, None]
@@ -55,7 +74,8 @@ def banked_attention(q, k, v, read_logits, write_logits, decay_logits, state=Non
 
 
 def make_inputs(case: dict, dtype=torch.float32, device="cpu", seed: int = 0) -> dict:
-    """Logits of both signs; decays lam in about (0.73, 0.9999) as trained heads have."""
+    """Logits of both signs; decays lam in about (0.73, 0.9999) as trained heads have.
+    ``token_decay=True`` in the case gives decay_logits per token, [B, T, H, N]."""
     g = generator(seed)
     B, T, H, N, Dk, Dv = (case[k] for k in ("B", "T", "H", "N", "Dk", "Dv"))
     tensors = {
@@ -64,7 +84,7 @@ def make_inputs(case: dict, dtype=torch.float32, device="cpu", seed: int = 0) ->
         "v": randn(g, B, T, H, Dv),
         "read_logits": 2.0 * randn(g, B, T, H, N),
         "write_logits": 2.0 * randn(g, B, T, H, N),
-        "decay_logits": uniform(g, 1.0, 9.0, H, N),
+        "decay_logits": uniform(g, 1.0, 9.0, *((B, T) if case.get("token_decay", False) else ()), H, N),
     }
     inputs = place(tensors, dtype, device)
     if case.get("state", False):
@@ -93,9 +113,10 @@ def bytes_moved(case: dict, dtype=torch.float32, mode: str = "forward") -> float
     B, T, H, N, Dk, Dv = _dims(case)
     s = itemsize(dtype)
     tokens = B * T * H * (2 * Dk + 2 * Dv + 2 * N)
+    decay = H * N * (B * T if case.get("token_decay", False) else 1)
     state = B * H * N * (Dk * Dv + Dk)
-    fwd = (tokens + H * N + 2 * state) * s
-    bwd = (2 * tokens + 2 * H * N + 2 * state) * s
+    fwd = (tokens + decay + 2 * state) * s
+    bwd = (2 * tokens + 2 * decay + 2 * state) * s
     return by_mode(mode, fwd, bwd)
 
 
@@ -105,7 +126,7 @@ SPEC = register_op(OpSpec(
     args={
         "q": TensorArg("B T H Dk"), "k": TensorArg("B T H Dk"), "v": TensorArg("B T H Dv"),
         "read_logits": TensorArg("B T H N"), "write_logits": TensorArg("B T H N"),
-        "decay_logits": TensorArg("H N"),
+        "decay_logits": TensorArg("... H N"),  # [H, N] or [B, T, H, N]: check_decay
         "state": {"S": TensorArg("B H N Dk Dv"), "z": TensorArg("B H N Dk")},
     },
     check_options=no_options,
@@ -118,9 +139,11 @@ SPEC = register_op(OpSpec(
         dict(B=2, T=9, H=2, N=1, Dk=4, Dv=3),
         dict(B=2, T=17, H=3, N=4, Dk=5, Dv=6, state=True),
         dict(B=1, T=70, H=2, N=3, Dk=16, Dv=8),
+        dict(B=2, T=5, H=2, N=3, Dk=3, Dv=2, token_decay=True),
+        dict(B=1, T=70, H=1, N=2, Dk=4, Dv=3, state=True, token_decay=True),
     ),
     case_space={"B": range(1, 3), "T": range(1, 40), "H": range(1, 3), "N": range(1, 5),
-                "Dk": range(1, 17), "Dv": range(1, 17), "state": [False, True]},
+                "Dk": range(1, 17), "Dv": range(1, 17), "state": [False, True], "token_decay": [False, True]},
     tolerances=tolerances(f32=(1e-4, 1e-5), f32_grad=(1e-4, 1e-4)),
     flops=flops,
     bytes=bytes_moved,

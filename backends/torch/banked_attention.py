@@ -1,6 +1,7 @@
 """banked_attention, eager PyTorch: the chunked form.
 
-Per bank n the log-decay of token t is ld_t = p_w[t, n] log(lam_n) <= 0; within a chunk
+Per bank n the log-decay of token t is ld_t = p_w[t, n] log(lam_{t,n}) <= 0 (lam_n for
+every token when decay_logits is [H, N]; per token when it is [B, T, H, N]); within a chunk
 of L tokens with cumulative sums Lc, the decay from token s to token t >= s is
 exp(Lc_t - Lc_s) <= 1 (computed only on the causal triangle, so nothing overflows).
 Then, for one chunk,
@@ -13,7 +14,7 @@ Only the chunk-to-chunk state passing is a loop (T/L steps). Autograd gives the 
 import torch
 import torch.nn.functional as F
 
-from backends.ops.banked_attention import EPS, phi
+from backends.ops.banked_attention import EPS, check_decay, phi
 from backends.registry import implements
 from backends.torch._common import ALL_DTYPES, upcast
 
@@ -30,6 +31,7 @@ def _chunks(t, C, L):
 
 @implements("banked_attention", dtypes=ALL_DTYPES)
 def banked_attention(q, k, v, read_logits, write_logits, decay_logits, state=None):
+    per_token = check_decay("torch", q, decay_logits)
     out_dtype = q.dtype
     q, k, v, read_logits, write_logits, decay_logits = upcast(q, k, v, read_logits, write_logits, decay_logits)
     B, T, H, Dk = q.shape
@@ -40,7 +42,10 @@ def banked_attention(q, k, v, read_logits, write_logits, decay_logits, state=Non
     vc = _chunks(v, C, L)  # [B, H, C, L, Dv]
     p_r = _chunks(torch.softmax(read_logits, dim=-1), C, L)  # [B, H, C, L, N]
     p_w = _chunks(torch.softmax(write_logits, dim=-1), C, L)  # padding tokens write 0
-    Lc = torch.cumsum(p_w * F.logsigmoid(decay_logits)[None, :, None, None, :], dim=3)  # [B, H, C, L, N]
+    log_lam = F.logsigmoid(decay_logits)
+    # [B, H, C, L, N] per token (padding tokens write 0, so decay 0), else [1, H, 1, 1, N]
+    log_lam = _chunks(log_lam, C, L) if per_token else log_lam[None, :, None, None, :]
+    Lc = torch.cumsum(p_w * log_lam, dim=3)  # [B, H, C, L, N]
 
     causal = torch.ones(L, L, dtype=torch.bool, device=q.device).tril()  # [t, s]
     diff = Lc[:, :, :, :, None, :] - Lc[:, :, :, None, :, :]  # [B, H, C, L(t), L(s), N]
