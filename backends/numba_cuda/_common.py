@@ -14,6 +14,7 @@ constants below, because a bare Python float literal would promote the arithmeti
 float64.
 """
 
+import contextlib
 import functools
 import math
 import warnings
@@ -74,9 +75,28 @@ def _external_stream(handle: int):
     return cuda.external_stream(handle)
 
 
+_RECORDED: list[list | None] = [None]  # set by recorded_launches
+
+
+@contextlib.contextmanager
+def recorded_launches():
+    """Launches are recorded, not run: the list of (kernel, grid, block, args,
+    shared_bytes) that the launchers asked for (args as given: tensors, flags, scalars).
+    How the ahead-of-time compile (bench/gpu_compile) learns each kernel's argument
+    types and launch configuration from the launcher itself, on meta tensors."""
+    _RECORDED[0] = recorded = []
+    try:
+        yield recorded
+    finally:
+        _RECORDED[0] = None
+
+
 def launch(kernel, grid, block, *args, shared_bytes: int = 0) -> None:
     """kernel[grid, block](*args) on torch's current stream; tensor arguments (contiguous)
     are passed as device arrays, other arguments as they are."""
+    if _RECORDED[0] is not None:
+        _RECORDED[0].append((kernel, grid, block, args, shared_bytes))
+        return
     device = next((a.device for a in args if isinstance(a, torch.Tensor)), None)
     arrays = [_device_array(a) if isinstance(a, torch.Tensor) else a for a in args]
     if SIMULATED:

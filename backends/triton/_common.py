@@ -4,6 +4,8 @@ the jit helpers more than one op uses (the linear-recurrence scan, tanh, sigmoid
 Dtypes: kernels load the input dtype (float32 or bfloat16), compute and carry state in
 float32, and store in the output pointer's dtype."""
 
+import contextlib
+
 import torch
 import triton
 import triton.language as tl
@@ -19,9 +21,26 @@ def contiguous(*tensors):
     return tuple(None if t is None else t.detach().contiguous() for t in tensors)
 
 
+_ASSUMED_SMS: list[int | None] = [None]  # set by assume_sm_count
+
+
+@contextlib.contextmanager
+def assume_sm_count(count: int):
+    """Launchers choose as on a GPU with ``count`` SMs, whatever the tensors' device: how
+    the ahead-of-time compile (bench/gpu_compile) replays a launcher on meta tensors for
+    an H100 (132 SMs) or an A100 (108) on a machine without a GPU."""
+    _ASSUMED_SMS[0] = count
+    try:
+        yield
+    finally:
+        _ASSUMED_SMS[0] = None
+
+
 def sm_count(device) -> int:
     """Streaming multiprocessors of a CUDA device; 1 under the interpreter, so shape
     heuristics that depend on filling the GPU pick the form for a small machine."""
+    if _ASSUMED_SMS[0] is not None:
+        return _ASSUMED_SMS[0]
     device = torch.device(device)
     if device.type != "cuda":
         return 1
