@@ -23,6 +23,11 @@ The decay term needs <G_t, S~_{t-1}>, which would mean keeping every step's stat
     gamma_t <G_t, S~_{t-1}> = <dS~_final, S~_final> + sum_{s >= t} (X_s - Y_s),
 a suffix sum carried through pass 2. Scratch beyond the outputs: the recomputed state
 (one state per (b, h)), X and (1/den, dden) per token, all O(B H N Dk Dv + B T H N).
+
+decay_logits [H, N] or per token [B, T, H, N]: the kernels take a 4-d array
+[B or 1, T or 1, H, N] and read row (b * per, t * per), per = 1 or 0; the decay's
+gradient goes to the same row (per token, or summed over t in the thread's loop and
+over B by the caller).
 """
 
 import math
@@ -32,8 +37,9 @@ import torch
 from numba import cuda
 
 from backends.numba_cuda._common import (BLOCK, ONE, ZERO, blocks, contiguous, launch, optional, output, sigmoid,
-                                         sum_leading)
+                                         sum_leading, zeros)
 from backends.ops.banked_attention import EPS as _EPS
+from backends.ops.banked_attention import check_decay
 from backends.registry import implements
 
 EPS = np.float32(_EPS)
@@ -53,6 +59,12 @@ def _phi_grad(u):
 @cuda.jit(device=True)
 def _log_sigmoid(x):
     return min(x, ZERO) - math.log1p(math.exp(-abs(x)))
+
+
+@cuda.jit(device=True)
+def _decay_logit(decay, per, b, t, h, n):
+    """decay_logits of token t, bank n of head (b, h): decay [B or 1, T or 1, H, N]."""
+    return decay[b * per, t * per, h, n]
 
 
 @cuda.jit(device=True)
@@ -85,7 +97,7 @@ def _load_state(src_S, src_z, present, b, h, S, z):
 
 
 @cuda.jit(device=True)
-def _advance(q, k, v, read_logits, write_logits, decay, b, t, h, S, z, num):
+def _advance(q, k, v, read_logits, write_logits, decay, per, b, t, h, S, z, num):
     """Step t of head (b, h): write token t into S[b, h], z[b, h] (in place), then read:
     num[b, t, h, :] = sum_n p_r[n] phi(q) S_t[n]; returns the denominator (with EPS)."""
     N, Dk, Dv = read_logits.shape[3], q.shape[3], v.shape[3]
@@ -97,7 +109,7 @@ def _advance(q, k, v, read_logits, write_logits, decay, b, t, h, S, z, num):
     for n in range(N):
         pr = _prob(read_logits, b, t, h, n, mr, sr)
         pw = _prob(write_logits, b, t, h, n, mw, sw)
-        gamma = math.exp(pw * _log_sigmoid(decay[h, n]))
+        gamma = math.exp(pw * _log_sigmoid(_decay_logit(decay, per, b, t, h, n)))
         for i in range(Dk):
             fk = pw * _phi(k[b, t, h, i])
             fq = pr * _phi(q[b, t, h, i])
@@ -112,8 +124,8 @@ def _advance(q, k, v, read_logits, write_logits, decay, b, t, h, S, z, num):
 
 
 @cuda.jit(cache=True)
-def _forward(q, k, v, read_logits, write_logits, decay, S0, z0, has_state, o, S, z):
-    # q, k: [B, T, H, Dk]; v, o: [B, T, H, Dv]; *_logits: [B, T, H, N]; decay: [H, N]
+def _forward(q, k, v, read_logits, write_logits, decay, per, S0, z0, has_state, o, S, z):
+    # q, k: [B, T, H, Dk]; v, o: [B, T, H, Dv]; *_logits: [B, T, H, N]; decay: [B or 1, T or 1, H, N]
     # S0, S: [B, H, N, Dk, Dv]; z0, z: [B, H, N, Dk]
     B, T, H = q.shape[0], q.shape[1], q.shape[2]
     Dv = v.shape[3]
@@ -123,17 +135,18 @@ def _forward(q, k, v, read_logits, write_logits, decay, S0, z0, has_state, o, S,
     b, h = idx // H, idx % H
     _load_state(S0, z0, has_state, b, h, S, z)
     for t in range(T):
-        den = _advance(q, k, v, read_logits, write_logits, decay, b, t, h, S, z, o)
+        den = _advance(q, k, v, read_logits, write_logits, decay, per, b, t, h, S, z, o)
         for c in range(Dv):
             o[b, t, h, c] /= den
 
 
 @cuda.jit(cache=True)
-def _backward(q, k, v, read_logits, write_logits, decay, S0, z0, has_state, do, dS, dz,
+def _backward(q, k, v, read_logits, write_logits, decay, per, S0, z0, has_state, do, dS, dz,
               Sr, zr, X, dens, carry, dq, dk, dv, d_read, d_write, d_decay):
     # on entry dS, dz hold the final state's gradient; they end as the initial state's.
     # scratch: Sr, zr like S, z (the recomputed state); X: [B, T, H, N];
-    # dens: [B, T, H, 2] (1/den, dden); carry: [B, H, N]; d_decay: [B, H, N] (summed over B later)
+    # dens: [B, T, H, 2] (1/den, dden); carry: [B, H, N]; d_decay: like decay, zeroed by
+    # the caller ([B, 1, H, N] summed over t here and over B later when per = 0)
     B, T, H, Dk = q.shape
     Dv, N = v.shape[3], read_logits.shape[3]
     idx = cuda.grid(1)
@@ -145,7 +158,7 @@ def _backward(q, k, v, read_logits, write_logits, decay, S0, z0, has_state, do, 
     # pass 1: forward in time; gradients through the read (dv[b, t, h] holds the
     # numerator until pass 2 writes the gradient there)
     for t in range(T):
-        den = _advance(q, k, v, read_logits, write_logits, decay, b, t, h, Sr, zr, dv)
+        den = _advance(q, k, v, read_logits, write_logits, decay, per, b, t, h, Sr, zr, dv)
         weighted = ZERO  # do_t . numerator_t
         for c in range(Dv):
             weighted += do[b, t, h, c] * dv[b, t, h, c]
@@ -180,7 +193,6 @@ def _backward(q, k, v, read_logits, write_logits, decay, S0, z0, has_state, do, 
                 acc += dS[b, h, n, i, c] * Sr[b, h, n, i, c]
             acc += dz[b, h, n, i] * zr[b, h, n, i]
         carry[b, h, n] = acc
-        d_decay[b, h, n] = ZERO
 
     # pass 2: reverse in time; G_t in dS, dz; gradients through the write and the decay
     for t in range(T - 1, -1, -1):
@@ -198,10 +210,12 @@ def _backward(q, k, v, read_logits, write_logits, decay, S0, z0, has_state, do, 
         for n in range(N):
             pr = _prob(read_logits, b, t, h, n, mr, sr)
             pw = _prob(write_logits, b, t, h, n, mw, sw)
-            log_lam = _log_sigmoid(decay[h, n])
+            x = _decay_logit(decay, per, b, t, h, n)
+            log_lam = _log_sigmoid(x)
             decay_next = ONE
             if t + 1 < T:
-                decay_next = math.exp(_prob(write_logits, b, t + 1, h, n, mw1, sw1) * log_lam)
+                log_lam_next = _log_sigmoid(_decay_logit(decay, per, b, t + 1, h, n))
+                decay_next = math.exp(_prob(write_logits, b, t + 1, h, n, mw1, sw1) * log_lam_next)
             dpw = ZERO  # phi(k) . G_t[n] v~
             for i in range(Dk):
                 fq = pr * _phi(q[b, t, h, i])
@@ -222,7 +236,7 @@ def _backward(q, k, v, read_logits, write_logits, decay, S0, z0, has_state, do, 
             dpw += decay_term * log_lam
             d_write[b, t, h, n] = dpw
             dot += pw * dpw
-            d_decay[b, h, n] += decay_term * pw * sigmoid(-decay[h, n])
+            d_decay[b, t * per, h, n] += decay_term * pw * sigmoid(-x)
         for n in range(N):
             d_write[b, t, h, n] = _prob(write_logits, b, t, h, n, mw, sw) * (d_write[b, t, h, n] - dot)
         for i in range(Dk):
@@ -231,7 +245,7 @@ def _backward(q, k, v, read_logits, write_logits, decay, S0, z0, has_state, do, 
     # dS0 = gamma_0 G_0
     mw, sw = _softmax_stats(write_logits, b, 0, h)
     for n in range(N):
-        gamma = math.exp(_prob(write_logits, b, 0, h, n, mw, sw) * _log_sigmoid(decay[h, n]))
+        gamma = math.exp(_prob(write_logits, b, 0, h, n, mw, sw) * _log_sigmoid(_decay_logit(decay, per, b, 0, h, n)))
         for i in range(Dk):
             for c in range(Dv):
                 dS[b, h, n, i, c] *= gamma
@@ -240,16 +254,17 @@ def _backward(q, k, v, read_logits, write_logits, decay, S0, z0, has_state, do, 
 
 class _Banked(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, read_logits, write_logits, decay_logits, S0, z0):
-        q, k, v, read_logits, write_logits, decay_logits = contiguous(q, k, v, read_logits, write_logits, decay_logits)
+    def forward(ctx, per_token, q, k, v, read_logits, write_logits, decay_logits, S0, z0):
+        q, k, v, read_logits, write_logits = contiguous(q, k, v, read_logits, write_logits)
+        decay_logits, = contiguous(decay_logits if per_token else decay_logits[None, None])  # [B or 1, T or 1, H, N]
         (B, T, H, Dk), Dv, N = q.shape, v.shape[3], read_logits.shape[3]
         S0, has_state = optional(S0, q, 5)
         z0, _ = optional(z0, q, 4)
         o, S, z = output((B, T, H, Dv), q), output((B, H, N, Dk, Dv), q), output((B, H, N, Dk), q)
-        launch(_forward, blocks(B * H), BLOCK, q, k, v, read_logits, write_logits, decay_logits, S0, z0,
-               has_state, o, S, z)
+        launch(_forward, blocks(B * H), BLOCK, q, k, v, read_logits, write_logits, decay_logits, int(per_token),
+               S0, z0, has_state, o, S, z)
         ctx.save_for_backward(q, k, v, read_logits, write_logits, decay_logits, S0, z0)
-        ctx.has_state = has_state
+        ctx.has_state, ctx.per_token = has_state, per_token
         return o, S, z
 
     @staticmethod
@@ -261,15 +276,18 @@ class _Banked(torch.autograd.Function):
         Sr, zr = output((B, H, N, Dk, Dv), q), output((B, H, N, Dk), q)
         X, dens, carry = output((B, T, H, N), q), output((B, T, H, 2), q), output((B, H, N), q)
         dq, dk, dv = output(q.shape, q), output(k.shape, q), output(v.shape, q)
-        d_read, d_write, d_decay = output(read_logits.shape, q), output(write_logits.shape, q), output((B, H, N), q)
-        launch(_backward, blocks(B * H), BLOCK, q, k, v, read_logits, write_logits, decay_logits, S0, z0,
-               ctx.has_state, do, dS, dz, Sr, zr, X, dens, carry, dq, dk, dv, d_read, d_write, d_decay)
+        d_read, d_write = output(read_logits.shape, q), output(write_logits.shape, q)
+        d_decay = zeros((B, *decay_logits.shape[1:]), q)  # [B, T or 1, H, N]
+        launch(_backward, blocks(B * H), BLOCK, q, k, v, read_logits, write_logits, decay_logits, int(ctx.per_token),
+               S0, z0, ctx.has_state, do, dS, dz, Sr, zr, X, dens, carry, dq, dk, dv, d_read, d_write, d_decay)
         dstate = (dS, dz) if ctx.has_state else (None, None)
-        return dq, dk, dv, d_read, d_write, sum_leading(d_decay), *dstate
+        d_decay = d_decay if ctx.per_token else sum_leading(d_decay[:, 0])  # [B, T, H, N] or [H, N]
+        return None, dq, dk, dv, d_read, d_write, d_decay, *dstate
 
 
 @implements("banked_attention", dtypes=(torch.float32,))
 def banked_attention(q, k, v, read_logits, write_logits, decay_logits, state=None):
+    per_token = check_decay("numba_cuda", q, decay_logits)
     S0, z0 = state if state is not None else (None, None)
-    o, S, z = _Banked.apply(q, k, v, read_logits, write_logits, decay_logits, S0, z0)
+    o, S, z = _Banked.apply(per_token, q, k, v, read_logits, write_logits, decay_logits, S0, z0)
     return o, (S, z)

@@ -26,13 +26,19 @@ The decay enters only through the cumulative sums: the gradient of the cumulativ
 decay at token t is p_r dr - p_w dw (reads scale with exp(G_t), writes with exp(-G_t)),
 plus <dS_T, S_T> + <dz_T, z_T> at the last token; a reverse cumulative sum over the
 sequence turns it into the gradient of each a_t, which flows to p_w and log(lam).
+
+decay_logits [H, N] or per token [B, T, H, N]: both are read as a token tile [L, BN]
+(the [H, N] layout with zero batch and time strides), so log(lam) is per token in every
+chunk and one kernel serves both. The decay's gradient is per token (stored with the
+other token gradients) or, for [H, N], summed over the chunks in the program and over B
+by the caller.
 """
 
 import torch
 import triton
 import triton.language as tl
 
-from backends.ops.banked_attention import EPS
+from backends.ops.banked_attention import EPS, check_decay
 from backends.registry import implements, new_output
 
 CHUNK_TOKENS = 64  # L * N_pad (L >= 16): the [L, L, N_pad] decay tile holds 64 L numbers
@@ -79,13 +85,14 @@ def _load_tokens(ptr, b, h, t, cols, T, C, s_b, s_t, s_h, s_c):
 @triton.jit
 def _chunk_gates(rl_ptr, wl_ptr, la, b, h, t, T, N, s_rb, s_rt, s_rh, s_rn, s_wb, s_wt, s_wh, s_wn,
                  BN: tl.constexpr):
-    """p_r, p_w, the cumulative log decay A and its chunk total A_L, for tokens t [L].
-    p_r, p_w, A: [L, BN]; A_L: [BN]. Padding tokens and banks have p = 0, so decay 0."""
+    """p_r, p_w, the cumulative log decay A and its chunk total A_L, for tokens t [L] with
+    log(lam) la [L, BN]. p_r, p_w, A: [L, BN]; A_L: [BN]. Padding tokens and banks have
+    p = 0, so decay 0."""
     n = tl.arange(0, BN)
     mask = (t[:, None] < T) & (n[None, :] < N)
     p_r = _softmax_rows(_load_tokens(rl_ptr, b, h, t, n, T, N, s_rb, s_rt, s_rh, s_rn), mask)
     p_w = _softmax_rows(_load_tokens(wl_ptr, b, h, t, n, T, N, s_wb, s_wt, s_wh, s_wn), mask)
-    a = p_w * la[None, :]  # [L, BN] log decay of each token
+    a = p_w * la  # [L, BN] log decay of each token
     return p_r, p_w, tl.cumsum(a, axis=0), tl.sum(a, axis=0)
 
 
@@ -120,7 +127,7 @@ def _bank_scale(d, BN: tl.constexpr, BK: tl.constexpr):
 def _fwd_kernel(q_ptr, k_ptr, v_ptr, rl_ptr, wl_ptr, dl_ptr, s0_ptr, z0_ptr, o_ptr, s_ptr, z_ptr, cs_ptr, cz_ptr,
                 T, H, N, Dk, Dv, n_chunks,
                 s_qb, s_qt, s_qh, s_qd, s_kb, s_kt, s_kh, s_kd, s_vb, s_vt, s_vh, s_vd,
-                s_rb, s_rt, s_rh, s_rn, s_wb, s_wt, s_wh, s_wn, s_dh, s_dn,
+                s_rb, s_rt, s_rh, s_rn, s_wb, s_wt, s_wh, s_wn, s_db, s_dt, s_dh, s_dn,
                 s_sb, s_sh, s_sn, s_sk, s_sv, s_zb, s_zh, s_zn, s_zk,
                 HAS_STATE: tl.constexpr, WRITE_OUT: tl.constexpr, SAVE_CHUNKS: tl.constexpr,
                 L: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
@@ -144,7 +151,6 @@ def _fwd_kernel(q_ptr, k_ptr, v_ptr, rl_ptr, wl_ptr, dl_ptr, s0_ptr, z0_ptr, o_p
         S = tl.zeros([BNK, BV], tl.float32)
         z = tl.zeros([BNK], tl.float32)
     n = tl.arange(0, BN)
-    la = _log_sigmoid(tl.load(dl_ptr + h * s_dh + n * s_dn, mask=n < N, other=0.0).to(tl.float32))  # [BN]
     for c in range(n_chunks):
         if SAVE_CHUNKS:
             tl.store(cs_ptr + ((bh * (n_chunks + 1) + c) * BNK + rows[:, None]) * BV + cols[None, :], S)
@@ -153,6 +159,7 @@ def _fwd_kernel(q_ptr, k_ptr, v_ptr, rl_ptr, wl_ptr, dl_ptr, s0_ptr, z0_ptr, o_p
         t_ok = t < T
         fk = _phi(_load_tokens(k_ptr, b, h, t, kk, T, Dk, s_kb, s_kt, s_kh, s_kd), t_ok[:, None] & (kk[None, :] < Dk))
         v = _load_tokens(v_ptr, b, h, t, cols, T, Dv, s_vb, s_vt, s_vh, s_vd)  # [L, BV]
+        la = _log_sigmoid(_load_tokens(dl_ptr, b, h, t, n, T, N, s_db, s_dt, s_dh, s_dn))  # [L, BN]
         p_r, p_w, A, A_L = _chunk_gates(rl_ptr, wl_ptr, la, b, h, t, T, N, s_rb, s_rt, s_rh, s_rn,
                                         s_wb, s_wt, s_wh, s_wn, BN)
         if WRITE_OUT:
@@ -186,11 +193,13 @@ def _bwd_kernel(q_ptr, k_ptr, v_ptr, rl_ptr, wl_ptr, dl_ptr, do_ptr, gs_ptr, gz_
                 dq_ptr, dk_ptr, dv_ptr, drl_ptr, dwl_ptr, dla_ptr, ds0_ptr, dz0_ptr,
                 T, H, N, Dk, Dv, n_chunks,
                 s_qb, s_qt, s_qh, s_qd, s_kb, s_kt, s_kh, s_kd, s_vb, s_vt, s_vh, s_vd,
-                s_rb, s_rt, s_rh, s_rn, s_wb, s_wt, s_wh, s_wn, s_dh, s_dn, s_ob, s_ot, s_oh, s_od,
+                s_rb, s_rt, s_rh, s_rn, s_wb, s_wt, s_wh, s_wn, s_db, s_dt, s_dh, s_dn, s_ob, s_ot, s_oh, s_od,
                 s_gsb, s_gsh, s_gsn, s_gsk, s_gsv, s_gzb, s_gzh, s_gzn, s_gzk,
-                HAS_STATE: tl.constexpr, L: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
+                HAS_STATE: tl.constexpr, PER_TOKEN: tl.constexpr,
+                L: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
     """One (batch, head): every gradient, walking the chunks from the last. Outputs are
-    contiguous; dla [B, H, N] float32 is this batch row's part of d loss / d decay_logits."""
+    contiguous; dla is d loss / d decay_logits: [B, T, H, N] when PER_TOKEN, else
+    [B, H, N] float32, this batch row's part."""
     bh = tl.program_id(0)
     b, h = bh // H, bh % H
     BNK: tl.constexpr = BN * BK
@@ -201,8 +210,6 @@ def _bwd_kernel(q_ptr, k_ptr, v_ptr, rl_ptr, wl_ptr, dl_ptr, do_ptr, gs_ptr, gz_
     col_ok = cols < Dv
     kk = tl.arange(0, BK)
     n = tl.arange(0, BN)
-    x = tl.load(dl_ptr + h * s_dh + n * s_dn, mask=n < N, other=0.0).to(tl.float32)
-    la = _log_sigmoid(x)  # [BN]
     # gradient of the final state, and its reader term <dS_T, S_T> + <dz_T, z_T> per bank
     dH = tl.load(gs_ptr + b * s_gsb + h * s_gsh + n_of[:, None] * s_gsn + k_of[:, None] * s_gsk + cols[None, :] * s_gsv,
                  mask=row_ok[:, None] & col_ok[None, :], other=0.0).to(tl.float32)  # [BNK, BV]
@@ -224,6 +231,8 @@ def _bwd_kernel(q_ptr, k_ptr, v_ptr, rl_ptr, wl_ptr, dl_ptr, do_ptr, gs_ptr, gz_
         fq, fk = _phi(q, tk_ok), _phi(k, tk_ok)  # [L, BK]
         v = _load_tokens(v_ptr, b, h, t, cols, T, Dv, s_vb, s_vt, s_vh, s_vd)  # [L, BV]
         do = _load_tokens(do_ptr, b, h, t, cols, T, Dv, s_ob, s_ot, s_oh, s_od)
+        x = _load_tokens(dl_ptr, b, h, t, n, T, N, s_db, s_dt, s_dh, s_dn)  # [L, BN] decay logits
+        la = _log_sigmoid(x)
         p_r, p_w, A, A_L = _chunk_gates(rl_ptr, wl_ptr, la, b, h, t, T, N, s_rb, s_rt, s_rh, s_rn,
                                         s_wb, s_wt, s_wh, s_wn, BN)
         # the forward of this chunk again
@@ -257,8 +266,8 @@ def _bwd_kernel(q_ptr, k_ptr, v_ptr, rl_ptr, wl_ptr, dl_ptr, do_ptr, gs_ptr, gz_
         total = tl.sum(dG, axis=0)
         da = carry[None, :] + total[None, :] - tl.cumsum(dG, axis=0) + dG
         carry += total
-        dw += da * la[None, :]
-        dla += tl.sum(da * p_w, axis=0)
+        dw += da * la
+        dx = da * p_w * tl.exp(_log_sigmoid(-x))  # d log(sigmoid(x)) / dx = sigmoid(-x)
         drl = p_r * (dr - tl.sum(p_r * dr, axis=1)[:, None])
         dwl = p_w * (dw - tl.sum(p_w * dw, axis=1)[:, None])
         dq = dfq * tl.where(q > 0, 1.0, tl.exp(q))  # phi'
@@ -270,11 +279,16 @@ def _bwd_kernel(q_ptr, k_ptr, v_ptr, rl_ptr, wl_ptr, dl_ptr, do_ptr, gs_ptr, gz_
         tn_ok = t_ok[:, None] & (n[None, :] < N)
         tl.store(drl_ptr + tok * N + n[None, :], drl.to(drl_ptr.dtype.element_ty), mask=tn_ok)
         tl.store(dwl_ptr + tok * N + n[None, :], dwl.to(dwl_ptr.dtype.element_ty), mask=tn_ok)
+        if PER_TOKEN:
+            tl.store(dla_ptr + tok * N + n[None, :], dx.to(dla_ptr.dtype.element_ty), mask=tn_ok)
+        else:
+            dla += tl.sum(tl.where(tn_ok, dx, 0.0), axis=0)
         # the gradient of the state entering this chunk
         decay = _bank_scale(tl.exp(A_L), BN, BK)
         dH = decay[:, None] * dH + tl.dot(tl.trans(Qc), dnum, input_precision="ieee")
         dhz = decay * dhz + tl.sum(Qc * dden[:, None], axis=0)
-    tl.store(dla_ptr + bh * N + n, dla * tl.exp(_log_sigmoid(-x)), mask=n < N)  # d log(sigmoid(x)) / dx = sigmoid(-x)
+    if not PER_TOKEN:
+        tl.store(dla_ptr + bh * N + n, dla, mask=n < N)
     if HAS_STATE:
         tl.store(ds0_ptr + (bh * N + n_of[:, None]) * Dk * Dv + k_of[:, None] * Dv + cols[None, :],
                  dH.to(ds0_ptr.dtype.element_ty), mask=row_ok[:, None] & col_ok[None, :])
@@ -297,6 +311,12 @@ def _num_warps(state_elements):
 
 def _token_strides(*tensors):
     return [s for t in tensors for s in t.stride()]
+
+
+def _decay_strides(decay_logits):
+    """(s_b, s_t, s_h, s_n) of decay_logits read as [B, T, H, N]: an [H, N] layout has zero
+    batch and time strides."""
+    return list(decay_logits.stride()) if decay_logits.dim() == 4 else [0, 0, *decay_logits.stride()]
 
 
 class _BankedAttention(torch.autograd.Function):
@@ -327,7 +347,8 @@ class _BankedAttention(torch.autograd.Function):
         chunk_z = torch.empty((B * H, n_chunks + 1, BNK), dtype=torch.float32, device=q.device)
         _launch_states(inputs, S0, z0, (q, q, q, chunk_S, chunk_z), n_chunks, block_v, blocks, write_out=False)
         grads = [torch.empty(t.shape, dtype=t.dtype, device=t.device) for t in (q, k, v, read_logits, write_logits)]
-        dla = torch.empty((B, H, N), dtype=torch.float32, device=q.device)
+        per_token = decay_logits.dim() == 4
+        dla = torch.empty((B, T, H, N) if per_token else (B, H, N), dtype=torch.float32, device=q.device)
         dS0 = dz0 = None
         if S0 is not None:
             dS0 = torch.empty(S0.shape, dtype=S0.dtype, device=S0.device)
@@ -335,10 +356,12 @@ class _BankedAttention(torch.autograd.Function):
         _bwd_kernel[(B * H,)](
             q, k, v, read_logits, write_logits, decay_logits, g_o, g_S, g_z, chunk_S, chunk_z,
             *grads, dla, q if dS0 is None else dS0, q if dz0 is None else dz0, T, H, N, Dk, Dv, n_chunks,
-            *_token_strides(q, k, v, read_logits, write_logits, decay_logits, g_o, g_S, g_z),
-            HAS_STATE=S0 is not None, BV=block_v, num_warps=_num_warps(BNK * block_v), **blocks)
-        # each (batch, head) program wrote its part of d decay_logits; the batch sum is [B, H, N]
-        return (*grads, dla.sum(0).to(decay_logits.dtype), dS0, dz0)
+            *_token_strides(q, k, v, read_logits, write_logits), *_decay_strides(decay_logits),
+            *_token_strides(g_o, g_S, g_z),
+            HAS_STATE=S0 is not None, PER_TOKEN=per_token, BV=block_v, num_warps=_num_warps(BNK * block_v), **blocks)
+        # per token: every token's gradient; else each (batch, head) program wrote its part of
+        # d decay_logits, and the batch sum is [H, N]
+        return (*grads, (dla if per_token else dla.sum(0)).to(decay_logits.dtype), dS0, dz0)
 
 
 def _launch_states(inputs, S0, z0, outs, n_chunks, block_v, blocks, write_out):
@@ -351,13 +374,14 @@ def _launch_states(inputs, S0, z0, outs, n_chunks, block_v, blocks, write_out):
     _fwd_kernel[(triton.cdiv(Dv, block_v), B * H)](
         q, k, v, read_logits, write_logits, decay_logits, S0 if has_state else q, z0 if has_state else q,
         o, S, z, chunk_S, chunk_z, T, H, N, Dk, Dv, n_chunks,
-        *_token_strides(q, k, v, read_logits, write_logits, decay_logits), *state_strides,
+        *_token_strides(q, k, v, read_logits, write_logits), *_decay_strides(decay_logits), *state_strides,
         HAS_STATE=has_state, WRITE_OUT=write_out, SAVE_CHUNKS=not write_out, BV=block_v,
         num_warps=_num_warps(blocks["BN"] * blocks["BK"] * block_v), **blocks)
 
 
 @implements("banked_attention", dtypes=(torch.float32, torch.bfloat16))
 def banked_attention(q, k, v, read_logits, write_logits, decay_logits, state=None):
+    check_decay("triton", q, decay_logits)
     S0, z0 = (None, None) if state is None else state
     o, S, z = _BankedAttention.apply(q, k, v, read_logits, write_logits, decay_logits, S0, z0)
     return o, (S, z)
