@@ -25,9 +25,10 @@ class Context:
 
     @cached_property
     def timed(self) -> pd.DataFrame:
-        """Op records that carry samples and figures (ok or over the roofline)."""
+        """Op records that carry samples and figures (ok or over the roofline) and a median
+        above 0 (the schema reads a 0 as missing; every ratio divides by it)."""
         ops = self.ops
-        return ops[ops["status"].isin(TIMED) & ops["median_ns"].notna()] if len(ops) else ops
+        return ops[ops["status"].isin(TIMED) & (ops["median_ns"] > 0)] if len(ops) else ops
 
     def frame(self, kind: str) -> pd.DataFrame:
         return self.ops if kind == "op" else self.results.frame(kind)

@@ -13,6 +13,8 @@ routing examples cut) so that a full run stays inside it.
 from __future__ import annotations
 
 import json
+import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from reports import data, sections, template
-from reports.blocks import CONFIG, Section
+from reports.blocks import CONFIG, Section, skipped
 from reports.context import Context
 from reports.palette import Palette
 
@@ -32,7 +34,7 @@ TITLE = "Arsenal performance report"
 class Report:
     html: str
     sections: list[Section]
-    notes: list[str]  # damaged lines skipped and the like, also shown in the page's header
+    notes: list[str]  # damaged lines skipped, values refused and the like, as the page's header lists them
 
     @property
     def figure_ids(self) -> list[str]:
@@ -60,17 +62,33 @@ def _subtitle(res: data.Results) -> str:
     return f"{len(res.records)} records from {', '.join(str(p) for p in res.paths)}{span}"
 
 
+def _section(build_section, ctx: Context, failures: list[str]) -> Section:
+    """One section; a builder that raises on records the schema let through becomes a
+    one-line section naming the error (and a note), never a report that is not written.
+    The tests hold every builder to never getting here."""
+    try:
+        return build_section(ctx)
+    except Exception as exc:  # noqa: BLE001 (any error of one section must leave the others standing)
+        name = build_section.__module__.rsplit(".", 1)[-1]
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        why = f"{type(exc).__name__}: {exc} (at {Path(where.filename).name}:{where.lineno})"
+        failures.append(f"section {name} failed on these records: {why}")
+        title = getattr(sys.modules[build_section.__module__], "TITLE", name)
+        return skipped(name, title, f"Not drawn: building it from these records raised {why}.")
+
+
 def build(paths, baseline=None) -> Report:
     """The report of ``paths`` (raises data.NoRecords, FileNotFoundError)."""
     res = data.read(paths)
     base = data.read([baseline]) if baseline is not None else None
     ctx = Context(res, Palette(_names(res) + (_names(base) if base else [])), base)
-    built = [build_section(ctx) for build_section in sections.BUILDERS]
+    failures: list[str] = []
+    built = [_section(build_section, ctx, failures) for build_section in sections.BUILDERS]
     specs = {f.id: _spec(f.figure) for s in built for f in s.figures}
     html = template.PAGE.render(title=TITLE, subtitle=_subtitle(res), sections=built, specs=specs,
                                 figure_count=len(specs), style=template.STYLE, script=template.SCRIPT,
                                 plotlyjs=get_plotlyjs(), config=json.dumps(CONFIG))
-    return Report(html, built, res.notes + (base.notes if base else []))
+    return Report(html, built, failures + data.listed(res.notes + (base.notes if base else [])))
 
 
 def write(report: Report, out) -> Path:

@@ -1,5 +1,6 @@
 """The environment the figures were measured in, the measured ceilings, and warnings:
-a busy machine or high steal time, failed gates, mixed devices or commits."""
+a busy machine or high steal time, failed gates, mixed devices or commits, records or
+values the schema refused (each named, file:line: field: why, under "Reading the files")."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pandas as pd
 
 from reports.blocks import Section, fmt
 from reports.context import Context
+from reports.data import listed
 
-STEAL_WARN_PCT = 5.0  # bench.runner warns past this share of CPU time taken by the hypervisor
+STEAL_WARN_PCT = 5.0  # bench.ops.runner warns past this share of CPU time taken by the hypervisor
 LISTED = 6  # failed pairs named in a warning
 
 
@@ -81,8 +83,18 @@ def ceilings(ctx: Context) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def warnings(ctx: Context) -> list[str]:
+def _refused(ctx: Context) -> list[str]:
     out = []
+    for res, which in ((ctx.results, "the results"), (ctx.baseline, "the baseline")):
+        if res is not None and (res.dropped or res.missing):
+            out.append(f"{which} hold {res.dropped} line(s) skipped (damaged, or a record that cannot be placed) "
+                       f"and {res.missing} value(s) that fail the results schema (bench/results.py), read as "
+                       "missing: each is named under \"Reading the files\"")
+    return out
+
+
+def warnings(ctx: Context) -> list[str]:
+    out = _refused(ctx)
     busy = [(env["loadavg"][0], env["cpu_count"]) for env in _envs(ctx)
             if isinstance(env.get("loadavg"), list) and env["loadavg"] and isinstance(env.get("cpu_count"), int)
             and env["loadavg"][0] > env["cpu_count"]]
@@ -141,7 +153,7 @@ def build(ctx: Context) -> Section:
     s.html("<h3>Warnings</h3>" + ("<ul class=\"warnings\">" + "".join(f"<li>{html.escape(w)}</li>" for w in warn)
                                    + "</ul>" if warn else "<p>None.</p>"))
     if ctx.results.notes or (ctx.baseline and ctx.baseline.notes):
-        notes = ctx.results.notes + (ctx.baseline.notes if ctx.baseline else [])
+        notes = listed(ctx.results.notes + (ctx.baseline.notes if ctx.baseline else []))
         s.html("<h3>Reading the files</h3><ul class=\"notes\">" + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
                + "</ul>")
     return s
