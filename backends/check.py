@@ -29,9 +29,9 @@ def tensor_inputs(spec, inputs: dict) -> dict:
     out = {}
     for name, arg in spec.args.items():
         v = inputs.get(name)
-        if isinstance(arg, dict):
-            if v is not None:
-                out.update({f"{name}.{sub}": t for sub, t in zip(arg, v)})
+        if isinstance(v, (tuple, list)):  # a tuple argument (elman_scan's log-space h0 by position)
+            subs = list(arg) if isinstance(arg, dict) else range(len(v))
+            out.update({f"{name}.{sub}": t for sub, t in zip(subs, v)})
         elif v is not None:
             out[name] = v
     return out
@@ -111,8 +111,9 @@ def check_pair(op: str, backend: str, case: dict, dtype: torch.dtype = torch.flo
 
     inputs = spec.make_inputs(case, dtype, device, seed)
     ref_inputs = {k: (_to_reference(v) if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()}
-    if isinstance(inputs.get("state"), tuple):
-        ref_inputs["state"] = tuple(_to_reference(t) for t in inputs["state"])
+    for k, v in inputs.items():  # tuple arguments (banked_attention's state, elman_scan's log-space h0)
+        if isinstance(v, tuple):
+            ref_inputs[k] = tuple(_to_reference(t) for t in v)
     leaves = differentiable_leaves(spec, inputs) if do_grad else {}
     ref_leaves = differentiable_leaves(spec, ref_inputs) if do_grad else {}
     for t in list(leaves.values()) + list(ref_leaves.values()):

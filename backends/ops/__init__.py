@@ -1,4 +1,4 @@
-"""The seven operator contracts, in their canonical order. Importing registers them."""
+"""The eight operator contracts, in their canonical order. Importing registers them."""
 
 from backends.ops import (  # noqa: F401
     micro_mlp,
@@ -8,4 +8,5 @@ from backends.ops import (  # noqa: F401
     banked_attention,
     stack_step,
     nsm_route,
+    elman_scan,
 )
