@@ -25,12 +25,12 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 # CI's benchmark steps: the asv suite once as a smoke test (stable subset, CPU backends),
-# then this commit against its parent (bench/regression.py: exit 1 when a pair is more
+# then this commit against its parent (bench/regress/__main__.py: exit 1 when a pair is more
 # than 1.5x slower, significantly, in every round and again in new processes).
 bench-ci: $(STAMP)
 	$(VENV)/bin/asv machine --yes
 	ARSENAL_SUITE=stable ARSENAL_NAMES=torch,numba_cpu $(VENV)/bin/asv run --python=same --quick --dry-run --show-stderr
-	$(PY) -m bench.regression --base HEAD~1
+	$(PY) -m bench.regress --base HEAD~1
 
 # GPU validation (bench/gpu.py, README "GPU validation"): on a CUDA machine, with that
 # machine's own Python, torch and triton and no virtual environment; the wheels carried in

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bench.modelbench.peers import MODEL_PEERS
+
 # The recurrent families of the targets (DESIGN.md 9, issue 12) and the baseline.
 MODELS: tuple[tuple[str, str, dict], ...] = (
     # (family, config id, overrides); d_model 64, 2 layers: small enough for a CPU grid
@@ -51,7 +53,7 @@ PER_TOKEN = {("elman", "rung3"), ("stackformer", "d64")}
 
 MIXES_CPU = ("torch", "numba_cpu")
 MIXES_GPU = ("torch", "triton", "numba_cuda")
-PEERS = ("torch_compile",)
+PEERS = MODEL_PEERS  # every whole-model peer (bench/modelbench/peers.py)
 
 
 @dataclass(frozen=True)

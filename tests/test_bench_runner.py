@@ -1,11 +1,11 @@
-"""bench.gate, bench.plan and bench.runner: the gate's plan, grouping, and a candidate
+"""bench.ops.gate, bench.ops.plan and bench.ops.runner: the gate's plan, grouping, and a candidate
 that raises during timing (tiny cases, fake ceilings; no figure is asserted)."""
 
 import torch
 
 import backends
-from bench import gate as gates
-from bench import candidates, pipeline, plan, runner
+from bench.ops import gate as gates
+from bench.ops import candidates, pipeline, plan, runner
 from bench.timing import TimingConfig
 
 CEIL = {"fingerprint": "t", "copy": [{"bytes": 1, "gbps": 1e9}], "copy_gbps": 1e9,

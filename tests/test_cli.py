@@ -7,7 +7,7 @@ import pytest
 
 from backends.check import CheckResult
 from bench import cli, env, results, roofline
-from bench import gate as gates
+from bench.ops import gate as gates
 from bench.commands import _args
 
 TINY_SCAN = "B=2,T=8,D=4"
@@ -167,10 +167,13 @@ def test_python_dash_m_bench_runs_the_cli():
 
 
 def test_run_checks_then_times_with_plain_functions_then_writes_the_report(tmp_path, monkeypatch, capsys):
-    """``arsenal run`` calls the check and ops functions with configs (no Namespaces) and
-    ends with reports.write_report when it exists, skipping it quietly when not."""
+    """``arsenal run`` composes library calls (the check, the op suite, the model grid)
+    with configs (no Namespaces) and ends with reports.write_report when it exists,
+    skipping it quietly when not."""
     import reports
-    from bench.commands import check, models, ops
+    from bench.modelbench import grid as models
+    from bench.ops import check
+    from bench.ops import time_ops as ops
 
     calls = []
     monkeypatch.setattr(check, "check", lambda sel, console: calls.append(("check", sel)) or (0, []))

@@ -12,7 +12,9 @@ import time
 import pytest
 from rich.console import Console
 
-from bench import compare, gate, load, plan, runner, summary
+from bench import compare, load
+
+from bench.ops import gate, plan, runner, summary
 from bench.timing import TimingConfig
 
 CEIL = {"fingerprint": "t", "copy": [{"bytes": 1, "gbps": 1e9}], "copy_gbps": 1e9,

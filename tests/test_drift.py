@@ -1,11 +1,13 @@
-"""bench.drift at tiny T: records written and readable, float32 close to the float64
+"""bench.ops.drift at tiny T: records written and readable, float32 close to the float64
 truth, bfloat16 further from it than float32."""
 
 import math
 
 import pytest
 
-from bench import drift, results
+from bench.ops import drift
+
+from bench import results
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The model benchmark pipeline (bench/model_bench.py) at tiny sizes: records of every
+"""The model benchmark pipeline (bench/modelbench/bench.py) at tiny sizes: records of every
 mix, a failing gate never timed, unavailable mixes kept with their reason, the per-op
 breakdown, the derived figures (slopes, break-even, best mix) and training equivalence.
 Nothing here asserts a speed."""
@@ -10,10 +10,12 @@ import math
 import pytest
 import torch
 
-from bench import load, model_bench, model_equivalence, model_gate, model_profile, results
-from bench.model_bench import ModelBench, ModelBenchConfig
-from bench.model_fits import best_mix, break_even, fit_slope
-from bench.model_mixes import mix_id, parse_mix
+from bench import load, results
+
+from bench.modelbench import bench as model_bench, equivalence as model_equivalence, gate as model_gate, profile as model_profile
+from bench.modelbench.bench import ModelBench, ModelBenchConfig
+from bench.modelbench.fits import best_mix, break_even, fit_slope
+from backends.mix import mix_id, parse_mix
 from bench.timing import TimingConfig
 
 FAST = ModelBenchConfig(timing=TimingConfig(budget_s=0.05, block_s=0.0, max_reps=3, min_reps=1, min_rounds=1,

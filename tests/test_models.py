@@ -14,7 +14,7 @@ import torch
 
 import backends
 import models
-from bench.model_gate import close, hidden_and_grads, tolerance
+from bench.modelbench.gate import close, hidden_and_grads, tolerance
 from models.generate import Sampling, generate
 from tests.model_params import (config_params, emulated, mix_device, mix_params, require_mix, tokens)
 

@@ -1,5 +1,5 @@
 """The cheap checked path: the generated argument checks accept exactly what the full
-checks accept, and bench.overhead measures and records raw against checked (with a
+checks accept, and bench.ops.overhead measures and records raw against checked (with a
 fake clock: tests never time anything)."""
 
 import itertools
@@ -10,7 +10,8 @@ import torch
 import backends
 from backends.check import flatten
 from backends.registry import TensorArg
-from bench import overhead, results
+from bench.ops import overhead
+from bench import results
 from bench.timing import TimingConfig
 
 FAST = overhead.OverheadConfig(timing=TimingConfig(warmup_s=0.0, min_reps=3, min_rounds=2, max_reps=20,

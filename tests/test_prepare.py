@@ -1,4 +1,4 @@
-"""bench.prepare and bench.peers: the closures each mode times, the reasons given for
+"""bench.ops.prepare and bench.ops.peers: the closures each mode times, the reasons given for
 pairs that cannot run, and the peer adapters' math (real kernels where installed,
 faithful stand-ins for the CUDA-only libraries)."""
 
@@ -9,16 +9,16 @@ import torch
 
 import backends
 from backends.check import check_pair, differentiable_leaves, flatten
-from bench import peers
-from bench.candidates import Unavailable, implementation, names, of_op, why_unavailable
-from bench.prepare import prepare
+from bench.ops import peers
+from bench.ops.candidates import Unavailable, implementation, names, of_op, why_unavailable
+from bench.ops.prepare import prepare
 
 SCAN = dict(B=2, T=40, D=6)
 
 
 def _reference_grads(op, case, seed=0):
     """Gradients of the contract's reference for the cotangents prepare uses."""
-    from bench.prepare import COTANGENT_SEED, _cotangents, _graph_outputs
+    from bench.ops.prepare import COTANGENT_SEED, _cotangents, _graph_outputs
 
     spec = backends.OPS[op]
     inputs = spec.make_inputs(case, torch.float32, "cpu", seed)

@@ -1,4 +1,4 @@
-"""The trainer (bench/train.py): learning, bf16, gradient accumulation, TBPTT's carried
+"""The trainer (bench/train/run.py): learning, bf16, gradient accumulation, TBPTT's carried
 state, the CLI layer. Tiny tasks defined here follow the suites.tasks interface so these
 tests do not depend on the real tasks; tiny models (d_model 16-32, 1-2 layers, T <= 32)."""
 
@@ -240,7 +240,7 @@ def test_bad_config_names_the_field():
 def test_cli_layer_builds_the_config():
     import argparse
 
-    from bench.commands import train as command
+    from bench.train import options as command
 
     p = argparse.ArgumentParser()
     command.add_arguments(p)

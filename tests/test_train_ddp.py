@@ -1,4 +1,4 @@
-"""DDP (bench/train.py): two gloo processes on the CPU, started by torch.multiprocessing
+"""DDP (bench/train/run.py): two gloo processes on the CPU, started by torch.multiprocessing
 with a free port, end with the parameters of one process trained on the same global
 batches; for a classifier (with accumulation inside each process) and for TBPTT on a
 stream (each process carrying the state of its rows, the checkpoint gathering them)."""

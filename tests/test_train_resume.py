@@ -1,4 +1,4 @@
-"""Checkpoints and resume (bench/train.py): a run killed with SIGKILL after a checkpoint
+"""Checkpoints and resume (bench/train/run.py): a run killed with SIGKILL after a checkpoint
 and resumed ends with the parameters of an uninterrupted run, bit for bit; so does a
 TBPTT run whose carried states and stream position come back from the checkpoint."""
 

@@ -5,8 +5,9 @@ valid ones. Light at import (the parser is built before torch may be imported)."
 
 from __future__ import annotations
 
-from bench import dtypes
+from bench.ops import dtypes
 from bench.cli import UsageError
+from bench.values import parse_pairs
 
 DEVICE_HELP = "cpu or cuda[:N] (default: cuda when a GPU is present, else cpu)"
 
@@ -22,30 +23,14 @@ def names(text: str | None, valid, what: str) -> list[str] | None:
     return got
 
 
-def value(text: str):
-    """A command-line value: true/false, none, int, float, else the text."""
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low == "none":
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def parse_case(text: str) -> dict:
     """"B=4,T=256,D=64,bound=1.0" -> {"B": 4, "T": 256, "D": 64, "bound": 1.0}."""
-    case = {}
-    for part in text.split(","):
-        key, sep, given = part.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--case expects KEY=VALUE pairs separated by commas (B=4,T=256,D=64), got {text!r}")
-        case[key.strip()] = value(given.strip())
-    return case
+    try:
+        if not text.strip():
+            raise ValueError(f"--case: expected KEY=VALUE pairs separated by commas, got {text!r}")
+        return parse_pairs(text, "--case")
+    except ValueError as exc:
+        raise UsageError(f"{exc} (B=4,T=256,D=64)") from None
 
 
 def check_device(device: str) -> None:
@@ -66,8 +51,8 @@ def selection(args, default_modes=("forward",)):
     --suite --case) as a ``plan.Selection``."""
     import backends
     from backends.registry import MODES
-    from bench import candidates
-    from bench.plan import Selection
+    from bench.ops import candidates
+    from bench.ops.plan import Selection
     from suites.op_shapes import SUITES
 
     check_device(args.device)

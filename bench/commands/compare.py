@@ -24,7 +24,7 @@ def run(args, console) -> int:
     from rich.table import Table
 
     from bench import compare, results
-    from bench.summary import duration, num
+    from bench.ops.summary import duration, num
 
     for path in (args.old, args.new):
         if not Path(path).exists():

@@ -1,5 +1,5 @@
 """``arsenal drift``: each recurrent op's forward error against float64 as T grows, per
-backend and dtype (``bench.drift``); prints the table and appends kind="drift" records."""
+backend and dtype (``bench.ops.drift``); prints the table and appends kind="drift" records."""
 
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ def run(args, console) -> int:
     from rich.table import Table
 
     import backends
-    from bench import drift, dtypes, env
+    from bench.ops import drift, dtypes
+    from bench import env
 
     _args.check_device(args.device)
     ops = _args.names(args.op, list(dict.fromkeys(v[0] for v in drift.VARIANTS)), "op")

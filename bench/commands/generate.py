@@ -28,7 +28,7 @@ def add_arguments(parser) -> None:
     a("--confidence", type=float, default=0.15, help="a token is unsure below this top probability")
     a("--patience", type=int, default=0, help="stop after this many unsure tokens in a row (default 0: never)")
     a("--seed", type=int, default=0)
-    a("--mix", help="backend per op (default: the run's mix)")
+    a("--mix", help="backend mix id, e.g. numba_cpu or torch+parallel_scan=numba_cpu (default: the run's mix)")
     a("--device", help="cpu or cuda[:N] (default: cuda when present)")
 
 
@@ -37,10 +37,9 @@ def run(args, console) -> int:
 
     import backends
     import models
-    from bench import checkpoint
+    from backends.mix import parse_mix
     from bench.cli import UsageError
-    from bench.commands.train import parse_mix
-    from bench.train import decode
+    from bench.train import checkpoint, decode
     from models.generate import Sampling, generate
 
     try:
@@ -49,7 +48,7 @@ def run(args, console) -> int:
         family = fields.pop("family")
         cfg = models.config(family, **fields)
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        ops = backends.resolve(parse_mix(args.mix) or state["mix"], device)
+        ops = backends.resolve(parse_mix(args.mix) if args.mix else state["mix"], device)
         model = models.build(cfg, ops, train=False)
         model.load_state_dict(state.get("model_eval") or state["model"])
         model.eval()

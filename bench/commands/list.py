@@ -14,7 +14,7 @@ def add_arguments(sp) -> None:
 def coverage() -> tuple[list[str], list[tuple[str, dict]]]:
     """(candidate names, [(op, {name: None (no implementation) | "" (runs) | reason})])."""
     import backends
-    from bench import candidates
+    from bench.ops import candidates
 
     names = candidates.names()
     rows = []
@@ -28,7 +28,7 @@ def coverage() -> tuple[list[str], list[tuple[str, dict]]]:
 def run(args, console) -> int:
     from rich.table import Table
 
-    from bench import candidates
+    from bench.ops import candidates
 
     names, rows = coverage()
     table = Table(title="Coverage: op x backend (and peers)")

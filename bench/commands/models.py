@@ -1,4 +1,4 @@
-"""``arsenal models``: the model families, and their benchmarks (bench/model_bench.py).
+"""``arsenal models``: the model families, and their benchmarks (bench/modelbench/bench.py).
 
     arsenal models list                                 families, defaults, ops, parameters
     arsenal models [run] --suite quick|full|scaling     the grid of suites/model_runs.py
@@ -73,15 +73,8 @@ def _runs(args):
     return [r for r in runs if r.family in models.FAMILIES], missing
 
 
-def _refused(family: str, config_id: str, T: int, skip: str | None = None) -> dict:
-    from suites.model_runs import compile_refused
-
-    reason = compile_refused(family, config_id, T) or skip
-    return {"torch_compile": reason} if reason else {}
-
-
 def _bench(args, log):
-    from bench.model_bench import ModelBench, ModelBenchConfig
+    from bench.modelbench.bench import ModelBench, ModelBenchConfig
     from bench.timing import TimingConfig
 
     timing = ModelBenchConfig().timing
@@ -90,19 +83,27 @@ def _bench(args, log):
     return ModelBench(ModelBenchConfig(device=args.device, timing=timing, isolate=True), out=args.out, log=log)
 
 
-def _mixes(args, default):
-    from bench.model_mixes import parse_mix
+def _mixes(args, default, console):
+    """--mix as canonical mix ids: a comma-separated list of ids, or one mix in the alias
+    form default=torch,parallel_scan=numba_cpu (its canonical id is printed)."""
+    from backends.mix import alias_note, mix_id
+    from bench.modelbench.peers import MODEL_PEERS
 
     if not args.mix:
         return None if default is None else list(default)
-    mixes = [m.strip() for m in args.mix.split(",") if m.strip()]
-    for m in mixes:
-        if m == "torch_compile":
-            raise _args.UsageError("--mix torch_compile: it is a peer, timed unless --no-peers")
+    text = args.mix.strip()
+    given = [text] if text.startswith("default=") else [m.strip() for m in text.split(",") if m.strip()]
+    mixes = []
+    for m in given:
+        if m in MODEL_PEERS:
+            raise _args.UsageError(f"--mix {m}: it is a peer, timed unless --no-peers")
         try:
-            parse_mix(m)
+            mixes.append(mix_id(m))
+            note = alias_note(m)
         except ValueError as exc:
-            raise _args.UsageError(str(exc)) from None
+            raise _args.UsageError(f"--mix: {exc}") from None
+        if note:
+            console.print(note, markup=False, highlight=False)
     return mixes
 
 
@@ -116,88 +117,21 @@ def run(args, console) -> int:
     from rich.markup import escape
 
     log = lambda msg: console.print(f"[dim]{escape(msg)}[/]", highlight=False)  # noqa: E731  ([torch] is text)
+    import models
+    from bench.modelbench import grid
+
+    families = _args.names(args.family, list(models.FAMILIES), "family")
     if args.action == "equivalence":
-        return _equivalence(args, console)
+        return grid.equivalences(families, _mixes(args, ["numba_cpu"], console), args.steps, args.device, args.out, console)
     if args.action == "ablate":
-        return _ablate(args, console, log)
+        length = int(args.length.split(",")[0]) if args.length else None
+        return grid.ablate(families, _bench(args, log), console, args.device, length, peers=not args.no_peers)
     runs, missing = _runs(args)
     if missing:
         console.print(f"families not built yet, skipped: {', '.join(missing)}", markup=False)
-    records = profile(runs, _bench(args, log), console, mixes=_mixes(args, None) if args.mix else None,
-                      peers=not args.no_peers)
+    records = grid.profile(runs, _bench(args, log), console, mixes=_mixes(args, None, console),
+                           peers=not args.no_peers)
     console.print(f"{len(records)} records appended to {args.out}", markup=False, highlight=False)
     return 1 if any(r["status"] in ("incorrect", "error") for r in records) else 0
 
 
-def profile(runs, bench, console, mixes=None, peers: bool = True) -> list[dict]:
-    """Every run of a grid through ``bench`` (a ModelBench), then the console tables;
-    `arsenal run` calls this with the "main" suite."""
-    from bench import model_summary
-
-    records = []
-    for r in runs:
-        records += bench.run(r.family, r.config_id, r.overrides, r.B, r.T, mixes or r.mixes,
-                             peers=r.peers if peers else (), role=r.role, refused=_refused(r.family, r.config_id, r.T, r.skip_compile))
-    model_summary.print_grid(console, records)
-    if any(r["role"] == "scaling" for r in records):
-        model_summary.print_scaling(console, records)
-    return records
-
-
-def _ablate(args, console, log) -> int:
-    import models
-    from bench import model_summary
-    from bench.model_fits import best_mix, swap_mixes
-    from bench.model_mixes import mix_id
-    from suites import model_runs
-
-    fams = _args.names(args.family, list(models.FAMILIES), "family")
-    targets = [a for a in model_runs.ABLATION if not fams or a[0] in fams]
-    if fams:
-        known = {a[0] for a in targets}
-        targets += [(f, "default", {}) for f in fams if f not in known]
-    shape = dict(model_runs.ABLATION_SHAPE)
-    if args.length:
-        shape["T"] = int(args.length.split(",")[0])
-    bench = _bench(args, log)
-    status = 0
-    for fam, cid, over in targets:
-        if fam not in models.FAMILIES:
-            console.print(f"family {fam} not built yet, skipped", markup=False)
-            continue
-        swaps = bench.run(fam, cid, over, shape["B"], shape["T"], swap_mixes(fam, over, args.device), peers=(),
-                          role="swap")
-        best = mix_id(best_mix(swaps))
-        finals = bench.run(fam, cid, over, shape["B"], shape["T"], list(dict.fromkeys(["torch", best])),
-                           peers=() if args.no_peers else ("torch_compile",), role="best",
-                           refused=_refused(fam, cid, shape["T"]))
-        model_summary.print_ablation(console, fam, cid, swaps, finals, best)
-        status = max(status, int(any(r["status"] in ("incorrect", "error") for r in swaps + finals)))
-    return status
-
-
-def _equivalence(args, console) -> int:
-    from bench import results
-    from bench.model_equivalence import equivalence
-    from suites import model_runs
-
-    import models
-
-    fams = _args.names(args.family, list(models.FAMILIES), "family") or [f for f, _, _ in model_runs.MODELS]
-    mixes = _mixes(args, ["numba_cpu"])
-    steps = args.steps or model_runs.EQUIVALENCE_STEPS
-    bad = 0
-    for fam, cid, over in model_runs.MODELS:
-        if fam not in fams or fam not in models.FAMILIES:
-            continue
-        for m in mixes:
-            rec = equivalence(fam, cid, over, m, steps, device=args.device, **model_runs.EQUIVALENCE_SHAPE)
-            results.append(args.out, rec)
-            floor = "" if rec["noise_floor"] is None else f", noise floor {rec['noise_floor']:.2e}"
-            verdict = {"tolerance": "agree", "noise": f"agree within the noise (<= {rec['noise_factor']:g}x the floor)",
-                       "differs": "DIFFER"}.get(rec["agreement"], rec["error"])
-            console.print(f"{fam}-{cid} {m} vs torch, {steps} steps: max |loss diff| {rec['max_abs_diff']:.2e} "
-                          f"(tolerance {rec['tolerance']:.0e}{floor}), final loss {rec['losses_mix'][-1]:.4f} vs "
-                          f"{rec['losses_torch'][-1]:.4f}: {verdict}", markup=False, highlight=False)
-            bad += not rec["ok"]
-    return 1 if bad else 0

@@ -1,5 +1,5 @@
 """``arsenal overhead``: what the registry's argument checks cost per call
-(``bench.overhead``: raw ``impl.fn`` against the checked ``impl``, tiny cases, timed
+(``bench.ops.overhead``: raw ``impl.fn`` against the checked ``impl``, tiny cases, timed
 interleaved); prints the table and appends kind="overhead" records."""
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ def run(args, console) -> int:
     from rich.table import Table
 
     import backends
-    from bench import dtypes, env
-    from bench import overhead as oh
+    from bench.ops import dtypes
+    from bench import env
+    from bench.ops import overhead as oh
 
     _args.check_device(args.device)
     ops = _args.names(args.op, list(backends.OPS), "op")

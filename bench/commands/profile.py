@@ -1,4 +1,4 @@
-"""``arsenal profile``: a torch.profiler trace and per-op table of one pair (bench.profile)."""
+"""``arsenal profile``: a torch.profiler trace and per-op table of one pair (bench.ops.profile)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def add_arguments(sp) -> None:
 
 
 def run(args, console) -> int:
-    from bench import env, profile, plan
+    from bench import env
+    from bench.ops import profile, plan
 
     sel = _args.selection(args)
     if len(sel.ops) != 1 or len(sel.names or ()) != 1 or len(sel.modes) != 1 or len(sel.dtypes or ()) != 1:

@@ -1,5 +1,5 @@
 """``arsenal regress``: this checkout's kernels against a git revision's (bench/regress/).
-Also ``python -m bench.regression`` (CI's make bench-ci). Exit 1 when a pair's slowdown
+Also ``python -m bench.regress`` (CI's make bench-ci). Exit 1 when a pair's slowdown
 is confirmed (or the head cannot run a pair)."""
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ def add_arguments(sp) -> None:
 def run(args, console) -> int:
     from rich.table import Table
 
-    from bench import env, roofline, summary
+    from bench import env, roofline
+
+    from bench.ops import summary
 
     _args.check_device(args.device)
     env.pin_process(args.threads)

@@ -37,21 +37,22 @@ def write_report(out: str, console) -> None:
 def run(args, console) -> int:
     import torch
 
-    from bench import env, summary
-    from bench.commands import check, ops
-    from bench.plan import Selection
+    from bench import env
+
+    from bench.ops import check, summary, time_ops
+    from bench.ops.plan import Selection
     from suites.op_shapes import DEFAULT_MODES
 
     _args.check_device(args.device)
     env.pin_process(args.threads)
     status, checked = check.check(Selection(device=args.device), console)
     timed = Selection(peers=True, dtypes=(torch.float32,), modes=DEFAULT_MODES, suite="quick", device=args.device)
-    records = ops.time_ops(ops.OpsConfig(selection=timed, out=args.out, threads=args.threads), console,
-                           checked=checked)
+    records = time_ops.time_ops(time_ops.OpsConfig(selection=timed, out=args.out, threads=args.threads), console,
+                                checked=checked)
     status = max(status, summary.exit_status(console, records))
     if not args.no_models:
-        from bench.commands import models as model_cmd
-        from bench.model_bench import ModelBench, ModelBenchConfig
+        from bench.modelbench import grid
+        from bench.modelbench.bench import ModelBench, ModelBenchConfig
         from suites.model_runs import SUITES
 
         console.print("quick model profile (arsenal models --suite main)", markup=False, highlight=False)
@@ -59,7 +60,7 @@ def run(args, console) -> int:
 
         bench = ModelBench(ModelBenchConfig(device=args.device, isolate=True), out=args.out,
                            log=lambda msg: console.print(f"[dim]{escape(msg)}[/]", highlight=False))
-        found = model_cmd.profile(SUITES["main"], bench, console)
+        found = grid.profile(SUITES["main"], bench, console)
         status = max(status, int(any(r["status"] in ("incorrect", "error") for r in found)))
     write_report(args.out, console)
     return status

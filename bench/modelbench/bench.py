@@ -3,7 +3,7 @@
 For each run of a grid (suites/model_runs.py) every mix is
 1. resolved (a mix this machine cannot run is recorded "unavailable" with the reason);
 2. gated: the same weights under the mix and under all-torch give the same hidden
-   states and gradients (bench/model_gate.py); a failing mix is "incorrect", never timed;
+   states and gradients (bench/modelbench/gate.py); a failing mix is "incorrect", never timed;
 3. prepared: one model per mix holding the same weights, its training-step closure
    (forward, LM loss, backward, AdamW step with lr 0 so the weights and the work stay
    the same from one repetition to the next), and the peer ``torch_compile``:
@@ -13,12 +13,12 @@ For each run of a grid (suites/model_runs.py) every mix is
 5. profiled once: peak memory of one step (CUDA: the allocator's peak; CPU: the running
    sum of torch.profiler's allocation and free events, which sees torch tensors only),
    and each op's share of the step from the ``op/backend/phase`` spans every op call
-   opens (bench/model_profile.py; summed per op; "rest" is the clocked step minus the
+   opens (bench/modelbench/profile.py; summed per op; "rest" is the clocked step minus the
    ops; ``breakdown_step_ns`` against ``median_ns`` says how well the rows cover the
    timed step).
 Records (kind="model", fields in bench/results.py) are appended as produced. Mix ids:
-bench/model_mixes.py; profiling: bench/model_profile.py; slopes, break-even and the best
-mix: bench/model_fits.py; training equivalence: bench/model_equivalence.py.
+backends/mix.py; profiling: bench/modelbench/profile.py; slopes, break-even and the best
+mix: bench/modelbench/fits.py; training equivalence: bench/modelbench/equivalence.py.
 """
 
 from __future__ import annotations
@@ -33,9 +33,11 @@ import torch.nn.functional as F
 
 import backends
 import models
-from bench import env, load, model_gate, results
-from bench.model_mixes import PEERS, parse_mix
-from bench.model_profile import op_breakdown, peak_memory, sync_of
+from bench import env, load, results
+from bench.modelbench import gate as model_gate
+from backends.mix import mix_id, parse_mix
+from bench.modelbench.peers import MODEL_PEERS as PEERS
+from bench.modelbench.profile import op_breakdown, peak_memory, sync_of
 from bench.timing import Candidate, CpuClock, CudaClock, TimingConfig, ratio_interval, summarize, time_interleaved
 
 
@@ -251,7 +253,8 @@ class ModelBench:
         refused = refused or {}
         device = self.cfg.device
         config = models.config(family, **overrides)
-        names = list(dict.fromkeys(list(mixes) + list(peers)))
+        # canonical ids: the same mix has the same name in every record (backends/mix.py)
+        names = list(dict.fromkeys([n if n in PEERS else mix_id(n) for n in mixes] + list(peers)))
         records = {n: self._record(family, config_id, config, n, B, T, role) for n in names}
         reference = models.build(config, backends.resolve("torch", device))
         params = models.parameter_count(reference)

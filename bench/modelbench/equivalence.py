@@ -21,8 +21,8 @@ import torch
 import backends
 import models
 from bench import results
-from bench.model_bench import lm_loss
-from bench.model_mixes import parse_mix
+from bench.modelbench.bench import lm_loss
+from backends.mix import mix_id, parse_mix
 
 EQUIVALENCE_TOLERANCE = 5e-3  # max |loss_mix - loss_torch| over the curve, nats per token
 NOISE_FACTOR = 2.0  # "within the noise": max diff at most this times the noise floor's
@@ -84,7 +84,7 @@ def equivalence(family: str, config_id: str, overrides: dict, mix_name: str, ste
     elif bad is not None:
         agreement = "diverged"
     return {"schema": results.SCHEMA_VERSION, "kind": "equivalence", "family": family, "config_id": config_id,
-            "mix_id": mix_name, "device": device, "dtype": "float32", "steps": steps, "case": {"B": B, "T": T},
+            "mix_id": mix_id(mix_name), "device": device, "dtype": "float32", "steps": steps, "case": {"B": B, "T": T},
             "tolerance": tolerance, "max_abs_diff": worst, "final_diff": diff[-1],
             "noise_floor": floor_diff, "noise_factor": NOISE_FACTOR, "agreement": agreement,
             "ok": agreement in ("tolerance", "noise"), "status": "ok" if bad is None else "error",

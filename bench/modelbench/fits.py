@@ -9,7 +9,8 @@ import numpy as np
 
 import backends
 import models
-from bench.model_mixes import PEERS, mix_id, parse_mix
+from backends.mix import mix_id, parse_mix
+from bench.modelbench.peers import MODEL_PEERS as PEERS
 
 def fit_slope(lengths, times) -> dict:
     """Least-squares slope of log(time) against log(length) with its 95% interval."""

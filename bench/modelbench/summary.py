@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from bench.model_fits import break_even, fit_slope
+from bench.modelbench.fits import break_even, fit_slope
 
 
 def _ms(ns) -> str:

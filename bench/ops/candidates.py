@@ -1,5 +1,5 @@
 """The table of candidates: everything the harness can time for an op, the project's
-backends (``backends.BACKENDS``) and the benchmark peers (``bench.peers.PEERS``).
+backends (``backends.BACKENDS``) and the benchmark peers (``bench.ops.peers.PEERS``).
 
 This is the one place that tells a backend from a peer. Everything else asks a
 ``Candidate`` (kind, devices, dtypes and gradients per op, why it cannot run here, the
@@ -27,9 +27,9 @@ import torch
 
 import backends
 from backends.registry import IMPLS, MODES
-from bench import peers
-from bench.cases import contract_case, fits_device
-from bench.dtypes import name as dtype_name
+from bench.ops import peers
+from bench.ops.cases import contract_case, fits_device
+from bench.ops.dtypes import name as dtype_name
 
 BACKEND, PEER = "backend", "peer"
 

@@ -40,7 +40,7 @@ import backends
 from backends.check import flatten
 from backends.registry import DTYPES_BY_NAME
 from bench import env, results
-from bench.overhead import why_not_timed
+from bench.ops.overhead import why_not_timed
 
 # (op, variant, options): the recurrences whose error can grow with T
 VARIANTS: tuple[tuple[str, str | None, dict], ...] = (

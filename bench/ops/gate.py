@@ -28,9 +28,9 @@ import torch
 
 import backends
 from backends.check import CheckResult, check_pair
-from bench import candidates
-from bench.cases import case_id
-from bench.dtypes import name as dtype_name
+from bench.ops import candidates
+from bench.ops.cases import case_id
+from bench.ops.dtypes import name as dtype_name
 
 REFERENCE = "reference"  # the contract's float64 reference
 ORACLE = "torch"  # the backend run in float64 where the reference's backward is too slow (see above)

@@ -35,8 +35,9 @@ from typing import Callable, Sequence
 import torch
 
 import backends
-from bench import candidates, dtypes, env, results
-from bench.cases import case_id
+from bench.ops import candidates, dtypes
+from bench import env, results
+from bench.ops.cases import case_id
 from bench.timing import Candidate, TimingConfig, ratio_interval, summarize, time_interleaved
 
 # One small call per op: the sizes a model meets when it calls an op per step (stack_step
@@ -66,7 +67,7 @@ class OverheadConfig:
 
 
 def why_not_timed(op: str, backend: str, device="cpu", dtype: str = "float32") -> str | None:
-    """None, or why this pair is not measured here (``bench.candidates.why_unavailable``,
+    """None, or why this pair is not measured here (``bench.ops.candidates.why_unavailable``,
     plus: only registry backends have a checked path apart from the raw one, and an
     interpreted backend is not timed)."""
     if backend not in backends.BACKENDS:

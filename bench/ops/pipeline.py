@@ -1,6 +1,6 @@
 """One planned item made ready to time: the correctness gate, then the prepared closure.
 
-``arsenal ops`` (bench.runner), the pytest-benchmark file and the asv suite all call
+``arsenal ops`` (bench.ops.runner), the pytest-benchmark file and the asv suite all call
 ``gate_then_prepare``; each maps the outcome to its own vocabulary (a record's status, a
 skip or failure of a test, asv's SkipNotImplemented).
 """
@@ -11,9 +11,9 @@ import traceback
 from dataclasses import dataclass
 from typing import Callable
 
-from bench import prepare as prep
-from bench.gate import Gate, GateResult
-from bench.plan import Item
+from bench.ops import prepare as prep
+from bench.ops.gate import Gate, GateResult
+from bench.ops.plan import Item
 
 READY, UNAVAILABLE, INCORRECT, ERROR = "ready", "unavailable", "incorrect", "error"
 

@@ -16,8 +16,8 @@ from typing import Sequence
 import torch
 
 import backends
-from bench import candidates
-from bench.cases import case_id, suite_cases
+from bench.ops import candidates
+from bench.ops.cases import case_id, suite_cases
 
 
 @dataclass(frozen=True)

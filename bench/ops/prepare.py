@@ -16,9 +16,9 @@ Modes:
 - ``forward_backward``: the forward with a graph, then the same backward.
 
 Selection is explicit: a pair that cannot run raises ``Unavailable`` with the reason
-(``bench.candidates.why_unavailable``: backend probe, device, dtype, no backward, peer
+(``bench.ops.candidates.why_unavailable``: backend probe, device, dtype, no backward, peer
 not installed, case that does not fit the peer); nothing falls back to another
-implementation. ``bench.pipeline`` runs the correctness gate before this.
+implementation. ``bench.ops.pipeline`` runs the correctness gate before this.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ import torch
 
 import backends
 from backends.check import differentiable_leaves, flatten
-from bench import candidates
-from bench.candidates import Unavailable
-from bench.cases import contract_case
-from bench.dtypes import name as dtype_name
+from bench.ops import candidates
+from bench.ops.candidates import Unavailable
+from bench.ops.cases import contract_case
+from bench.ops.dtypes import name as dtype_name
 
 COTANGENT_SEED = 12345
 

@@ -1,6 +1,6 @@
 """``arsenal profile``: a torch.profiler trace of one prepared (op, backend, case, mode).
 
-The prepared closure (``bench.prepare``, the same one the timings use) runs ``steps``
+The prepared closure (``bench.ops.prepare``, the same one the timings use) runs ``steps``
 times under torch.profiler, each call inside a ``record_function`` range named
 ``step/op/backend/mode``; inside it, the registry's own ranges ``op/backend/forward`` and
 ``op/backend/backward`` mark the op's calls (and nvtx ranges on CUDA, seen by Nsight). Written to ``out_dir``:
@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile as torch_profile, record_function
 
-from bench import prepare as prep
-from bench.cases import case_id
-from bench.dtypes import name as dtype_name
+from bench.ops import prepare as prep
+from bench.ops.cases import case_id
+from bench.ops.dtypes import name as dtype_name
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """The op benchmark run: each planned group (one op, case, dtype and mode, its
-candidates interleaved) is gated and prepared (``bench.pipeline``), timed together
+candidates interleaved) is gated and prepared (``bench.ops.pipeline``), timed together
 (``bench.timing``), checked for contention (``bench.load``), derived against the
 roofline and appended.
 
@@ -21,10 +21,11 @@ from typing import Callable
 import torch
 
 import backends
-from bench import env, load, pipeline, results, roofline
-from bench.dtypes import name as dtype_name
-from bench.gate import Gate
-from bench.plan import Group
+from bench import env, load, results, roofline
+from bench.ops import pipeline
+from bench.ops.dtypes import name as dtype_name
+from bench.ops.gate import Gate
+from bench.ops.plan import Group
 from bench.timing import Candidate, CpuClock, CudaClock, TimingConfig, ratio_interval, summarize, time_interleaved
 
 BASELINES = ("torch", "torch_compile")  # speedups are reported against these

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 
-from bench import candidates, load
+from bench.ops import candidates
+
+from bench import load
 
 STEAL_WARN_PCT = 5.0  # warn when the hypervisor took more of the CPU than this while timing
 COLUMNS = ("case", "dtype", "mode", "backend", "status", "median", "IQR", "GB/s", "GFLOP/s", "% roofline",

@@ -2,7 +2,7 @@
 
     arsenal regress [--base HEAD~1] [--op] [--backend] [--mode] [--dtype] [--suite stable]
                     [--threads] [--out rows.json] [--factor 1.5] [--alpha 0.01] [--rounds 6] [--reps 9]
-    python -m bench.regression --base HEAD~1        (the same command; CI's make bench-ci)
+    python -m bench.regress --base HEAD~1        (the same command; CI's make bench-ci)
 
 Rule (verdict.py): a pair (op, case, mode, backend) FAILS when
 - its median time (all rounds pooled) is more than ``FACTOR`` = 1.5 times the base's,
@@ -34,7 +34,7 @@ too slow and fragile for CI's budget, so the comparison uses the harness's own t
   each turn starts with the harness's settle sleep (``TimingConfig.settle_s``, longer
   than OpenMP's spin after a region, see bench/timing.py), so the other side's threads
   are asleep, then one untimed call;
-- check.py: the pairs come from the one planner (``bench.plan``): the "stable" suite x
+- check.py: the pairs come from the one planner (``bench.ops.plan``): the "stable" suite x
   the backends available on this machine (peers excluded: they are not this project's
   code) x forward and forward_backward. A pair the base cannot run (new op, new backend,
   a base that predates the harness: its worker fails to start or to prepare) is

@@ -1,4 +1,4 @@
-"""``python -m bench.regression [--base HEAD~1] ...``: the regression check for CI (make
+"""``python -m bench.regress [--base HEAD~1] ...``: the regression check for CI (make
 bench-ci), the same command as ``arsenal regress`` with the same flags. The check itself
 is bench/regress/ (rule, method and modules in its docstring)."""
 

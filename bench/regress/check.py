@@ -23,8 +23,8 @@ class RegressConfig:
 
 def pairs(sel) -> list[dict]:
     """The pairs a ``plan.Selection`` gives that can run here, in the workers' wire format."""
-    from bench import plan
-    from bench.dtypes import name as dtype_name
+    from bench.ops import plan
+    from bench.ops.dtypes import name as dtype_name
 
     return [{"op": i.op, "case": i.case, "mode": i.mode, "name": i.name, "device": i.device,
              "dtype": dtype_name(i.dtype)} for i in plan.items(sel) if i.reason is None]
@@ -32,7 +32,7 @@ def pairs(sel) -> list[dict]:
 
 def default_selection(device: str = "cpu"):
     """The stable suite x every backend (no peers) x forward and forward_backward."""
-    from bench.plan import Selection
+    from bench.ops.plan import Selection
     from suites.op_shapes import DEFAULT_MODES
 
     return Selection(suite="stable", modes=DEFAULT_MODES, device=device)

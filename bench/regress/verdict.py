@@ -11,7 +11,7 @@ ALPHA = 0.01  # ... when the Mann-Whitney test on the raw samples gives p below 
 
 def key(pair: dict) -> str:
     """"op/case_id/mode/backend": a pair's name in rows and pooled results."""
-    from bench.cases import case_id
+    from bench.ops.cases import case_id
 
     return f"{pair['op']}/{case_id(pair['case'])}/{pair['mode']}/{pair['name']}"
 

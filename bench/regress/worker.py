@@ -11,7 +11,7 @@ then one reply per request until ``{"cmd": "quit"}`` or the end of input:
 
 A kernel of the side that is broken for a pair (or a base whose ``backends`` predates
 what the harness needs) is an error reply, not a dead worker. ``dtype`` is a name
-(default float32); the pair's other fields are those of ``bench.plan.Item``.
+(default float32); the pair's other fields are those of ``bench.ops.plan.Item``.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ class PairTimer:
             return {"error": f"{type(exc).__name__}: {exc}"}
 
     def prepare(self, pair: dict) -> dict:
-        from bench.dtypes import to_torch
-        from bench.prepare import Unavailable, prepare
+        from bench.ops.dtypes import to_torch
+        from bench.ops.prepare import Unavailable, prepare
 
         self.prepared = None
         try:

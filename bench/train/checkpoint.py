@@ -1,8 +1,8 @@
 """Atomic checkpoints and the random-number state of a process.
 
-    bench.checkpoint.save(path, {"model": ..., "rng": bench.checkpoint.rng_state(), ...})
-    state = bench.checkpoint.load(path)
-    bench.checkpoint.set_rng_state(state["rng"])
+    bench.train.checkpoint.save(path, {"model": ..., "rng": bench.train.checkpoint.rng_state(), ...})
+    state = bench.train.checkpoint.load(path)
+    bench.train.checkpoint.set_rng_state(state["rng"])
 
 ``save`` writes to a temporary file in the same directory, fsyncs it, renames it over the
 target (``os.replace`` is atomic within one file system) and fsyncs the directory, so a

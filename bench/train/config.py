@@ -1,4 +1,4 @@
-"""The trainer's configuration (bench/train.py documents the run): light at import, so
+"""The trainer's configuration (bench/train/run.py documents the run): light at import, so
 the command line can be built before torch is imported."""
 
 from __future__ import annotations

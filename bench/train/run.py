@@ -39,7 +39,7 @@ model of the training stream) and the task's published anchors. Accuracy is per 
 loss with the task's bytes per token. After the test a stream LM samples text.
 
 Checkpoints (``checkpoint`` path, every ``checkpoint_every`` steps and at the end; written
-atomically by bench/checkpoint.py, by rank 0): model, optimizer, schedule, RNG states,
+atomically by bench/train/checkpoint.py, by rank 0): model, optimizer, schedule, RNG states,
 the data position (epoch and batch index, or the stream's chunk index) with every
 process's carried state, the step and the running counters. ``resume`` continues from it
 exactly: the remaining steps give the parameters an uninterrupted run would have had.
@@ -68,26 +68,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench import checkpoint as ckpt
+from backends.mix import mix_id
+from bench.train import checkpoint as ckpt
+from bench.train.data import Batches, Stream, StreamRows
+from bench.train.objective import Objective
 
-from bench.train_config import (CLIPS, IGNORE, KINDS, NO_CARRY, OPTIMIZERS, RESUMABLE_CHANGES, SAMPLE_PROMPT,  # noqa: F401
+from bench.train.config import (CLIPS, IGNORE, KINDS, NO_CARRY, OPTIMIZERS, RESUMABLE_CHANGES, SAMPLE_PROMPT,  # noqa: F401
                                  TrainConfig, _bad)
 
 
 # ---------------------------------------------------------------------------
 # Identifiers and small helpers
 # ---------------------------------------------------------------------------
-
-
-def mix_id(mix: Mapping[str, str]) -> str:
-    """{op: backend} -> "torch", or "torch+parallel_scan=numba_cpu" (the most common
-    backend first, then the ops that differ)."""
-    counts: dict[str, int] = {}
-    for backend in mix.values():
-        counts[backend] = counts.get(backend, 0) + 1
-    default = max(counts, key=lambda b: (counts[b], b == "torch"))
-    rest = [f"{op}={backend}" for op, backend in mix.items() if backend != default]
-    return "+".join([default, *rest])
 
 
 def config_id(model_config) -> str:
@@ -120,118 +112,8 @@ def _jsonable(value):
     return str(value)
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
-
-
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-# ---------------------------------------------------------------------------
-# Data
-# ---------------------------------------------------------------------------
-
-
-class Batches:
-    """A task's training batches, epoch after epoch; ``(epoch, index)`` resumes them."""
-
-    def __init__(self, task, batch_size: int, seed: int, epoch: int = 0, index: int = 0):
-        self.task, self.batch_size, self.seed = task, batch_size, seed
-        self.epoch, self.index = epoch, index
-        self._it = None
-
-    def _open(self):
-        it = self.task.batches("train", self.batch_size, seed=_epoch_seed(self.seed, self.epoch))
-        return itertools.islice(it, self.index, None)
-
-    def next(self) -> tuple[dict, bool]:
-        """(the next global batch, False): batch tasks never reset a state."""
-        if self._it is None:
-            self._it = self._open()
-        batch = next(self._it, None)
-        if batch is None:
-            if self.index == 0:
-                raise _bad("batch_size", "at most the number of training examples", self.batch_size)
-            self.epoch, self.index = self.epoch + 1, 0
-            self._it = self._open()
-            return self.next()
-        self.index += 1
-        return batch, False
-
-    def position(self) -> dict:
-        return {"epoch": self.epoch, "index": self.index}
-
-
-class StreamRows:
-    """A split's token stream as ``rows`` contiguous rows, read in chunks of T tokens."""
-
-    def __init__(self, stream, rows: int, T: int, what: str):
-        stream = torch.as_tensor(stream).long().flatten()
-        n = (len(stream) - 1) // rows  # tokens per row that have a next token
-        if n < T:
-            raise ValueError(f"{what}: the stream has {len(stream)} tokens, too few for {rows} rows of "
-                             f"seq_len={T} tokens each")
-        self.T, self.n_chunks = T, n // T
-        idx = torch.arange(rows)[:, None] * n + torch.arange(n + 1)[None, :]  # [rows, n + 1]
-        self.data = stream[idx]  # row b: stream[b n : b n + n + 1]
-
-    def chunk(self, c: int) -> dict:
-        x = self.data[:, c * self.T: (c + 1) * self.T + 1]  # [rows, T + 1]
-        return {"tokens": x[:, :-1], "target": x[:, 1:]}
-
-
-class Stream:
-    """The training stream as TBPTT chunks; ``index`` counts chunks since the start."""
-
-    def __init__(self, rows: StreamRows, index: int = 0):
-        self.rows, self.index = rows, index
-
-    def next(self) -> tuple[dict, bool]:
-        """(the next chunk of every row, whether the stream starts over: states reset)."""
-        c = self.index % self.rows.n_chunks
-        self.index += 1
-        return self.rows.chunk(c), c == 0
-
-    def position(self) -> dict:
-        return {"index": self.index}
-
-
-# ---------------------------------------------------------------------------
-# The objective: model and head as one module (what DDP wraps)
-# ---------------------------------------------------------------------------
-
-
-class Objective(nn.Module):
-    """batch -> (summed loss, correct, counted targets, new state) for the task's kind.
-
-    classify: model.classify(hidden, mask) vs target [B]; retrieval: each tower's hidden,
-    model.retrieve, vs target [B]; lm: model.logits(hidden) [B, T, V] vs target [B, T]
-    (-100: not counted). The loss is in float32 whatever the autocast."""
-
-    def __init__(self, model, kind: str):
-        super().__init__()
-        self.model, self.kind = model, kind
-
-    def forward(self, batch: dict, state=None):
-        m, tokens, mask = self.model, batch["tokens"], batch.get("mask")
-        new_state = None
-        if self.kind == "retrieval":
-            h1, _ = m(tokens, mask=mask)
-            h2, _ = m(batch["tokens2"], mask=batch["mask2"])
-            logits = m.retrieve(h1, mask, h2, batch["mask2"])  # [B, C]
-        elif self.kind == "classify":
-            hidden, _ = m(tokens, mask=mask)
-            logits = m.classify(hidden, mask)  # [B, C]
-        else:
-            hidden, new_state = m(tokens, state, mask=mask)
-            logits = m.logits(hidden)  # [B, T, V]
-        logits = logits.float()
-        target = batch["target"]
-        loss = F.cross_entropy(logits.flatten(0, -2), target.flatten(), ignore_index=IGNORE, reduction="sum")
-        valid = target != IGNORE
-        correct = ((logits.argmax(-1) == target) & valid).sum()
-        return loss, correct, valid.sum(), new_state
 
 
 # ---------------------------------------------------------------------------
@@ -711,34 +593,3 @@ def train(cfg: TrainConfig, task=None, model=None, console=None) -> TrainResult:
         return run.run()
     finally:
         run.close()
-
-
-def main(argv=None) -> int:
-    """``python -m bench.train`` (what ``arsenal train --nproc N`` runs under torchrun)."""
-    import argparse
-
-    from rich.console import Console
-
-    from bench.commands import train as command
-
-    parser = argparse.ArgumentParser(prog="python -m bench.train", description="train a model on a task (DDP under torchrun)")
-    parser.add_argument("--config-json", help="a whole TrainConfig as JSON (other options are then ignored)")
-    command.add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        if args.config_json:
-            cfg = TrainConfig.from_dict(json.loads(args.config_json))
-        else:
-            if args.nproc > 1:
-                raise ValueError("--nproc: python -m bench.train runs one process; start it with torchrun "
-                                 "--nproc_per_node N, or use arsenal train --nproc N")
-            cfg = command.config_from_args(args)
-        train(cfg, console=Console(width=None if sys.stdout.isatty() else 200))
-    except ValueError as exc:
-        print(f"python -m bench.train: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

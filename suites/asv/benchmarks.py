@@ -1,8 +1,8 @@
 """asv benchmarks: one class per op, parametrised by case, mode and implementation.
 
-The parameters come from the harness's planner (``bench.plan``), and each pair is made
+The parameters come from the harness's planner (``bench.ops.plan``), and each pair is made
 ready by the same path as ``arsenal ops`` and pytest-benchmark
-(``bench.pipeline.gate_then_prepare``: the correctness gate, then the prepared closure):
+(``bench.ops.pipeline.gate_then_prepare``: the correctness gate, then the prepared closure):
 an unavailable pair raises asv's SkipNotImplemented with the reason; an incorrect pair
 fails in setup and is never timed. ``track_compile_seconds`` records the first call's
 JIT / compile / autotune cost as its own figure.
@@ -24,8 +24,9 @@ import torch
 from asv_runner.benchmarks.mark import SkipNotImplemented
 
 import backends
-from bench import env, pipeline, plan
-from bench.gate import Gate
+from bench import env
+from bench.ops import pipeline, plan
+from bench.ops.gate import Gate
 from suites.op_shapes import DEFAULT_MODES
 
 SUITE = os.environ.get("ARSENAL_SUITE", "quick")

@@ -1,7 +1,7 @@
 """asv benchmarks of model training steps, parametrised by model and mix.
 
 Each (family config, mix) of suites/model_runs.py at one length is made ready by the
-path `arsenal models` uses (``bench.model_bench.gate_then_prepare``): an unavailable
+path `arsenal models` uses (``bench.modelbench.bench.gate_then_prepare``): an unavailable
 mix raises SkipNotImplemented with the reason, a mix failing the gate against
 all-torch fails in setup and is never timed. ``ARSENAL_NAMES`` (comma list) picks the
 mixes, ``ARSENAL_DEVICE`` the device; ``track_compile_seconds`` records the first
@@ -15,7 +15,7 @@ from asv_runner.benchmarks.mark import SkipNotImplemented
 
 import models
 from bench import env
-from bench.model_bench import gate_then_prepare
+from bench.modelbench.bench import gate_then_prepare
 from suites.model_runs import front_end_params
 
 DEVICE = os.environ.get("ARSENAL_DEVICE", "cuda" if torch.cuda.is_available() else "cpu")

@@ -1,5 +1,5 @@
 """asv benchmarks of the registry's argument checks: raw (``impl.fn``) against checked
-(``impl``) per op and backend, on each op's tiny case (``bench.overhead``: the closures
+(``impl``) per op and backend, on each op's tiny case (``bench.ops.overhead``: the closures
 ``arsenal overhead`` and pytest-benchmark time). An interpreted or unavailable backend
 raises asv's SkipNotImplemented with the reason. ``ARSENAL_DEVICE`` (default cuda when
 present, else cpu) and ``ARSENAL_THREADS`` as in benchmarks.py.
@@ -11,7 +11,8 @@ import torch
 from asv_runner.benchmarks.mark import SkipNotImplemented
 
 import backends
-from bench import env, overhead
+from bench import env
+from bench.ops import overhead
 
 DEVICE = os.environ.get("ARSENAL_DEVICE", "cuda" if torch.cuda.is_available() else "cpu")
 env.pin_process(int(os.environ.get("ARSENAL_THREADS", "0")) or None)

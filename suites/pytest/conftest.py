@@ -3,7 +3,7 @@
 Options: ``--arsenal-suite`` (quick, full or stable), ``--arsenal-modes`` (comma list of
 forward, backward, forward_backward), ``--arsenal-names`` (backends and peers; default
 every candidate of each op); $ARSENAL_THREADS sets the thread count (default: every
-core). The pairs come from the harness's planner (``bench.plan``: the candidate table
+core). The pairs come from the harness's planner (``bench.ops.plan``: the candidate table
 x the suite's cases); one benchmark group per (op, case, mode), so pytest-benchmark's
 table sets the implementations side by side.
 """

@@ -2,7 +2,7 @@
 
 One benchmark per (family config, mix) of suites/model_runs.py at one length, in one
 group per model so the mixes sit side by side. Each is made ready by the path
-`arsenal models` uses (``bench.model_bench.gate_then_prepare``): an unavailable mix is
+`arsenal models` uses (``bench.modelbench.bench.gate_then_prepare``): an unavailable mix is
 skipped with the reason, a mix failing the gate against all-torch fails and is never
 timed, and the timed callable is the prepared training-step closure.
 """
@@ -11,7 +11,7 @@ import pytest
 
 import models
 from bench import load
-from bench.model_bench import gate_then_prepare
+from bench.modelbench.bench import gate_then_prepare
 from suites.model_runs import front_end_params
 
 

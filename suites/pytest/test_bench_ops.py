@@ -1,8 +1,8 @@
 """One benchmark per (op, case, mode, implementation) of the chosen suite; see conftest.py.
 
-The pairs come from the harness's planner (``bench.plan``), and each is made ready by
-the same path as ``arsenal ops`` (``bench.pipeline.gate_then_prepare``: the correctness
-gate, then ``bench.prepare``): a pair failing the gate fails its test and is never
+The pairs come from the harness's planner (``bench.ops.plan``), and each is made ready by
+the same path as ``arsenal ops`` (``bench.ops.pipeline.gate_then_prepare``: the correctness
+gate, then ``bench.ops.prepare``): a pair failing the gate fails its test and is never
 timed, an unavailable one is skipped with the reason. The timed callable is the
 prepared closure that ``arsenal ops`` and asv time too.
 """
@@ -15,9 +15,10 @@ import torch
 
 import backends
 from backends.registry import MODES
-from bench import env, load, pipeline, plan, roofline
-from bench.dtypes import name as dtype_name
-from bench.gate import Gate
+from bench import env, load, roofline
+from bench.ops import pipeline, plan
+from bench.ops.dtypes import name as dtype_name
+from bench.ops.gate import Gate
 from bench.timing import TimingConfig
 
 DTYPE = torch.float32

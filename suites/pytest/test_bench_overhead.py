@@ -1,11 +1,11 @@
 """pytest-benchmark of the registry's argument checks: ``pytest suites/pytest -k overhead
 --benchmark-only``.
 
-For each op's tiny case (``bench.overhead.TINY_CASES``) and each backend that runs here,
+For each op's tiny case (``bench.ops.overhead.TINY_CASES``) and each backend that runs here,
 the raw implementation (``impl.fn``), the checked one (``impl``) and the checked path
 around a no-op kernel (``checks``) are benchmarked in one group, so pytest-benchmark's
 table sets them side by side: checked - raw, and checks directly, are what the checks
-cost per call. The closures are ``bench.overhead.closures``, the ones
+cost per call. The closures are ``bench.ops.overhead.closures``, the ones
 ``arsenal overhead`` and the asv suite time. An interpreted or unavailable backend is
 skipped with the reason.
 """
@@ -15,7 +15,8 @@ import time
 import pytest
 
 import backends
-from bench import load, overhead
+from bench import load
+from bench.ops import overhead
 from bench.timing import TimingConfig
 
 PAIRS = [(op, b) for op in overhead.TINY_CASES for b in backends.BACKEND_NAMES
