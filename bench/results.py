@@ -543,15 +543,16 @@ def validate(record) -> tuple[dict | None, list[Problem]]:
     lacks a field its kind requires. A kind the schema does not declare keeps its own
     fields as they are (the common ones are checked). Never raises."""
     if not isinstance(record, dict):
-        return None, [Problem("record", f"{_what(record)} where an object belongs; dropped")]
+        return None, [Problem("record", f"{_what(record)} where an object belongs; record dropped")]
     if _other_schema(record):
-        return None, [Problem("schema", _other_schema(record).replace("skipped", "dropped"))]
+        return None, [Problem("schema", f"{_short(record.get('schema'))} where this reader knows {SCHEMA_VERSION}; "
+                                        "record dropped")]
     problems = [Problem(k, "a lone surrogate (no Unicode character) replaced by U+FFFD")
                 for k in _surrogate_paths(record, "")]
     safe = _text_safe(record) if problems else record
     kind = safe.get("kind")
     if kind is not None and not isinstance(kind, str):
-        return None, problems + [Problem("kind", f"{_what(kind)} where text belongs; dropped")]
+        return None, problems + [Problem("kind", f"{_what(kind)} where text belongs; record dropped")]
     declared = KINDS.get(kind_of(safe))
     fields = declared.all_fields() if declared else COMMON
     clean = {}

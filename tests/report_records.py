@@ -3,11 +3,19 @@ tests, and a writer of results files.
 
     records = every_kind()                 # op, model, train, routing, drift, equivalence
     path = write(tmp_path / "r.jsonl", records)
+    real = real_records()                  # the fixtures' records as producers wrote them
+    lines = hostile_lines()                # the worst results file issue 22 met, one line a record
 
 Values are drawn from a seeded generator so every test sees the same file. The real
 records in fixtures/report/quick_cpu.jsonl come from
 ``arsenal ops --suite quick --op parallel_scan,stack_step --backend torch,numba_cpu
---mode forward`` on a 2-core CPU, their samples_ns cut to the first 40.
+--mode forward`` on a 2-core CPU, their samples_ns cut to the first 40. Those in
+fixtures/report/kinds_cpu.jsonl are a cut of results/cpu/2026-11-25-xeon-2core (a model
+grid group, the fastlane swap ablation, transformer and fastlane scaling up to T = 1024,
+one routing record, six drift records, one equivalence record with its loss curves cut
+to 30 steps) and the five records of ``arsenal train --family elman --model
+d_model=16,rung=4 --task selective_copy --task-args n_train=64,n_test=32,n_valid=32
+--steps 6 --batch-size 4 --eval-every 3 --eval-batches 1 --test-batches 1 --seq-len 32``.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 FIXTURE = Path(__file__).parent / "fixtures" / "report" / "quick_cpu.jsonl"
+KINDS_FIXTURE = Path(__file__).parent / "fixtures" / "report" / "kinds_cpu.jsonl"
 RUN = "synthetic001"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 ENV = {"git": {"commit": COMMIT, "dirty": False},
@@ -153,7 +162,7 @@ def model_records(seed: int = 0) -> list[dict]:
     return out + [best]
 
 
-# suites.tasks.anchors.ANCHORS["listops"], as bench/train.py writes them (dataclasses as dicts)
+# suites.tasks.anchors.ANCHORS["listops"], as bench/train/run.py writes them (dataclasses as dicts)
 ANCHORS = [{"model": m, "value": v, "unit": "accuracy %", "source": "LRA", "note": ""}
            for m, v in (("Transformer", 36.37), ("S4", 59.6), ("LRU", 60.2))]
 
@@ -232,4 +241,81 @@ def write(path, records, damaged: list[str] = ()) -> Path:
             f.write(json.dumps(r) + "\n")
         for line in damaged:
             f.write(line + "\n")
+    return path
+
+
+def real_records() -> list[dict]:
+    """The fixtures' real records: op timings, then every other kind the report draws."""
+    return [json.loads(line) for path in (FIXTURE, KINDS_FIXTURE) for line in path.read_text().splitlines()]
+
+
+def substitute(record: dict, path: tuple, value) -> dict:
+    """A deep copy of ``record`` with ``value`` at ``path`` (keys and list indices)."""
+    out = json.loads(json.dumps(record))
+    *head, last = path
+    where = out
+    for step in head:
+        where = where[step]
+    where[last] = value
+    return out
+
+
+def paths(value, prefix: tuple = (), items: int = 2) -> list[tuple]:
+    """Every path into a record: each member of each object, the first ``items`` elements
+    of each list."""
+    out = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += [prefix + (k,)] + paths(v, prefix + (k,), items)
+    elif isinstance(value, list):
+        for i, v in enumerate(value[:items]):
+            out += [prefix + (i,)] + paths(v, prefix + (i,), items)
+    return out
+
+
+def _index(records: list[dict], kind: str, **match) -> int:
+    return next(i for i, r in enumerate(records) if (r.get("kind") or "op") == kind
+                and all(r.get(k) == v for k, v in match.items()))
+
+
+# What issue 22 saw crash or stall the report, each (kind of the real record, fields it
+# is picked by, path, value).
+HOSTILE = {
+    "a timing of 0": ("op", {"backend": "torch"}, ("median_ns",), 0),
+    "a string among samples_ns": ("op", {"backend": "numba_cpu"}, ("samples_ns", 3), "fast"),
+    "a number where a commit hash belongs": ("op", {"op": "stack_step"}, ("env", "git", "commit"), 1234567),
+    "a list where an id belongs": ("model", {"mix_id": "torch"}, ("run_id",), ["afe840bef358"]),
+    "a lone surrogate in a name": ("model", {"mix_id": "numba_cpu"}, ("family",), "trans\ud800former"),
+    "a speedup of 1e300": ("op", {"op": "stack_step", "backend": "numba_cpu"}, ("speedup_vs_torch",), 1e300),
+    "a speedup the colour scale clips": ("op", {"op": "parallel_scan", "backend": "numba_cpu"},
+                                         ("speedup_vs_torch",), 1e5),
+    "a lone surrogate in a key": ("drift", {"backend": "torch"}, ("env", "packages", "tor\udc80ch"), "2.13"),
+    "an integer beyond every float": ("train", {"split": "test"}, ("step",), 10 ** 400),
+    "a NaN loss": ("train", {"split": "val"}, ("loss",), math.nan),
+    "a kind that is not text": ("routing", {}, ("kind",), {"kind": "routing"}),
+}
+
+
+def hostile_records() -> list[dict]:
+    """The real records with every HOSTILE value put in (one record each)."""
+    records = real_records()
+    for kind, match, path, value in HOSTILE.values():
+        i = _index(records, kind, **match)
+        records[i] = substitute(records[i], path, value)
+    return records
+
+
+def hostile_lines() -> list[str]:
+    """The worst results file: hostile_records() (NaN written as NaN), then lines that
+    are JSON a report cannot use: not an object, an integer of 5,000 digits (more than
+    Python parses), nesting 100,000 deep, a record of another schema, a cut line."""
+    return ([json.dumps(r) for r in hostile_records()]
+            + ["[1, 2, 3]", '"a string"', "1" * 5000, "[" * 100_000 + "]" * 100_000,
+               json.dumps({"schema": 999, "op": "parallel_scan"}), '{"schema": 1, "op": "parallel_sc'])
+
+
+def write_lines(path, lines: list[str]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return path
