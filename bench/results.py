@@ -402,6 +402,25 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
         "raw_samples_ns": SAMPLES, "checked_samples_ns": SAMPLES, "checks_samples_ns": SAMPLES,
         "steal_pct": number(lo=0.0, hi=100.0),
     }, required=("op", "backend")),
+    Kind("gpu_compile", "one kernel specialisation compiled for one chip without a GPU (bench/gpu_compile)", {
+        "op": text("the first op whose launcher launches the kernel"), "ops": listof(text(), "every such op"),
+        "backend": text(choices=("triton", "numba_cuda")), "kernel": text("the kernel function"),
+        "module": text("its module"), "direction": text(choices=("forward", "backward")),
+        "dtypes": listof(text(), "input dtypes of the calls that launch it"),
+        "chip": text("sm_90, sm_80"), "gpu": text("H100, A100"),
+        "specialization": text("what the launcher fixed: constexprs, num_warps, argument types"),
+        "uses": listof(text(), "op direction dtype source case of each call that launches it"),
+        "registers": integer("per thread (ptxas -v)", 0, 255), "spill_stores": integer("bytes"),
+        "spill_loads": integer("bytes"), "stack_bytes": integer(), "static_smem_bytes": integer(),
+        "dynamic_smem_bytes": integer("set at launch"), "threads_per_block": integer(lo=1, hi=1024),
+        "grid": listof(integer(lo=1), "the largest grid its calls launch"),
+        "blocks_per_sm": integer(hi=32), "warps_per_sm": integer(hi=64),
+        "occupancy": number("resident warps / 64", 0.0, 1.0),
+        "limiter": text(choices=("registers", "shared memory", "threads", "blocks")),
+        "launch_problems": listof(text(), "every chip limit the launch exceeds"),
+        "spill_accepted": text("why the op's contract accepts a spill"),
+        "compile_seconds": number("compile and assemble (0 when cached)", 0.0, SECONDS_MAX),
+    }, required=("kernel", "chip")),
 )}
 
 
