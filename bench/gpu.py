@@ -7,6 +7,9 @@ are installed into ``.gpu-site/``, also put on PYTHONPATH. The steps, in order:
 
     wheels       install the carried wheels this Python lacks; check the needed modules
     environment  GPU, driver, CUDA, torch / triton / numba / numba-cuda versions
+    compile      every triton and numba_cuda kernel compiled ahead of time for sm_90 and
+                 sm_80 (arsenal gpu-compile, as CI's dry run does): first, so a GPU
+                 machine's compilers are seen to agree with CI's before anything runs
     roofline     the measured ceilings (arsenal roofline --refresh)
     matrix       the strict correctness matrix on CUDA (pytest --strict-backends), torch,
                  triton and numba_cuda in float32 and bfloat16, with a junit XML
@@ -16,23 +19,23 @@ are installed into ``.gpu-site/``, also put on PYTHONPATH. The steps, in order:
     models       a quick model profile (arsenal models)
     report       the HTML report of every results file above (arsenal report)
 
-The last four run only where their command exists (they are newer than this driver): a
-step whose command does not exist yet is logged and summarised as skipped. ``--steps``
-runs some of the steps (wheels and environment always run), ``--op`` some of the ops,
-``--suite`` another op suite: a short GPU lease takes ``--steps roofline,matrix,ops
---suite quick``.
+``--steps`` runs some of the steps (wheels and environment always run), ``--op`` some of
+the ops, ``--suite`` another op suite: a short GPU lease takes ``--steps
+compile,roofline,matrix,ops --suite quick``.
 
 Each step's output is streamed, line by line, to the terminal and to ``gpu.log``; a
 failing step is recorded and the next steps still run; the exit code is 1 if any step
 failed. Everything lands in ``results/gpu/<date>-<gpu-slug>/``: gpu.log, COMMAND (the
 exact command), SUMMARY.md (steps, pass/fail, durations; rewritten after every step, so
 an interrupted run keeps one), environment.json, junit.xml, results.jsonl, drift.jsonl,
-overhead.jsonl, models.jsonl, the roofline and the report.
+overhead.jsonl, models.jsonl, gpu_compile.jsonl, the roofline and the report.
 
-``--dry`` is the same driver on the CPU (``make gpu-dry``): Triton's interpreter and
-Numba's CUDA simulator, the matrix on the smallest case of each op, the op step on one
-tiny case of each op with a GPU peer, the newer commands on tiny inputs, into
-``out/gpu-dry/``; it proves the plumbing, never the GPU.
+``--dry`` is the same driver on the CPU (``make gpu-dry``): the compile step in full
+(it needs no GPU: it fails the dry run on a kernel that does not compile, spills, or
+cannot launch on either chip), then Triton's interpreter and Numba's CUDA simulator, the
+matrix on the smallest case of each op, the op step on one tiny case of each op with a
+GPU peer, the other commands on tiny inputs, into ``out/gpu-dry/``; past the compile it
+proves the plumbing, never the GPU.
 
 This module imports only the standard library: it must start before the carried wheels
 are installed, and it must not import torch before the steps set their environment.
@@ -69,7 +72,7 @@ MATRIX_SELECTION = "not numba_cpu and not float64"
 # Modules the steps import; on the GPU also numba-cuda and the two GPU peers.
 NEEDED = ("torch", "triton", "numba", "numpy", "scipy", "pandas", "rich", "pytest", "pytest_benchmark", "hypothesis")
 NEEDED_ON_GPU = ("numba_cuda", "fla", "accelerated_scan")
-STEPS = ("wheels", "environment", "roofline", "matrix", "ops", "drift", "overhead", "models", "report")
+STEPS = ("wheels", "environment", "compile", "roofline", "matrix", "ops", "drift", "overhead", "models", "report")
 ALWAYS = ("wheels", "environment")  # run whatever --steps says: the record of what a run ran on
 # Dry run: the op step times one tiny case per op (a test case of its contract). The
 # CUDA peers are named so that their "unavailable" rows go through the pipeline;
@@ -93,7 +96,7 @@ DRY_TIMING = ("--budget", "0.1", "--settle-ms", "0")
 # ---------------------------------------------------------------------------
 
 
-Command = list[str] | Callable[[], list[str]]  # argv, or made when the step runs (from what exists by then)
+Command = list[str] | Callable[[], list[str]]  # argv, or made when the step runs (from the files written by then)
 
 
 @dataclass
@@ -102,7 +105,7 @@ class Step:
     what: str
     commands: list[Command] = field(default_factory=list)  # run in order; the first failure ends the step
     func: Callable[["Run"], int] | None = None  # or a function of the run, returning an exit code
-    needs_command: str | None = None  # an arsenal subcommand that must exist, else the step is skipped
+    simulated: bool = True  # a dry run's simulators on for this step (the compile step needs them off)
     status: str = "pending"  # ok, FAILED, skipped
     seconds: float = 0.0
     note: str = ""
@@ -120,36 +123,23 @@ class Run:
     selected: list[str] | None = None  # steps to run besides wheels and environment (None: all)
     steps: list[Step] = field(default_factory=list)
     log: "Tee | None" = None
-    helps: dict = field(default_factory=dict)
 
-    def env(self) -> dict[str, str]:
+    def env(self, simulated: bool = True) -> dict[str, str]:
         """The environment of every step: the repository (from source) and the carried
-        wheels first on PYTHONPATH; the simulators on only in a dry run."""
+        wheels first on PYTHONPATH; the simulators on only in a dry run, for the steps
+        that simulate."""
         env = dict(os.environ)
         paths = [str(REPO), str(self.site)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
         env["PYTHONPATH"] = os.pathsep.join(paths)
         env["PYTHONUNBUFFERED"] = "1"  # children's lines reach the log as they are printed
         for k in SIMULATION:
-            if self.dry:
+            if self.dry and simulated:
                 env[k] = "1"
             else:
                 env.pop(k, None)  # a GPU run under the interpreter would validate nothing
         if not self.dry:
             env["ARSENAL_CACHE_DIR"] = str(self.out)  # the measured ceilings are kept with the results
         return env
-
-    def arsenal_help(self, *command: str) -> str:
-        """`arsenal [command] --help` in the steps' environment (cached). Others are adding
-        commands and options while this driver is in use: optional steps probe, not assume."""
-        if command not in self.helps:
-            proc = subprocess.run([sys.executable, "-m", "bench", *command, "--help"], cwd=REPO, env=self.env(),
-                                  capture_output=True, text=True)
-            self.helps[command] = proc.stdout
-        return self.helps[command]
-
-    def has_command(self, name: str) -> bool:
-        found = re.search(r"\{([a-z_,-]+)\}", self.arsenal_help())  # argparse's {list,check,...}
-        return bool(found) and name in found.group(1).split(",")
 
 
 def plan(run: Run) -> list[Step]:
@@ -180,46 +170,38 @@ def plan(run: Run) -> list[Step]:
         only = [] if run.ops == list(OPS) else ["--op", ",".join(run.ops)]
         ops_commands = [arsenal + ["ops", "--suite", run.suite, "--peers", *modes, "--device", device, *only,
                                    "--out", results]]
-    files = {name: out / f"{name}.jsonl" for name in ("drift", "overhead", "models")}
-
-    def optional(command: str, options: list[tuple[str, str | None]]) -> Command:
-        """`arsenal <command>` with the options its --help lists: these commands are new and
-        still changing, so an option one does not take is left out rather than failing it."""
-        def argv() -> list[str]:
-            text = run.arsenal_help(command)
-            listed = [(o, v) for o, v in options if re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", text)]
-            return arsenal + [command] + [x for o, v in listed for x in ((o,) if v is None else (o, v))]
-        return argv
+    files = {name: out / f"{name}.jsonl" for name in ("drift", "overhead", "models", "gpu_compile")}
+    only_ops = [] if run.ops == list(OPS) else ["--op", ",".join(run.ops)]
+    compile_all = arsenal + ["gpu-compile", *only_ops, "--out", str(files["gpu_compile"])]
 
     def report() -> list[str]:  # every results file the steps before it wrote
         have = [str(p) for p in (Path(results), *files.values()) if p.exists()]
         return arsenal + ["report", *have, "-o", str(out / "report.html")]
 
+    where = ["--device", device]
     if run.dry:  # tiny: one short sequence, torch's per-call overhead, and the model families
         # listed (one model's profile takes minutes on a 2-core CPU)
-        drift = [("--op", "parallel_scan"), ("--T", "100")]
-        overhead = [("--op", ",".join(run.ops)), ("--backend", "torch"), ("--budget", "0.1")]
-        models = [("list", None)]
+        drift = ["--op", "parallel_scan", "--T", "100", *where]
+        overhead = ["--op", ",".join(run.ops), "--backend", "torch", "--budget", "0.1", *where]
+        models = ["list"]
     else:
-        drift = []
-        overhead = [] if run.ops == list(OPS) else [("--op", ",".join(run.ops))]
-        models = [("--suite", "quick")]
-    where = [("--device", device)]
+        drift = where
+        overhead = only_ops + where
+        models = ["--suite", "quick", *where, "--out", str(files["models"])]
     return [
         Step("wheels", "install the carried wheels this Python lacks; check the needed modules", func=install_wheels),
         Step("environment", "GPU, driver, CUDA and package versions", [environment]),
+        Step("compile", "every triton and numba_cuda kernel compiled for sm_90 and sm_80: registers, spills, "
+             "occupancy", [compile_all], simulated=False),
         Step("roofline", "the measured ceilings", [roofline]),
         Step("matrix", "strict correctness matrix: torch, triton, numba_cuda x float32, bfloat16", matrix),
         Step("ops", "op suite with peers, forward and forward_backward", ops_commands),
         Step("drift", "forward error against float64 as T grows",
-             [optional("drift", drift + where + [("--out", str(files["drift"]))])], needs_command="drift"),
+             [arsenal + ["drift", *drift, "--out", str(files["drift"])]]),
         Step("overhead", "per-call cost of the checked entry point",
-             [optional("overhead", overhead + where + [("--out", str(files["overhead"]))])],
-             needs_command="overhead"),
-        Step("models", "quick model profile",
-             [optional("models", models + ([] if run.dry else where + [("--out", str(files["models"]))]))],
-             needs_command="models"),
-        Step("report", "HTML report", [report], needs_command="report"),
+             [arsenal + ["overhead", *overhead, "--out", str(files["overhead"])]]),
+        Step("models", "quick model profile", [arsenal + ["models", *models]]),
+        Step("report", "HTML report", [report]),
     ]
 
 
@@ -263,11 +245,6 @@ def run_step(run: Run, step: Step) -> None:
         step.status, step.note = "skipped", "not selected (--steps)"
         log.write(f"== {step.name}: skipped: {step.note}\n")
         return
-    if step.needs_command and not run.has_command(step.needs_command):
-        step.status = "skipped"
-        step.note = f"`arsenal {step.needs_command}` does not exist yet"
-        log.write(f"== {step.name}: skipped: {step.note}\n")
-        return
     start = time.monotonic()
     try:
         if step.func is not None:
@@ -275,7 +252,7 @@ def run_step(run: Run, step: Step) -> None:
         else:
             rc = 0
             for command in step.commands:
-                rc = run_command(command() if callable(command) else command, run.env(), log)
+                rc = run_command(command() if callable(command) else command, run.env(step.simulated), log)
                 if rc != 0:
                     break
     except Exception as exc:  # a bug of the driver's own fails this step, not the run
@@ -489,6 +466,7 @@ def write_summary(run: Run) -> None:
     pkgs = info.get("packages", {})
     details = {"matrix": _junit_counts(run.out / "junit.xml"), "ops": _record_counts(run.out / "results.jsonl")}
     details.update({name: _record_counts(run.out / f"{name}.jsonl") for name in ("drift", "overhead", "models")})
+    details["compile"] = _record_counts(run.out / "gpu_compile.jsonl")
     lines = [
         f"# {'Dry run (CPU)' if run.dry else 'GPU validation'}: {run.out.name}",
         "",
@@ -508,8 +486,8 @@ def write_summary(run: Run) -> None:
     lines += ["", (f"**{len(failed)} failed step(s): {', '.join(failed)}.**" if failed else
                    "All steps passed." if done else "Run in progress or interrupted."),
               "", "Files: gpu.log (every step's output), COMMAND, environment.json, junit.xml (the matrix), "
-              "results.jsonl (the op suite), drift.jsonl, overhead.jsonl, models.jsonl, roofline-*.json (the "
-              "ceilings, GPU runs) and report.html, each where its step ran."]
+              "results.jsonl (the op suite), gpu_compile.jsonl, drift.jsonl, overhead.jsonl, models.jsonl, "
+              "roofline-*.json (the ceilings, GPU runs) and report.html, each where its step ran."]
     (run.out / "SUMMARY.md").write_text("\n".join(lines) + "\n")
 
 
