@@ -231,13 +231,11 @@ class ModelBench:
             child.join()
 
     def _record(self, family, config_id, config, name, B, T, role) -> dict:
-        return {"schema": results.SCHEMA_VERSION, "kind": "model", "run_id": self.run_id, "group": self.group,
-                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "family": family,
-                "config_id": config_id, "config": config.to_dict(), "mix_id": name,
-                "mix": None if name in PEERS else parse_mix(name),
-                "backend": name, "task": "lm", "case": {"B": B, "T": T}, "case_id": f"B{B}-T{T}", "role": role,
-                "device": self.cfg.device, "dtype": "float32", "status": None, "error": None, "gate": None,
-                "compile_seconds": None, "load": None}
+        return results.new_record("model", run_id=self.run_id, env=None, group=self.group, family=family,
+                                  config_id=config_id, config=config.to_dict(), mix_id=name,
+                                  mix=None if name in PEERS else parse_mix(name), backend=name, task="lm",
+                                  case={"B": B, "T": T}, case_id=f"B{B}-T{T}", role=role, device=self.cfg.device,
+                                  dtype="float32", status=None, error=None, gate=None, compile_seconds=None, load=None)
 
     def run(self, family: str, config_id: str, overrides: dict, B: int, T: int, mixes, peers=PEERS,
             role: str = "grid", refused: dict | None = None) -> list[dict]:
@@ -324,9 +322,8 @@ class ModelBench:
         with torch.no_grad():
             weights = model.routing_weights(tokens[:1, :T])
         for rec in routing_records(weights, tokens[:1, :T], None, config_id=config_id, family=model.config.family):
-            results.append(self.out, dict(rec, schema=results.SCHEMA_VERSION, run_id=self.run_id, group=self.group,
-                                          device=self.cfg.device, status="ok",
-                                          time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
+            results.append(self.out, results.new_record("routing", run_id=self.run_id, env=self.env, **rec,
+                                                        group=self.group, device=self.cfg.device, status="ok"))
 
     def _time(self, prepared: dict, records: dict, tokens_per_step: int) -> None:
         """Interleaved training steps; a group disturbed by other work (bench/load.py) is

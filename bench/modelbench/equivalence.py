@@ -83,11 +83,10 @@ def equivalence(family: str, config_id: str, overrides: dict, mix_name: str, ste
         agreement = "noise" if floor_diff is not None and worst <= NOISE_FACTOR * floor_diff else "differs"
     elif bad is not None:
         agreement = "diverged"
-    return {"schema": results.SCHEMA_VERSION, "kind": "equivalence", "family": family, "config_id": config_id,
-            "mix_id": mix_id(mix_name), "device": device, "dtype": "float32", "steps": steps, "case": {"B": B, "T": T},
+    return results.new_record("equivalence", run_id=results.new_run_id(), env=None, **{
+            "family": family, "config_id": config_id, "mix_id": mix_id(mix_name), "device": device, "dtype": "float32", "steps": steps, "case": {"B": B, "T": T},
             "tolerance": tolerance, "max_abs_diff": worst, "final_diff": diff[-1],
             "noise_floor": floor_diff, "noise_factor": NOISE_FACTOR, "agreement": agreement,
             "ok": agreement in ("tolerance", "noise"), "status": "ok" if bad is None else "error",
             "error": None if bad is None else f"loss not finite from step {bad} (training diverged)",
-            "losses_mix": got, "losses_torch": ref, "losses_floor": floor, "seconds": time.perf_counter() - t0,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "losses_mix": got, "losses_torch": ref, "losses_floor": floor, "seconds": time.perf_counter() - t0})

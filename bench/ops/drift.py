@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
@@ -112,7 +111,7 @@ def run(cfg: DriftConfig = DriftConfig(), ops: Sequence[str] | None = None, name
     if unknown:
         covered = ", ".join(dict.fromkeys(v[0] for v in VARIANTS))
         raise ValueError(f"drift: unknown op(s) {unknown}; drift covers {covered}")
-    run_id, fingerprint = uuid.uuid4().hex[:12], env.environment(cfg.device)
+    run_id, fingerprint = results.new_run_id(), env.environment(cfg.device)
     chosen = pairs(ops, names, cfg.device)
     records = []
     for op, variant, options in dict.fromkeys((o, v, tuple(opts.items())) for o, v, opts, _ in chosen):
@@ -141,11 +140,10 @@ def run(cfg: DriftConfig = DriftConfig(), ops: Sequence[str] | None = None, name
                         seconds = time.perf_counter() - start
                     errors = {name: relative_error(g, r) for name, g, r in zip(spec.outputs, got, ref)}
                     error = max(errors.values())
-                    rec = {"kind": "drift", "schema": results.SCHEMA_VERSION, "run_id": run_id,
-                           "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "op": op, "backend": backend,
-                           "dtype": dtype_name, "variant": variant, "T": T, "error": error, "errors": errors,
-                           "case": case, "oracle": oracle_name, "seconds": seconds, "device": cfg.device,
-                           "status": "ok" if math.isfinite(error) else "nonfinite", "env": fingerprint}
+                    rec = results.new_record("drift", run_id=run_id, env=fingerprint, op=op, backend=backend,
+                                             dtype=dtype_name, variant=variant, T=T, error=error, errors=errors,
+                                             case=case, oracle=oracle_name, seconds=seconds, device=cfg.device,
+                                             status="ok" if math.isfinite(error) else "nonfinite")
                     if out is not None:
                         results.append(out, rec)
                     records.append(rec)

@@ -27,8 +27,6 @@ are not timed: their calls take milliseconds of Python, which hides the checks.
 from __future__ import annotations
 
 import os
-import time
-import uuid
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
@@ -141,14 +139,13 @@ def run(cfg: OverheadConfig = OverheadConfig(), ops: Sequence[str] | None = None
         clock=None) -> list[dict]:
     """Measure every pair (``pairs``); append each record to ``out`` as it is done.
     ``clock``: bench.timing's CpuClock by default (tests pass a fake)."""
-    run_id = uuid.uuid4().hex[:12]
+    run_id = results.new_run_id()
     fingerprint = env.environment(cfg.device)
     records = []
     for op, backend in pairs(ops, names, cfg.device, cfg.dtype):
         log(f"{op}[{backend}]: raw vs checked")
         rec = measure(op, backend, cfg, clock=clock)
-        rec.update(schema=results.SCHEMA_VERSION, run_id=run_id, env=fingerprint,
-                   time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        rec = results.new_record("overhead", run_id=run_id, env=fingerprint, **{k: v for k, v in rec.items() if k != "kind"})
         if out is not None:
             results.append(out, rec)
         records.append(rec)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -68,17 +67,16 @@ class Runner:
         self.cfg, self.out, self.log, self.watch, self.sleep = cfg, out, log, watch, sleep
         self.ceilings = ceilings if ceilings is not None else roofline.ceilings(cfg.device)
         self.gate = Gate(cfg.device, cfg.gate_max_elements, cfg.seed, cfg.gate_case_grad)
-        self.run_id = uuid.uuid4().hex[:12]
+        self.run_id = results.new_run_id()
         self.groups_done = 0
         self.cpu = torch.device(cfg.device).type != "cuda"
         self.clock = CpuClock() if self.cpu else CudaClock(cfg.device)
 
     def _base(self, group: Group, name: str) -> dict:
-        return {"schema": results.SCHEMA_VERSION, "run_id": self.run_id, "group": self.groups_done,
-                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "op": group.op, "backend": name,
-                "variant": None, "case": group.case, "case_id": group.items[0].case_id,
-                "dtype": dtype_name(group.dtype), "mode": group.mode, "device": self.cfg.device, "status": None,
-                "error": None, "compile_seconds": None, "gate": None, "load": None}
+        return results.new_record("op", run_id=self.run_id, env=None, group=self.groups_done, op=group.op,
+                                  backend=name, variant=None, case=group.case, case_id=group.items[0].case_id,
+                                  dtype=dtype_name(group.dtype), mode=group.mode, device=self.cfg.device, status=None,
+                                  error=None, compile_seconds=None, gate=None, load=None)
 
     def run_group(self, group: Group) -> list[dict]:
         records = {i.name: self._base(group, i.name) for i in group.items}
