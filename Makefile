@@ -40,8 +40,10 @@ GPU_PYTHON ?= python3
 gpu:
 	$(GPU_PYTHON) -m bench.gpu $(GPU_ARGS)
 
-# The same driver on the CPU: Triton's interpreter, Numba's CUDA simulator, tiny cases,
-# into out/gpu-dry/ (about a minute on 2 cores).
+# The same driver on the CPU, into out/gpu-dry/: first every triton and numba_cuda kernel
+# compiled ahead of time for sm_90 and sm_80 (arsenal gpu-compile, its simulators off: it
+# fails on a kernel that does not compile, spills or cannot launch), then Triton's
+# interpreter and Numba's CUDA simulator on tiny cases.
 gpu-dry: $(STAMP)
 	TRITON_INTERPRET=1 NUMBA_ENABLE_CUDASIM=1 $(PY) -m bench.gpu --dry $(GPU_ARGS)
 
