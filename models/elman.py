@@ -10,11 +10,15 @@ state has d_model units, so the table's y_t lands in the residual stream as writ
                                h_t = (1 - d_t) h_{t-1} + d_t tanh(W_x x_t + R_h h_{t-1} + b)
     rung 2  + compete x silu   y_t = softmax_groups(h_t) * silu(W_o h_t)
     rung 3  + signed log space the state is (log|h|, sign h) between steps; R_h h_{t-1}
-                               by ops.logspace_matvec(R_h, log|h|, sign h)
+                               in signed log space
     rung 4  diagonal, parallel a_t = sigmoid(W_a x_t),  h_t = a_t h_{t-1} + (1 - a_t) W_c x_t
                                for all t at once by ops.parallel_scan
 
-Rungs 0-2 are torch loops over t and call no registry op.
+Rungs 0-3 compute a layer's recurrence in one ``ops.elman_scan`` call (u = W_x x + b and
+the gate logits W_d x + b_d for all t at once; rung 3 with log_space=True): the fused
+kernel of the Elman source, forward and backward each one call. ``fused=False`` keeps
+the per-step path (a torch loop over t; rung 3 calls ops.logspace_matvec per step), the
+ablation that shows what fusion buys; both compute the contract's math (DESIGN 2.8).
 
 Rung 3 computes rung 2's recurrence without leaving log space: the pre-activation is
 the signed log-sum of W_x x_t + b and logspace_matvec's R_h h_{t-1}; tanh is taken in
@@ -83,6 +87,7 @@ class ElmanConfig(ModelConfig):
     rung: int = field(default=4, metadata=limits(0, 4))  # 0 plain .. 4 diagonal parallel (see the table)
     r_h: str = field(default="free", metadata=choices(*R_H_MODES))  # how R_h is kept (rungs 0-3)
     group_size: int = field(default=8, metadata=limits(1))  # hidden units per softmax group (rungs 2-4)
+    fused: bool = True  # rungs 0-3: one ops.elman_scan call per layer; False: the per-step path (ablation)
 
     def check(self):
         if not self.causal:
@@ -141,7 +146,7 @@ def to_log(x):
 class ElmanLayer(nn.Module):
     def __init__(self, cfg: ElmanConfig, ops):
         super().__init__()
-        self.ops, self.rung, self.mode, self.group = ops, cfg.rung, cfg.r_h, cfg.group_size
+        self.ops, self.rung, self.mode, self.group, self.fused = ops, cfg.rung, cfg.r_h, cfg.group_size, cfg.fused
         d = cfg.d_model
         self.norm = RMSNorm(d)
         self.w_x = nn.Linear(d, d)  # W_x x + b (rung 4: the candidate W_c x)
@@ -175,6 +180,8 @@ class ElmanLayer(nn.Module):
         if self.rung == 4:
             h = self.ops.parallel_scan(torch.sigmoid(-g), torch.sigmoid(g) * u, h0)  # [B, T, d]
             state = h[:, -1]
+        elif self.fused:
+            h, state = self.scan(u, g, h0)
         elif self.rung == 3:
             h, state = self.log_space_loop(u, g, h0)
         else:
@@ -186,6 +193,16 @@ class ElmanLayer(nn.Module):
         else:
             y = self.w_o(h)
         return x + y, state
+
+    def scan(self, u, g, state):
+        """Rungs 0-3 fused: u, g [B, T, d] (g None at rung 0); state as ``forward`` takes it
+        -> all h [B, T, d] (linear), state."""
+        R = self.recurrent_matrix()  # [d, d]
+        if self.rung == 3:
+            h_log, h_sign = self.ops.elman_scan(u, R, g, state, log_space=True)  # [B, T, d] each
+            return h_sign * torch.exp(h_log), (h_log[:, -1], h_sign[:, -1])
+        h = self.ops.elman_scan(u, R, g, state)  # [B, T, d]
+        return h, h[:, -1]
 
     def linear_loop(self, u, g, h):
         """Rungs 0-2: u, g [B, T, d]; h None (zeros) or [B, d] -> all h [B, T, d], h_last."""
@@ -239,6 +256,8 @@ class Elman(SequenceModel):
         ("rung0-spectral", dict(d_model=8, n_layers=1, rung=0, r_h="spectral_norm")),
         ("rung1-orthogonal", dict(d_model=8, n_layers=1, rung=1, r_h="scaled_orthogonal")),
         ("rung3-orthogonal", dict(d_model=8, n_layers=1, rung=3, r_h="scaled_orthogonal", group_size=4)),
+        ("rung1-unfused", dict(d_model=8, n_layers=1, rung=1, fused=False)),
+        ("rung3-unfused", dict(d_model=8, n_layers=2, rung=3, group_size=4, fused=False)),
     )
 
     def __init__(self, config: ElmanConfig, ops):
@@ -248,7 +267,11 @@ class Elman(SequenceModel):
 
     @classmethod
     def ops_used(cls, config: ElmanConfig) -> tuple[str, ...]:
-        return {3: ("logspace_matvec",), 4: ("parallel_scan",)}.get(config.rung, ())
+        if config.rung == 4:
+            return ("parallel_scan",)
+        if config.fused:
+            return ("elman_scan",)
+        return ("logspace_matvec",) if config.rung == 3 else ()
 
     def forward(self, tokens, state=None, mask=None):
         """tokens [B, T] int64; state None or one entry per layer (see the module docstring)."""

@@ -15,6 +15,7 @@ import backends
 import models
 
 TORCH = backends.resolve("torch", "cpu")
+NUMBA = backends.resolve({"default": "torch", "elman_scan": "numba_cpu"}, "cpu")
 
 
 class Spy:
@@ -123,10 +124,10 @@ def test_rungs_differ_by_their_feature_behaviour():
     assert torch.allclose(h3, h2, atol=1e-5) and torch.allclose(sign_h * log_h.exp(), s2[0], atol=1e-6)
 
 
-def _decay_model(rung, dtype):
+def _decay_model(rung, dtype, ops=TORCH, fused=True):
     """One layer whose recurrence only contracts: W_x = b = 0 (no input), d = 1/2,
     R_h = I/2, so h_t = h/2 + tanh(h/2)/2, about 0.75 h per step."""
-    model = _build(rung=rung).to(dtype)
+    model = _build(ops, rung=rung, fused=fused).to(dtype)
     layer = model.layers[0]
     with torch.no_grad():
         for p in (layer.w_x.weight, layer.w_x.bias, layer.w_d.weight, layer.w_d.bias):
@@ -135,16 +136,18 @@ def _decay_model(rung, dtype):
     return model
 
 
-def test_rung3_stays_finite_where_linear_float32_underflows():
+@pytest.mark.parametrize("ops, fused", [(TORCH, False), (TORCH, True), (NUMBA, True)],
+                         ids=["per-step", "fused-torch", "fused-numba_cpu"])
+def test_rung3_stays_finite_where_linear_float32_underflows(ops, fused):
     """A state contracting for 1000 steps: float64 holds it (~1e-125), linear float32
-    cannot, rung 3's float32 log state matches float64."""
+    cannot, rung 3's float32 log state matches float64 (per step and fused)."""
     T = 1000  # 0.75^1000 ~ 1e-125: below float32's smallest subnormal (1.4e-45), within float64
     toks = torch.zeros(1, T, dtype=torch.int64)
     h0 = torch.full((1, 8), 0.9)
     with torch.no_grad():
         _, lin32 = _decay_model(2, torch.float32)(toks, [h0])
         _, lin64 = _decay_model(2, torch.float64)(toks, [h0.double()])
-        hidden, log32 = _decay_model(3, torch.float32)(toks, [(h0.log(), torch.ones_like(h0))])
+        hidden, log32 = _decay_model(3, torch.float32, ops, fused)(toks, [(h0.log(), torch.ones_like(h0))])
     want = lin64[0].abs().log()  # [1, 8], about -288
     assert torch.all(want < -250) and torch.all(lin64[0] > 0)
     # float32 runs out of range near 1e-45: its state is 0 (log -inf) or stuck on a
@@ -169,9 +172,41 @@ def test_rung4_is_parallel_in_T(T):
     assert spy.calls == {"parallel_scan": 4}
 
 
-def test_rung3_calls_logspace_matvec_once_per_step():
+@pytest.mark.parametrize("rung", [0, 1, 2, 3])
+def test_fused_rungs_call_elman_scan_once_per_layer(rung):
     spy = Spy(TORCH)
-    model = _build(spy, rung=3, n_layers=2)
+    model = _build(spy, rung=rung, n_layers=2)
+    _, state = model(torch.zeros(2, 7, dtype=torch.int64))
+    assert spy.calls == {"elman_scan": 2}, "one call per layer, whatever T"
+    model(torch.zeros(2, 5, dtype=torch.int64), state)
+    assert spy.calls == {"elman_scan": 4}
+
+
+@pytest.mark.parametrize("rung", [0, 1, 2, 3])
+@pytest.mark.parametrize("ops", [TORCH, NUMBA], ids=["torch", "numba_cpu"])
+def test_fused_equals_the_per_step_path(rung, ops):
+    """Equal weights: fused (one elman_scan per layer) and per-step give the same hidden
+    states, states and gradients, in one pass and carried over a chunk boundary."""
+    toks = torch.randint(0, 16, (2, 11), generator=torch.Generator().manual_seed(3))
+    step = _build(TORCH, rung=rung, n_layers=2, fused=False)
+    fused = _build(ops, rung=rung, n_layers=2)
+    fused.load_state_dict(step.state_dict())
+    outs = []
+    for m in (step, fused):
+        h, state = m(toks[:, :6])
+        h2, _ = m(toks[:, 6:], state)
+        (h.square().sum() + h2.sum()).backward()
+        outs.append((torch.cat([h, h2], 1), {n: p.grad for n, p in m.named_parameters()}))
+    (h_a, g_a), (h_b, g_b) = outs
+    assert torch.allclose(h_a, h_b, atol=1e-5), (h_a - h_b).abs().max()
+    for n in g_a:
+        scale = max(1.0, g_a[n].abs().max().item())  # float32 rounding is relative to the gradient's size
+        assert torch.allclose(g_a[n], g_b[n], rtol=1e-4, atol=1e-5 * scale), (n, (g_a[n] - g_b[n]).abs().max())
+
+
+def test_rung3_per_step_calls_logspace_matvec_once_per_step():
+    spy = Spy(TORCH)
+    model = _build(spy, rung=3, n_layers=2, fused=False)
     _, state = model(torch.zeros(2, 7, dtype=torch.int64))
     assert spy.calls == {"logspace_matvec": 2 * 6}, "from zeros the first step has no R_h h term"
     model(torch.zeros(2, 5, dtype=torch.int64), state)
@@ -181,7 +216,11 @@ def test_rung3_calls_logspace_matvec_once_per_step():
 
 def test_ops_used():
     used = {rung: models.FAMILIES["elman"].ops_used(models.config("elman", rung=rung)) for rung in range(5)}
-    assert used == {0: (), 1: (), 2: (), 3: ("logspace_matvec",), 4: ("parallel_scan",)}
+    assert used == {0: ("elman_scan",), 1: ("elman_scan",), 2: ("elman_scan",), 3: ("elman_scan",),
+                    4: ("parallel_scan",)}
+    per_step = {rung: models.FAMILIES["elman"].ops_used(models.config("elman", rung=rung, fused=False))
+                for rung in range(5)}
+    assert per_step == {0: (), 1: (), 2: (), 3: ("logspace_matvec",), 4: ("parallel_scan",)}
 
 
 @pytest.mark.parametrize("over, field, expected", [
