@@ -17,7 +17,7 @@ import importlib
 
 # Order is the order of `arsenal --help`.
 MODULES: tuple[str, ...] = ("list", "check", "ops", "compare", "profile", "roofline", "run", "regress", "models", "report", "data", "train",
-                             "generate", "overhead", "drift", "gpu_compile")
+                             "generate", "overhead", "drift", "gpu_compile", "bakeoff")
 
 
 def load():

@@ -16,7 +16,9 @@ CLIPS = ("norm", "value", None)
 KINDS = ("lm", "classify", "retrieval")
 # Fields a resumed run may change: they do not touch the training trajectory.
 RESUMABLE_CHANGES = ("resume", "out", "checkpoint", "checkpoint_every", "progress", "sample_tokens", "threads",
-                     "eval_every", "eval_batches", "test_batches", "eval_batch_size")
+                     "eval_every", "eval_batches", "test_batches", "eval_batch_size", "sample_stop", "eos_id")
+# The step cap of a run given only minutes: the wall clock ends it (and drives its cosine).
+MINUTES_ONLY_STEPS = 10**9
 SAMPLE_PROMPT = 64  # tokens of the test stream that prompt the sample
 
 
@@ -33,7 +35,8 @@ class TrainConfig:
     task: str = "listops"  # a task of suites.tasks
     task_args: Mapping[str, Any] = field(default_factory=dict)  # task config overrides (max_length=512, ...)
     # optimisation
-    steps: int = 1000  # optimizer steps
+    steps: int = 1000  # optimizer steps (with minutes: the most steps; the run ends at whichever comes first)
+    minutes: float | None = None  # training wall clock from the first step, evaluation excluded; None: steps only
     batch_size: int = 32  # global batch: rows per step over all processes and micro-batches
     accum: int = 1  # micro-batches per step (gradient accumulation); divides batch_size / processes
     optimizer: str = "adamw"  # "adamw" | "schedulefree"
@@ -54,6 +57,8 @@ class TrainConfig:
     test_batches: int | None = None  # test batches (chunks) of the final test; None: the whole split
     eval_batch_size: int | None = None  # rows of an evaluation batch; None: batch_size
     sample_tokens: int = 200  # stream LM tasks: tokens sampled after the test (0: none)
+    sample_stop: bool = True  # the sample stops after 3 tokens below 0.15 confidence (seed 004), at eos_id, or at length
+    eos_id: int | None = None  # the sample's end token (None: none)
     seed: int = 0  # data order, and the model's weights unless model sets seed
     device: str | None = None  # "cpu" | "cuda[:N]"; None: cuda when present (rank's local GPU under DDP)
     threads: int | None = None  # torch CPU threads; None: torch's default
@@ -79,6 +84,12 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
                 raise _bad(name, f"an int >= {lo}", value)
+        if self.minutes is not None and (isinstance(self.minutes, bool) or not isinstance(self.minutes, (int, float))
+                                         or not 0 < self.minutes < float("inf")):
+            raise _bad("minutes", "None or a float > 0", self.minutes)
+        if self.eos_id is not None and (isinstance(self.eos_id, bool) or not isinstance(self.eos_id, int)
+                                        or self.eos_id < 0):
+            raise _bad("eos_id", "None or a token id >= 0", self.eos_id)
         for name in ("seq_len", "eval_batches", "test_batches", "eval_batch_size", "threads"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -98,7 +109,7 @@ class TrainConfig:
             raise _bad("optimizer", f"one of {', '.join(OPTIMIZERS)}", self.optimizer)
         if self.clip not in CLIPS:
             raise _bad("clip", "'norm', 'value' or None", self.clip)
-        for name in ("bf16", "resume", "progress"):
+        for name in ("bf16", "resume", "progress", "sample_stop"):
             if not isinstance(getattr(self, name), bool):
                 raise _bad(name, "a bool", getattr(self, name))
         if self.carry is not None and not isinstance(self.carry, bool):

@@ -11,7 +11,7 @@ import sys
 from bench.values import parse_pairs
 
 # option -> TrainConfig field, for the options that are plain values
-FIELDS = ("family", "task", "steps", "batch_size", "accum", "optimizer", "lr", "warmup", "min_lr", "weight_decay",
+FIELDS = ("family", "task", "steps", "minutes", "batch_size", "accum", "optimizer", "lr", "warmup", "min_lr", "weight_decay",
           "clip_to", "seq_len", "eval_every", "eval_batches", "test_batches", "eval_batch_size", "sample_tokens",
           "seed", "device", "threads", "checkpoint", "checkpoint_every")
 
@@ -26,7 +26,9 @@ def add_arguments(parser) -> None:
     a("--mix", help="backend mix id: torch, numba_cpu or torch+parallel_scan=numba_cpu (alias: default=torch,parallel_scan=numba_cpu)")
     a("--task", help=f"task of suites.tasks (default {d.task})")
     a("--task-args", help="task config overrides, KEY=VALUE,... (max_length=512)")
-    a("--steps", type=int, help=f"optimizer steps (default {d.steps})")
+    a("--steps", type=int, help=f"optimizer steps (default {d.steps}; with --minutes: no cap unless given)")
+    a("--minutes", type=float, help="training wall clock from the first step, evaluation excluded; the cosine "
+                                    "follows whichever budget is nearer its end")
     a("--batch-size", type=int, help=f"global batch over processes and micro-batches (default {d.batch_size})")
     a("--accum", type=int, help="micro-batches per step, gradient accumulation (default 1)")
     a("--optimizer", choices=("adamw", "schedulefree"), help="default adamw")
@@ -47,6 +49,9 @@ def add_arguments(parser) -> None:
     a("--test-batches", type=int, help="test batches of the final test (default: all)")
     a("--eval-batch-size", type=int, help="rows of an evaluation batch (default: batch size)")
     a("--sample-tokens", type=int, help=f"LM streams: tokens sampled at the end (default {d.sample_tokens})")
+    a("--no-sample-stop", action="store_true",
+      help="sample to the full length (default: stop after 3 tokens below 0.15 confidence, at --eos, seed 004)")
+    a("--eos", help="the sample's end token: an id, or one character of a byte vocabulary")
     a("--seed", type=int, help="data order and weights (default 0)")
     a("--device", help="cpu or cuda[:N] (default: cuda when present)")
     a("--threads", type=int, help="torch CPU threads")
@@ -62,7 +67,13 @@ def config_from_args(args):
     """The TrainConfig the options describe (ValueError on a bad value)."""
     from bench.train.config import TrainConfig
 
+    from bench.train.config import MINUTES_ONLY_STEPS
+
     values = {f: getattr(args, f) for f in FIELDS if getattr(args, f, None) is not None}
+    if args.minutes is not None and args.steps is None:
+        values["steps"] = MINUTES_ONLY_STEPS
+    if args.eos is not None:
+        values["eos_id"] = eos_id(args.eos)
     values["model"] = parse_pairs(args.model, "--model")
     values["task_args"] = parse_pairs(args.task_args, "--task-args")
     if args.mix:
@@ -73,8 +84,19 @@ def config_from_args(args):
         values["clip"] = None if args.clip == "none" else args.clip
     if args.out is not None:
         values["out"] = None if args.out.lower() == "none" else args.out
-    values.update(bf16=args.bf16, resume=args.resume, progress=not args.quiet, carry=args.carry)
+    values.update(bf16=args.bf16, resume=args.resume, progress=not args.quiet, carry=args.carry,
+                  sample_stop=not args.no_sample_stop)
     return TrainConfig(**values)
+
+
+def eos_id(text: str) -> int:
+    """--eos as a token id: digits are an id, one character its UTF-8 byte (a byte vocabulary)."""
+    if text.isdigit():
+        return int(text)
+    raw = text.encode().decode("unicode_escape") if text.startswith("\\") else text
+    if len(raw.encode()) != 1:
+        raise ValueError(f"--eos expected a token id or one single-byte character (\\n allowed), got {text!r}")
+    return raw.encode()[0]
 
 
 def torchrun_command(cfg, nproc: int) -> list[str]:

@@ -1,0 +1,76 @@
+"""``arsenal bakeoff``: the cells of a grid (suites/bakeoff.py) trained at one budget.
+
+    arsenal bakeoff --grid lra --minutes 3            # every family x LRA task, 3 min each
+    arsenal bakeoff --grid ladder --minutes 2 --seeds 2
+    arsenal bakeoff --grid lm --minutes 3 --executor ray --address ray://head:10001
+    arsenal bakeoff --grid smoke --steps 2 --out out/smoke.jsonl
+
+Each cell trains under its fastest correct mix from the model profile's records in the
+results files (--out, and --profile), or numba_cpu where the family's ops have it, or
+--mix. Records (kind="train") are appended to --out as each cell finishes.
+"""
+
+from __future__ import annotations
+
+NAME = "bakeoff"
+HELP = "train every cell of a grid (families x tasks) at one budget: LRA, LM, the Elman ladder"
+TIMING = False
+
+
+def add_arguments(parser) -> None:
+    from suites.bakeoff import GRIDS
+
+    a = parser.add_argument
+    a("--grid", required=True, choices=tuple(GRIDS), help="; ".join(f"{g.name}: {g.doc}" for g in GRIDS.values()))
+    a("--minutes", type=float, help="training wall clock per cell from its first step, evaluation excluded")
+    a("--steps", type=int, help="optimizer steps per cell (with --minutes: whichever ends first)")
+    a("--seeds", type=int, default=1, help="seeds per cell, 0..N-1 (default 1)")
+    a("--mix", help="one mix for every cell (default: the fastest correct profiled mix, else numba_cpu)")
+    a("--profile", action="append", default=[], help="a results file with model-profile records (repeatable)")
+    a("--executor", choices=("inline", "ray"), default="inline", help="inline: one after another; ray: Ray tasks")
+    a("--address", help="a Ray cluster's address (default: a local Ray)")
+    a("--workers", type=int, help="CPUs of a local Ray (default: all)")
+    a("--threads", type=int, help="torch threads per cell (default: the grid's, else torch's)")
+    a("--device", default="cpu", help="cpu or cuda (default cpu)")
+    a("--out", default="out/results.jsonl", help="results file, appended (default out/results.jsonl)")
+
+
+def run(args, console) -> int:
+    from rich.table import Table
+
+    from bench.bakeoff import plan, run as run_grid
+    from bench.bakeoff.summary import COLUMNS, row
+    from bench.cli import UsageError
+
+    if args.address and args.executor != "ray":
+        raise UsageError("--address needs --executor ray")
+    try:
+        specs = plan(args.grid, minutes=args.minutes, steps=args.steps, seeds=args.seeds, mix=args.mix,
+                     profiles=[args.out, *args.profile], threads=args.threads, device=args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    budget = specs[0]["train"]
+    console.print(f"bakeoff {args.grid}: {len(specs)} cells, budget "
+                  + (f"{budget['minutes']:g} min" if budget["minutes"] else f"{budget['steps']} steps")
+                  + f", executor {args.executor}", markup=False, highlight=False)
+    table = Table(*COLUMNS)
+    done = [0]
+
+    def on_cell(spec, records):
+        done[0] += 1
+        for r in records:
+            if r.get("final"):
+                table.add_row(*row(r))
+                console.print(f"[{done[0]}/{len(specs)}] " + "  ".join(row(r)), markup=False, highlight=False)
+
+    options = {"address": args.address, "workers": args.workers} if args.executor == "ray" else {}
+    try:
+        records = run_grid(specs, out=args.out, executor=args.executor, on_cell=on_cell, **options)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    console.print(table)
+    failed = [r for r in records if r.get("final") and r.get("status") != "ok"]
+    if args.out:
+        console.print(f"records appended to {args.out}; arsenal report {args.out} draws the tables",
+                      markup=False, highlight=False)
+    return 1 if failed else 0
