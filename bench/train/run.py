@@ -131,16 +131,39 @@ class TrainResult:
     steps: int  # steps done, this run and the runs it resumed
 
 
-def _schedule(cfg: TrainConfig):
-    """The lr multiplier of step s (0-based): linear warmup, then cosine to min_lr."""
+def _schedule(cfg: TrainConfig, time_spent=lambda: 0.0):
+    """The lr multiplier of step s (0-based): linear warmup, then cosine to min_lr. Under a
+    ``minutes`` budget the cosine follows whichever budget is nearer its end: the steps
+    after warmup, or ``time_spent()`` (the fraction of the minutes used)."""
 
     def factor(s: int) -> float:
         if s < cfg.warmup:
             return (s + 1) / cfg.warmup
-        progress = min(1.0, (s - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+        progress = min(1.0, max((s - cfg.warmup) / max(1, cfg.steps - cfg.warmup), time_spent()))
         return cfg.min_lr + (1 - cfg.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return factor
+
+
+# Parameters kept out of weight decay by name (the last part of the parameter's name): the
+# banked attention's decay logits (decay pulls them toward faster forgetting), learned
+# initial states (NSM h0, its memory's mem0), and the micro-MLP unit records (each holds a
+# unit's activation and its ReZero alpha: decay pulls every unit toward the identity).
+NO_DECAY_NAMES = frozenset({"decay_logits", "h0", "mem0", "units_ab", "units_ffn"})
+
+
+def decay_groups(model: nn.Module) -> tuple[list[str], list[str]]:
+    """(decayed, not decayed) parameter names: decay on matrices and embeddings only; not
+    on gains, biases, norms, ReZero scalars (any tensor under two dimensions, or a norm's
+    weight), nor on NO_DECAY_NAMES."""
+    decayed, kept = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        parts = name.split(".")
+        plain = p.dim() < 2 or parts[-1] in NO_DECAY_NAMES or any("norm" in part or part == "ln" for part in parts[:-1])
+        (kept if plain else decayed).append(name)
+    return decayed, kept
 
 
 class Run:
@@ -264,11 +287,14 @@ class Run:
 
     def _build_optimizer(self):
         cfg = self.cfg
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        # decay matrices and embeddings; norm gains and biases keep their scale
-        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-        self.params = params
+        named = dict(self.model.named_parameters())
+        decayed, kept = decay_groups(self.model)
+        groups = [{"params": [named[n] for n in decayed], "weight_decay": cfg.weight_decay},
+                  {"params": [named[n] for n in kept], "weight_decay": 0.0}]
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.say(f"weight decay {cfg.weight_decay:g} on {len(decayed)} tensors ({_names(decayed)}); "
+                 f"none on {len(kept)} ({_names(kept)})")
+
         self.schedule = None
         if cfg.optimizer == "schedulefree":
             try:
@@ -281,7 +307,15 @@ class Run:
         else:
             fused = self.device.type == "cuda"
             self.opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=fused)
-            self.schedule = torch.optim.lr_scheduler.LambdaLR(self.opt, _schedule(cfg))
+            self.schedule = torch.optim.lr_scheduler.LambdaLR(self.opt, _schedule(cfg, self._time_spent))
+
+    def _time_spent(self) -> float:
+        """The fraction of the minutes budget used (0 without one)."""
+        # the schedule asks at construction, before the counters exist
+        return getattr(self, "wall_s", 0.0) / (60 * self.cfg.minutes) if self.cfg.minutes else 0.0
+
+    def _done(self) -> bool:
+        return self.step_no >= self.cfg.steps or self._time_spent() >= 1.0
 
     def _reset_interval(self):
         self.interval = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss sum, correct, count
@@ -392,10 +426,15 @@ class Run:
     def _value(self, loss: float, accuracy: float, split: str) -> float | None:
         return accuracy if self.metric == "accuracy" else self._bits_per_byte(loss, split)
 
+    def _perplexity(self, loss: float) -> float | None:
+        """Word-level LMs (a task with ``perplexity``): exp of the loss per token."""
+        return float(self.task.perplexity(min(loss, 700.0))) if self.kind == "lm" and hasattr(self.task, "perplexity") else None
+
     def record(self, split: str, loss: float, accuracy: float, task_split: str, **extra) -> dict:
         rec = dict(kind="train", **self.ids, time=_now(), status="ok", error=None, step=self.step_no, split=split,
                    loss=loss, value=self._value(loss, accuracy, task_split),
-                   bits_per_byte=self._bits_per_byte(loss, task_split), tokens=self.tokens,
+                   bits_per_byte=self._bits_per_byte(loss, task_split), perplexity=self._perplexity(loss),
+                   tokens=self.tokens,
                    wall_s=self.wall_s, lr=self.last_lr, **extra, env=self.env)
         self.records.append(rec)
         if self.main and self.cfg.out:
@@ -516,8 +555,8 @@ class Run:
         prompt = torch.as_tensor(self.task.stream("test")).long().flatten()[: min(SAMPLE_PROMPT, self.T)]
         self.model.eval()
         out = generate(self.model, prompt.to(self.device),
-                       Sampling(max_new_tokens=self.cfg.sample_tokens, temperature=0.8, top_k=40, patience=0,
-                                seed=self.cfg.seed))
+                       Sampling(max_new_tokens=self.cfg.sample_tokens, temperature=0.8, top_k=40,
+                                patience=3 if self.cfg.sample_stop else 0, eos_id=self.cfg.eos_id, seed=self.cfg.seed))
         self.model.train()
         return decode(self.task, prompt.tolist()) + "|" + decode(self.task, out.tokens[0])
 
@@ -529,8 +568,8 @@ class Run:
                             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                             console=self.console, disable=not (cfg.progress and self.main), transient=False)
         with progress:
-            bar = progress.add_task("train", total=cfg.steps, completed=self.step_no, info="")
-            while self.step_no < cfg.steps:
+            bar = progress.add_task("train", total=None if cfg.minutes else cfg.steps, completed=self.step_no, info="")
+            while not self._done():
                 t = time.perf_counter()
                 self.train_step()
                 dt = time.perf_counter() - t
@@ -538,18 +577,22 @@ class Run:
                 self.wall_s += dt
                 self.interval_s += dt
                 self.interval_steps += 1
-                if self.step_no % 10 == 0 or self.step_no == cfg.steps:
+                done = self._done()
+                if self.step_no % 10 == 0 or done:
                     loss, n = self.last
                     progress.update(bar, completed=self.step_no, info=f"loss {float(loss) / max(int(n), 1):.4f}")
-                if self.step_no % cfg.eval_every == 0 or self.step_no == cfg.steps:
+                if self.step_no % cfg.eval_every == 0 or done:
                     self.log_and_evaluate()
-                if cfg.checkpoint and (self.step_no == cfg.steps
+                if cfg.checkpoint and (done
                                        or (cfg.checkpoint_every and self.step_no % cfg.checkpoint_every == 0)):
                     self.save()
         with self._eval_mode():
             test = self.evaluate("test", cfg.test_batches)
             text = self.sample()
         final = self.record("test", test["loss"], test["accuracy"], "test", final=True, baseline=self.baseline(test),
+                            seed=cfg.seed, budget_minutes=cfg.minutes, budget_steps=cfg.steps,
+                            stopped_by="steps" if self.step_no >= cfg.steps else "minutes",
+                            tokens_per_s=self.tokens / self.wall_s if self.wall_s > 0 else None,
                             anchors=_jsonable(self.task.anchors), **({"sample": text} if text is not None else {}))
         self.say(f"test loss {final['loss']:.4f} {self.metric} {_fmt(final['value'])} "
                  f"(trivial baseline {_fmt(final['baseline'])})")
@@ -569,6 +612,10 @@ def _detach(state):
     from models.common import detach_state
 
     return detach_state(state)
+
+
+def _names(names: list[str], shown: int = 6) -> str:
+    return ", ".join(names[:shown]) + (f", ... {len(names) - shown} more" if len(names) > shown else "") or "-"
 
 
 def _fmt(x) -> str:
