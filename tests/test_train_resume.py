@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from bench import results
+from bench.train import checkpoint as ckpt
 from bench.train import train
 from tests.test_train import KeyStream, TinyClassify, TinyRNN, config, params, tiny_rnn
 
@@ -45,12 +46,12 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     proc.send_signal(signal.SIGKILL)
     log = proc.communicate()[0].decode(errors="replace")
     assert proc.returncode == -signal.SIGKILL, log
-    killed_at = torch.load(ck, weights_only=False)["step"]
+    killed_at = ckpt.load(ck)["step"]
     assert 0 < killed_at < cfg.steps
     done = subprocess.run(_start(replace(cfg, resume=True), delay=0.0).args, cwd=ROOT, capture_output=True,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
-    state = torch.load(ck, weights_only=False)
+    state = ckpt.load(ck)
     assert state["step"] == cfg.steps
     ref = params(train(replace(cfg, checkpoint=None, out=None), task=TinyClassify()).model)
     for k in ref:
@@ -83,7 +84,7 @@ def test_tbptt_resume_restores_state_and_position(tmp_path):
     model.__class__ = Crashing
     with pytest.raises(Crash):
         train(cfg, task=task, model=model)
-    assert torch.load(ck, weights_only=False)["step"] == 6
+    assert ckpt.load(ck)["step"] == 6
     resumed = train(replace(cfg, resume=True), task=task, model=tiny_rnn(task.vocab_size, d_model=16))
     ref = train(replace(cfg, checkpoint=None), task=task, model=tiny_rnn(task.vocab_size, d_model=16))
     a, b = params(resumed.model), params(ref.model)

@@ -5,7 +5,8 @@
 
 The model is rebuilt from the checkpoint's model config under the run's mix (or --mix)
 and loads its weights; a schedule-free run's averaged weights (``model_eval``) are used
-when the checkpoint has them. The prompt is UTF-8 bytes for a byte vocabulary; other
+when the checkpoint has them. A damaged or foreign checkpoint is refused by name (exit
+status 2; bench/train/checkpoint.py). The prompt is UTF-8 bytes for a byte vocabulary; other
 vocabularies take --prompt-ids.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 NAME = "generate"
 HELP = "sample text from a training checkpoint (greedy, temperature, top-k, confidence stop)"
 TIMING = False
+CHECKPOINT_FIELDS = ("model_config", "mix", "model")  # what a model is rebuilt from
 
 
 def add_arguments(parser) -> None:
@@ -43,14 +45,18 @@ def run(args, console) -> int:
     from models.generate import Sampling, generate
 
     try:
-        state = checkpoint.load(args.checkpoint)
-        fields = dict(state["model_config"])
-        family = fields.pop("family")
-        cfg = models.config(family, **fields)
+        state = checkpoint.load(args.checkpoint, fields=CHECKPOINT_FIELDS)
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        ops = backends.resolve(parse_mix(args.mix) if args.mix else state["mix"], device)
-        model = models.build(cfg, ops, train=False)
-        model.load_state_dict(state.get("model_eval") or state["model"])
+        try:
+            fields = dict(state["model_config"])
+            family = fields.pop("family")
+            cfg = models.config(family, **fields)
+            ops = backends.resolve(parse_mix(args.mix) if args.mix else state["mix"], device)
+            model = models.build(cfg, ops, train=False)
+            model.load_state_dict(state.get("model_eval") or state["model"])
+        except (KeyError, TypeError, AttributeError, RuntimeError) as exc:  # a foreign file with the right keys
+            raise checkpoint.CheckpointError(args.checkpoint, f"does not build a model "
+                                                              f"({checkpoint.describe(exc)})") from None
         model.eval()
         if args.prompt is not None:
             ids = list(args.prompt.encode())

@@ -43,6 +43,9 @@ atomically by bench/train/checkpoint.py, by rank 0): model, optimizer, schedule,
 the data position (epoch and batch index, or the stream's chunk index) with every
 process's carried state, the step and the running counters. ``resume`` continues from it
 exactly: the remaining steps give the parameters an uninterrupted run would have had.
+A checkpoint that is damaged (checksum, truncation), not this trainer's (a field of
+CHECKPOINT_FIELDS missing) or not fitting the run is refused by name (a ValueError),
+never a silent fresh start; only a missing file starts afresh.
 A checkpoint is taken after the step's evaluation, so every evaluation it covers was
 recorded; resuming a finished run repeats only the final test.
 """
@@ -114,6 +117,13 @@ def _jsonable(value):
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+# what Run.save writes and Run._restore reads: a checkpoint without one of these fields is
+# some other program's file
+CHECKPOINT_FORMAT = 1
+CHECKPOINT_FIELDS = ("format", "train_id", "config", "world", "step", "model", "optimizer", "schedule", "rng", "data",
+                     "carry", "counters")
 
 
 # ---------------------------------------------------------------------------
@@ -222,7 +232,7 @@ class Run:
         self.train_id = f"{datetime.datetime.now(datetime.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         self._eval_rows: dict[str, StreamRows] = {}
         if cfg.resume and os.path.exists(cfg.checkpoint):
-            self._restore(ckpt.load(cfg.checkpoint))
+            self._restore(ckpt.load(cfg.checkpoint, fields=CHECKPOINT_FIELDS))
         elif cfg.resume:
             self.say(f"no checkpoint at {cfg.checkpoint}: starting afresh")
         self.env = None
@@ -477,7 +487,7 @@ class Run:
             dist.all_gather_object(everyone, carry)
         if not self.main:
             return
-        state = {"format": 1, "train_id": self.train_id, "config": self.cfg.to_dict(),
+        state = {"format": CHECKPOINT_FORMAT, "train_id": self.train_id, "config": self.cfg.to_dict(),
                  "model_config": self.model.config.to_dict(), "mix": dict(self.model.ops.mix), "task": self.cfg.task,
                  "world": self.world, "step": self.step_no, "model": self.model.state_dict(),
                  "optimizer": self.opt.state_dict(),
@@ -504,8 +514,22 @@ class Run:
         return {**{k: v.cpu() for k, v in self.model.state_dict().items()}, **out}
 
     def _restore(self, state: dict):
+        if state["format"] != CHECKPOINT_FORMAT:
+            raise ckpt.CheckpointError(self.cfg.checkpoint, f"format {state['format']!r}, this trainer reads "
+                                                            f"{CHECKPOINT_FORMAT}")
+        self._check_resumable(state)
+        try:
+            self._load_state(state)
+        except (KeyError, IndexError, TypeError, AttributeError, RuntimeError) as exc:
+            # a hand-made or foreign file that passed the field check: name it, no traceback
+            raise ckpt.CheckpointError(self.cfg.checkpoint, f"does not fit this run ({ckpt.describe(exc)})") from None
+        self.say(f"resumed {self.train_id} at step {self.step_no} from {self.cfg.checkpoint}")
+
+    def _check_resumable(self, state: dict):
         cfg = self.cfg
         old = state["config"]
+        if not isinstance(old, dict):
+            raise ckpt.CheckpointError(cfg.checkpoint, f"field 'config' holds a {type(old).__name__}, expected a dict")
         changed = [k for k, v in cfg.to_dict().items() if k not in RESUMABLE_CHANGES and _jsonable(old.get(k)) != _jsonable(v)]
         if changed:
             k = changed[0]
@@ -514,6 +538,9 @@ class Run:
         if state["world"] != self.world:
             raise ValueError(f"resume: processes expected {state['world']} as in the checkpoint {cfg.checkpoint} "
                              f"(their carried states), got {self.world}")
+
+    def _load_state(self, state: dict):
+        cfg = self.cfg
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         if self.schedule is not None:
@@ -529,7 +556,6 @@ class Run:
         self.interval = c["interval"].to(self.device)
         self.interval_steps, self.interval_s = c["interval_steps"], c["interval_s"]
         self.step_no, self.train_id = state["step"], state["train_id"]
-        self.say(f"resumed {self.train_id} at step {self.step_no} from {cfg.checkpoint}")
 
     # the end ----------------------------------------------------------------
 
