@@ -1,0 +1,153 @@
+"""The bake-off (bench/bakeoff, suites/bakeoff.py, arsenal bakeoff) and the trainer defaults
+of issue 21: the minutes budget, the weight decay groups, --eos. The smoke grid runs with
+one step per cell (four cells of d_model 16, about 10 s); under Ray once more."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import pytest
+
+import backends
+import models
+from bench import results
+from bench.bakeoff import mixes, plan, run
+from bench.train import TrainConfig, train
+from bench.train.options import eos_id
+from bench.train.run import decay_groups
+from suites import bakeoff, tasks
+from suites.model_runs import MODELS
+
+
+@pytest.fixture(scope="module")
+def smoke_inline():
+    return run(plan("smoke", steps=1))
+
+
+def _finals(records):
+    return {r["cell"]: r for r in records if r.get("final")}
+
+
+def test_smoke_grid_records(smoke_inline, tmp_path):
+    finals = _finals(smoke_inline)
+    assert set(finals) == {c.cell_id for c in bakeoff.get("smoke").cells}
+    for rec in smoke_inline:
+        checked, problems = results.validate(rec)
+        assert not problems, problems
+    for rec in finals.values():
+        assert rec["status"] == "ok" and rec["grid"] == "smoke" and rec["step"] == 1
+        assert rec["budget_steps"] == 1 and rec["budget_minutes"] is None and rec["stopped_by"] == "steps"
+        assert rec["tokens_per_s"] > 0 and rec["peak_mem_bytes"] > 0 and 0 <= rec["value"] <= 1
+        assert rec["baseline"] is not None and rec["mix_source"].startswith("default")
+
+
+def test_results_appended_as_cells_finish(tmp_path):
+    spec = plan("smoke", steps=1)[:1]
+    seen = []
+    out = tmp_path / "r.jsonl"
+    run(spec, out=str(out), on_cell=lambda s, recs: seen.append(len(results.read(out))))
+    assert seen == [len(results.read(out))] and seen[0] >= 2  # train, val, test of the one step
+
+
+def test_failed_cell_is_a_record():
+    spec = plan("smoke", steps=1)[0]
+    spec["train"]["task_args"] = {"no_such_field": 1}
+    (rec,) = run([spec])
+    assert rec["status"] == "error" and "no_such_field" in rec["error"] and rec["cell"] == spec["cell"]
+    assert not results.validate(rec)[1]
+
+
+def test_grids_cover_the_issue():
+    lra = bakeoff.get("lra").cells
+    assert {c.task for c in lra} == {"listops", "text", "retrieval", "image", "pathfinder"}
+    assert {(c.family, c.config_id) for c in lra} == {(f, cid) for f, cid, _ in MODELS}
+    assert {c.task for c in bakeoff.get("lm").cells} == {"ptb_char", "ptb_word", "shakespeare_char"}
+    ladder = bakeoff.get("ladder").cells
+    rows = {(c.model["rung"], c.model["r_h"]) for c in ladder}
+    assert rows == {(r, m) for r in range(4) for m in bakeoff.R_H_MODES} | {(4, "free")}
+    assert {c.task for c in ladder} == {"selective_copy", "ptb_char"}
+    assert len({c.model["d_model"] for c in ladder}) == 1
+    for cell in ladder + lra:  # every cell's config is one the family accepts
+        models.config(cell.family, **cell.model)
+    for grid in bakeoff.GRIDS.values():
+        for cell in grid.cells:
+            TrainConfig(family=cell.family, task=cell.task, **cell.train)
+
+
+def test_plan_refuses_bad_arguments():
+    for kwargs, word in ((dict(grid="nope"), "grid"), (dict(grid="smoke", minutes=0), "minutes"),
+                         (dict(grid="smoke", steps=0), "steps"), (dict(grid="smoke", seeds=0), "seeds")):
+        with pytest.raises(ValueError, match=f"bakeoff.*{word}"):
+            plan(**kwargs)
+
+
+def test_plan_seeds_and_mix():
+    specs = plan("smoke", steps=3, seeds=2, mix="torch")
+    assert len(specs) == 2 * len(bakeoff.get("smoke").cells)
+    assert sorted({s["train"]["seed"] for s in specs}) == [0, 1]
+    assert all(s["train"]["mix"] == {"default": "torch"} and s["mix_source"] == "--mix" for s in specs)
+
+
+def _model_record(mix, speed, gate_ok=True, status="ok", rung=4):
+    return {"kind": "model", "family": "elman", "config": {"rung": rung, "d_model": 64}, "mix_id": mix,
+            "status": status, "gate": None if mix == "torch" else {"ok": gate_ok}, "tokens_per_s": speed}
+
+
+def test_mix_from_profile_records():
+    recs = [_model_record("torch", 100.0), _model_record("numba_cpu", 300.0),
+            _model_record("torch+parallel_scan=numba_cpu", 900.0, gate_ok=False),  # incorrect: never chosen
+            _model_record("torch_compile", 5000.0),  # a whole-model peer, not a mix
+            _model_record("numba_cuda", 9000.0, status="unavailable"), _model_record("torch", 10_000.0, rung=3)]
+    assert mixes.fastest_profiled(recs, "elman", {"rung": 4, "d_model": 16})[0] == "numba_cpu"
+    mix, source = mixes.choose("elman", {"rung": 4}, recs)
+    assert mix == {"default": "numba_cpu"} and source.startswith("profile")
+    mix, source = mixes.choose("elman", {"rung": 4}, [])
+    assert mix["parallel_scan"] == "numba_cpu" and source.startswith("default")
+    assert mixes.default_mix("transformer", {}) == {"default": "torch"}
+
+
+def test_minutes_budget_stops_the_run():
+    task = tasks.get("selective_copy", **dict(bakeoff.SMOKE_TASKS)["selective_copy"])
+    cfg = TrainConfig(family="transformer", model=dict(d_model=16, n_layers=1), task="selective_copy", steps=10**6,
+                      minutes=0.002, batch_size=8, eval_every=10**6, eval_batches=1, test_batches=1, out=None,
+                      progress=False, threads=1)
+    result = train(cfg, task=task)
+    final = result.final
+    assert final["stopped_by"] == "minutes" and 1 <= final["step"] < 10**6
+    assert final["wall_s"] >= 0.12 and final["budget_minutes"] == 0.002
+
+
+@pytest.mark.parametrize("family,over,kept,decayed", [
+    ("stackformer", {}, "decay_logits", "qkv.weight"),
+    ("nsm", dict(variant="simple"), "h0", "w_route"),
+    ("fastlane", {}, "units_ab", "w_up.weight"),
+])
+def test_weight_decay_groups(family, over, kept, decayed):
+    model = models.build(models.config(family, vocab_size=8, d_model=16, n_layers=1, **over),
+                         backends.resolve("torch", "cpu"))
+    on, off = decay_groups(model)
+    assert any(n.endswith(kept) for n in off) and not any(n.endswith(kept) for n in on)
+    assert any(n.endswith(decayed) for n in on) and "embed.weight" in on
+    assert not any("norm" in n or n.endswith("bias") for n in on)
+    assert set(on) | set(off) == {n for n, _ in model.named_parameters()}
+
+
+def test_eos_option():
+    assert eos_id("10") == 10 and eos_id("\\n") == 10 and eos_id(".") == 46
+    with pytest.raises(ValueError, match="--eos"):
+        eos_id("ab")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                    reason="ray is not installed (pip install -e '.[ray]'): the Ray executor is not tested")
+def test_smoke_grid_under_ray_equals_inline(smoke_inline):
+    pytest.importorskip("ray")
+    under_ray = _finals(run(plan("smoke", steps=1), executor="ray", workers=2))
+    inline = _finals(smoke_inline)
+    assert set(under_ray) == set(inline)
+    for cell, rec in inline.items():
+        other = under_ray[cell]
+        assert other["status"] == "ok", other.get("error")
+        assert other["step"] == rec["step"] and other["mix_id"] == rec["mix_id"]
+        assert math.isclose(other["loss"], rec["loss"], rel_tol=1e-6) and other["value"] == rec["value"]
