@@ -17,6 +17,12 @@ CASES = [
     ("banked_attention", dict(B=1, T=5, H=2, N=3, Dk=3, Dv=2, state=True)),
     ("stack_step", dict(B=2, K=3, D=2)),
     ("nsm_route", dict(B=2, T=4, D=3, S=4, top_k=2, mask=True)),
+    ("elman_scan", dict(B=2, T=5, D=3)),
+    ("elman_scan", dict(B=2, T=4, D=3, gate=False)),
+    # log space from h0 = 0 (a given h0's sign is a leaf with no gradient, which finite
+    # differences of sign * exp(log) would see)
+    ("elman_scan", dict(B=2, T=5, D=3, h0=False, log_space=True)),
+    ("elman_scan", dict(B=1, T=4, D=3, h0=False, gate=False, log_space=True)),
 ]
 
 
