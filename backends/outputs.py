@@ -1,0 +1,50 @@
+"""Poisoned outputs: inside ``poison_outputs()`` every buffer a backend allocates for a
+result (``new_output``, and ``torch.empty`` / ``torch.empty_like`` of a floating dtype
+called by the backends, forward and backward) is NaN-filled, so an element a kernel
+never writes shows as NaN in the correctness check (as flash-linear-attention's tests
+patch ``torch.empty``). Outside it they are plain ``torch.empty``."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+
+_POISON = [False]
+_EMPTY, _EMPTY_LIKE = torch.empty, torch.empty_like  # the real allocators
+
+
+def _nan_filled(t: torch.Tensor) -> torch.Tensor:
+    return t.fill_(math.nan) if t.is_floating_point() else t
+
+
+def _poisoned_empty(*args, **kwargs):
+    return _nan_filled(_EMPTY(*args, **kwargs))
+
+
+def _poisoned_empty_like(*args, **kwargs):
+    return _nan_filled(_EMPTY_LIKE(*args, **kwargs))
+
+
+@contextlib.contextmanager
+def poison_outputs(enabled: bool = True):
+    """NaN-filled allocations for the calls made inside (the forward and the backward of
+    the implementation under check; never the reference). Nested uses restore in order."""
+    old, _POISON[0] = _POISON[0], enabled
+    patch = enabled and torch.empty is _EMPTY
+    if patch:
+        torch.empty, torch.empty_like = _poisoned_empty, _poisoned_empty_like
+    try:
+        yield
+    finally:
+        _POISON[0] = old
+        if patch:
+            torch.empty, torch.empty_like = _EMPTY, _EMPTY_LIKE
+
+
+def new_output(shape, dtype, device) -> torch.Tensor:
+    """torch.empty, or a NaN-filled tensor inside ``poison_outputs()``."""
+    if _POISON[0]:
+        return torch.full(tuple(shape), math.nan, dtype=dtype, device=device)
+    return _EMPTY(tuple(shape), dtype=dtype, device=device)
