@@ -151,3 +151,23 @@ def test_smoke_grid_under_ray_equals_inline(smoke_inline):
         assert other["status"] == "ok", other.get("error")
         assert other["step"] == rec["step"] and other["mix_id"] == rec["mix_id"]
         assert math.isclose(other["loss"], rec["loss"], rel_tol=1e-6) and other["value"] == rec["value"]
+
+
+def test_report_tables(smoke_inline):
+    import pandas as pd
+
+    from reports.sections.bakeoff import accuracy_table, speed_table
+    from reports.sections.ladder import ladder_rows
+
+    final = pd.DataFrame([r for r in smoke_inline if r.get("final")])
+    final = final.assign(model=[c.split("/")[0] for c in final["cell"]])
+    acc = accuracy_table(final)
+    assert list(acc["model"][:3]) == ["transformer-d16", "elman-rung4", "trivial baseline"]
+    assert any("context" in str(v) for v in acc["listops"])  # the published anchors beside a cut task
+    speed = speed_table(final)
+    assert set(speed[speed["model"] == "transformer-d16"]["tokens/s vs transformer"]) == {1.0}
+    rows = [dict(model=f"rung{r}-free", task="ptb_char", status="ok", value=v, step=10, wall_s=1.0, tokens_per_s=100.0 * (r + 1),
+                 peak_mem_bytes=2**20) for r, v in ((0, 2.0), (1, 1.5))]
+    ladder = ladder_rows(pd.DataFrame(rows))
+    assert list(ladder["row"]) == ["figures", "figures", "minus the row below"]
+    assert ladder.iloc[2]["ptb_char"] == "-0.5" and ladder.iloc[2]["tokens/s"] == "100"

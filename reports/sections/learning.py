@@ -9,16 +9,41 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from reports.palette import OTHERS
+
 from reports import figures
 from reports.blocks import Section, skipped
 from reports.context import Context
 
 TITLE = "Learning"
+BASELINE_COLOUR = "#b2182b"
 DASH = {"train": "solid", "val": "dash", "test": "dot"}
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star")  # one per mix
+# Config fields that only size a model: left out of its short label (kept in the hover)
+SIZE_FIELDS = ("d_model", "n_layers", "n_heads", "vocab_size", "head", "n_classes", "seed", "causal")
+
+
+def model_label(r) -> str:
+    """A short name of the model (family config): the bake-off cell's name, else the family
+    and its config fields other than size ("elman rung=4")."""
+    cell = getattr(r, "cell", None)
+    if isinstance(cell, str) and "/" in cell:
+        return cell.split("/")[0]
+    parts = [p for p in str(r.config_id).split(",") if p.split("=")[0] not in SIZE_FIELDS and p != "default"]
+    return " ".join([str(r.family)] + parts)
 
 
 def _label(r) -> str:
+    return f"{model_label(r)} · {r.mix_id}"
+
+
+def _full(r) -> str:
     return f"{r.family}/{r.config_id} · {r.mix_id} · {r.task}"
+
+
+def model_colours(labels) -> dict[str, str]:
+    """One colour per model (family config), in sorted order."""
+    return {m: OTHERS[i % len(OTHERS)] for i, m in enumerate(sorted(set(labels)))}
 
 
 def _anchors(value, metric) -> dict[str, float]:
@@ -50,11 +75,14 @@ def _curves(ctx: Context, train: pd.DataFrame) -> go.Figure:
                         figure=figures.blank())
     fig.update_layout(height=680, title=dict(text="Loss and metric against steps and wall clock", x=0))
     shown = set()
+    colours = model_colours(model_label(r) for r in train.itertuples())
+    symbols = {m: SYMBOLS[i % len(SYMBOLS)] for i, m in enumerate(sorted(set(train["mix_id"].astype(str))))}
     for (run, split), g in train.groupby(["train_id", "split"], sort=False, dropna=False):
         g = g.sort_values("step")
-        r = g.iloc[0]
-        name = f"{_label(r)} ({split})"
-        colour = ctx.palette(r["mix_id"])
+        r = next(g.itertuples())
+        name = f"{_label(r)} · {r.task} ({split})"
+        colour = colours[model_label(r)]
+        full = _full(r)
         for row, field in ((1, "loss"), (2, "value")):
             for col, x in ((1, "step"), (2, "wall_s")):
                 keep = g[field].notna() & g[x].notna()
@@ -62,8 +90,10 @@ def _curves(ctx: Context, train: pd.DataFrame) -> go.Figure:
                     continue
                 fig.add_trace(go.Scatter(x=g.loc[keep, x], y=g.loc[keep, field], mode="lines+markers", name=name,
                                          legendgroup=name, showlegend=name not in shown,
-                                         line=dict(color=colour, dash=DASH.get(split, "dashdot")), marker=dict(size=4),
-                                         hovertemplate=f"{name}<br>{field} %{{y:.4g}} at {x} %{{x}}<extra></extra>"),
+                                         line=dict(color=colour, dash=DASH.get(split, "dashdot")),
+                                         marker=dict(size=5, symbol=symbols[str(r.mix_id)]),
+                                         hovertemplate=f"{full} ({split})<br>{field} %{{y:.4g}} at {x} %{{x}}"
+                                                       "<extra></extra>"),
                               row=row, col=col)
                 shown.add(name)
     fig.update_xaxes(title_text="step", row=2, col=1)
@@ -78,15 +108,19 @@ def _finals(train: pd.DataFrame) -> pd.DataFrame:
     final = train[train["final"] == True]  # noqa: E712 (object column: True, False, None)
     if not len(final):
         final = train.sort_values("step").groupby("train_id", sort=False).tail(1)
-    return final.assign(label=[_label(r) for r in final.itertuples()])
+    return final.assign(label=[_label(r) for r in final.itertuples()], full=[_full(r) for r in final.itertuples()],
+                        model=[model_label(r) for r in final.itertuples()])
 
 
 def _final_figure(ctx: Context, final: pd.DataFrame) -> go.Figure:
     fig = figures.new("Final figures beside the published anchors and the trivial baseline", "task / run",
                       "final metric", height=500)
+    fig.update_xaxes(tickangle=0, automargin=False)
     x = [list(final["task"]), list(final["label"])]
-    fig.add_trace(go.Bar(x=x, y=final["value"], marker_color=[ctx.palette(m) for m in final["mix_id"]], name="this run",
-                         customdata=final["metric"], hovertemplate="%{x}: %{y:.4g} %{customdata}<extra></extra>"))
+    colours = model_colours(final["model"])
+    fig.add_trace(go.Bar(x=x, y=final["value"], marker_color=[colours[m] for m in final["model"]], name="this run",
+                         customdata=list(zip(final["full"], final["metric"])),
+                         hovertemplate="%{customdata[0]}: %{y:.4g} %{customdata[1]}<extra></extra>"))
     ax, ay, at = [[], []], [], []
     bx, by = [[], []], []
     for r in final.itertuples():
@@ -105,7 +139,7 @@ def _final_figure(ctx: Context, final: pd.DataFrame) -> go.Figure:
                                  hovertemplate="%{text}: %{y:.4g}<extra>published</extra>"))
     if by:
         fig.add_trace(go.Scatter(x=bx, y=by, mode="markers", name="trivial baseline",
-                                 marker=dict(symbol="line-ew-open", size=28, line=dict(width=3, color="#b2182b")),
+                                 marker=dict(symbol="line-ew-open", size=28, line=dict(width=3, color=BASELINE_COLOUR)),
                                  hovertemplate="trivial baseline: %{y:.4g}<extra></extra>"))
     return fig
 
@@ -115,11 +149,12 @@ def _cost(ctx: Context, final: pd.DataFrame) -> go.Figure | None:
     if not len(final):
         return None
     fig = figures.new("Quality against cost", "training wall clock (s, log scale)", "final metric", xlog=True)
-    for mix in ctx.backends(final["mix_id"]):
-        g = final[final["mix_id"] == mix]
-        fig.add_trace(go.Scatter(x=g["wall_s"], y=g["value"], mode="markers+text", text=g["family"],
-                                 textposition="top center", name=mix, marker=dict(size=11, color=ctx.palette(mix)),
-                                 customdata=g["label"], hovertemplate="%{customdata}: %{y:.4g} in %{x:.3g} s<extra></extra>"))
+    colours = model_colours(final["model"])
+    for label, g in final.groupby("label", sort=True):
+        model = g["model"].iloc[0]
+        fig.add_trace(go.Scatter(x=g["wall_s"], y=g["value"], mode="markers+text", text=g["task"],
+                                 textposition="top center", name=label, marker=dict(size=11, color=colours[model]),
+                                 customdata=g["full"], hovertemplate="%{customdata}: %{y:.4g} in %{x:.3g} s<extra></extra>"))
     return fig
 
 
@@ -128,14 +163,18 @@ def build(ctx: Context) -> Section:
     if not len(train):
         return skipped("learning", TITLE, "No training records (kind=\"train\"): run arsenal train.")
     train = train.assign(train_id=train["train_id"].fillna("?").astype(str), split=train["split"].fillna("?"))
+    if "cell" in train:  # a bake-off run names its cell on the final record only: every record of the run gets it
+        cells = train.dropna(subset=["cell"]).groupby("train_id")["cell"].first()
+        train = train.assign(cell=train["train_id"].map(cells))
     s = Section("learning", TITLE)
-    s.figure("curves", _curves(ctx, train), "Colour: the mix; line style: the split (solid train, dashed "
-                                            "validation, dotted test).")
+    s.figure("curves", _curves(ctx, train), "Colour: the model (family config); marker: the mix; line style: "
+                                            "the split (solid train, dashed validation, dotted test).")
     final = _finals(train)
-    s.figure("final", _final_figure(ctx, final), "Diamonds: published figures for the task (DESIGN section 12); red "
-                                                 "bar: the trivial baseline (most frequent label, unigram bits per "
-                                                 "byte).")
-    table = final[["label", "task", "split", "step", "metric", "value", "baseline"]].assign(
+    s.figure("final", _final_figure(ctx, final), "Bars: each run's final test metric, coloured by model; dark "
+                                                 "diamonds: published figures for the task (DESIGN section 12); "
+                                                 "short dark-red horizontal lines: the trivial baseline (most "
+                                                 "frequent label, or unigram bits per byte).")
+    table = final[["full", "task", "split", "step", "metric", "value", "baseline"]].assign(
         anchors=[", ".join(f"{k} {v:.4g}" for k, v in _anchors(a, m).items()) for a, m in zip(final["anchors"],
                                                                                               final["metric"])])
     s.add_table(table, "Final figures.")
