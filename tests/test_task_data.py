@@ -229,6 +229,30 @@ def test_lra_pathfinder_release():
     assert task.arrays("train")["target"].tolist() == labels[:8].tolist()
 
 
+def test_lra_pathfinder_in_the_tarballs_nested_layout(tmp_path):
+    """lra_release.gz unpacks to lra_release/{listops-1000, tsv_data, lra_release/pathfinder32}:
+    the top folder and the nested one both work; a folder without the release names
+    every folder it looked in and which one to pass."""
+    pytest.importorskip("PIL")
+    top = tmp_path / "lra_release"
+    for part in ("listops-1000", "tsv_data"):
+        shutil.copytree(LRA / part, top / part)
+    shutil.copytree(LRA / "pathfinder32", top / "lra_release" / "pathfinder32")
+    expected, _ = lra_release.pathfinder_images(str(LRA), 32, "curv_contour_length_14")
+    for given in (top, top / "lra_release"):
+        task = tasks.get("pathfinder", source="lra", lra_dir=str(given))
+        assert task.source == f"LRA release {top / 'lra_release' / 'pathfinder32' / 'curv_contour_length_14'}"
+        assert np.array_equal(lra_release.pathfinder_images(str(given), 32, "curv_contour_length_14")[0], expected)
+        assert [task.n_examples(s) for s in tasks.SPLITS] == [8, 1, 1]
+        assert len(lra_release.listops_rows(str(given))["train"]) == 8  # the parent's listops-1000 too
+    with pytest.raises(FileNotFoundError) as caught:
+        tasks.get("pathfinder", source="lra", lra_dir=str(tmp_path)).arrays("train")
+    message = str(caught.value)
+    assert f"{tmp_path}/pathfinder32/curv_contour_length_14 does not exist" in message
+    assert f"looked in {tmp_path}/, {tmp_path}/lra_release/" in message
+    assert "pass lra_dir= the folder lra_release.gz unpacked to" in message
+
+
 def test_lra_aan_release():
     task = tasks.get("retrieval", source="lra", lra_dir=str(LRA), window=32)
     assert [task.n_examples(s) for s in tasks.SPLITS] == [6, 2, 2]

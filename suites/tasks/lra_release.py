@@ -5,9 +5,15 @@ Layout read (the folder given as lra_dir):
   pathfinder32/<difficulty>/metadata/<k>.npy             text lines "imgs/<k> sample_<i>.png <i> <label> ..."
   pathfinder32/<difficulty>/imgs/<k>/sample_<i>.png      (pathfinder128/ for Path-X)
   tsv_data/new_aan_pairs.{train,eval,test}.tsv           label, id1, id2, text1, text2
+The release's tarball (lra_release.gz) unpacks to lra_release/ with listops-1000/ and
+tsv_data/ in it but the Pathfinder folders one level deeper, in lra_release/lra_release/.
+So each part is looked for in lra_dir, then in lra_dir/lra_release/, then (lra_dir being
+that nested folder) in its parent: the top folder and the nested one both work, and a
+missing part names every folder looked in.
 Pathfinder has no split files: as in S4, the images are cut 80/10/10, here in metadata
 order (metadata files in numeric order). The `.npy` metadata files are text despite
-their name. Tested on a few-KB copy of this layout in tests/fixtures/lra_release/.
+their name. Tested on a few-KB copy of this layout in tests/fixtures/lra_release/ (and
+that copy nested as the tarball unpacks, in the tests).
 """
 
 from __future__ import annotations
@@ -22,9 +28,30 @@ LISTOPS_SPLITS = {"train": "basic_train.tsv", "valid": "basic_val.tsv", "test": 
 AAN_SPLITS = {"train": "new_aan_pairs.train.tsv", "valid": "new_aan_pairs.eval.tsv", "test": "new_aan_pairs.test.tsv"}
 
 
-def _need(path: Path, what: str) -> Path:
+NESTED = "lra_release"  # the tarball's inner folder, holding the Pathfinder folders
+
+
+def _roots(lra_dir: str) -> list[Path]:
+    """Where a part of the release may sit: lra_dir, its nested lra_release/, and the
+    parent of lra_dir when lra_dir is that nested folder."""
+    base = Path(lra_dir)
+    return [base, base / NESTED] + ([base.parent] if base.name == NESTED else [])
+
+
+def _part(lra_dir: str, name: str) -> Path:
+    """The release's folder ``name`` (listops-1000, pathfinder32, tsv_data) wherever the
+    tarball put it; where it is nowhere, its place in lra_dir (for the error)."""
+    roots = _roots(lra_dir)
+    return next((r / name for r in roots if (r / name).is_dir()), roots[0] / name)
+
+
+def _need(path: Path, what: str, lra_dir: str) -> Path:
     if not path.exists():
-        raise FileNotFoundError(f"{what}: {path} does not exist (lra_dir should be the unpacked lra_release folder)")
+        looked = ", ".join(f"{r}/" for r in _roots(lra_dir))
+        raise FileNotFoundError(
+            f"{what}: {path} does not exist (looked in {looked}); pass lra_dir= the folder lra_release.gz unpacked "
+            "to, the one holding listops-1000/ and tsv_data/ (its lra_release/ subfolder, holding pathfinder32/, "
+            "works too)")
     return path
 
 
@@ -34,8 +61,8 @@ def fingerprint(paths: list[Path]) -> list:
 
 
 def listops_files(lra_dir: str) -> list[Path]:
-    base = Path(lra_dir) / "listops-1000"
-    return [_need(base / f, "ListOps (LRA release)") for f in LISTOPS_SPLITS.values()]
+    base = _part(lra_dir, "listops-1000")
+    return [_need(base / f, "ListOps (LRA release)", lra_dir) for f in LISTOPS_SPLITS.values()]
 
 
 def listops_rows(lra_dir: str) -> dict[str, list[tuple[str, int]]]:
@@ -49,14 +76,19 @@ def listops_rows(lra_dir: str) -> dict[str, list[tuple[str, int]]]:
     return out
 
 
+def pathfinder_path(lra_dir: str, resolution: int, difficulty: str) -> Path:
+    """Where the release's images of this resolution and difficulty are (or would be)."""
+    return _part(lra_dir, f"pathfinder{resolution}") / difficulty
+
+
 def pathfinder_dir(lra_dir: str, resolution: int, difficulty: str) -> Path:
-    return _need(Path(lra_dir) / f"pathfinder{resolution}" / difficulty, f"Pathfinder {resolution} (LRA release)")
+    return _need(pathfinder_path(lra_dir, resolution, difficulty), f"Pathfinder {resolution} (LRA release)", lra_dir)
 
 
 def pathfinder_metadata(lra_dir: str, resolution: int, difficulty: str) -> list[tuple[Path, int]]:
     """[(image path, label)] in metadata order."""
     base = pathfinder_dir(lra_dir, resolution, difficulty)
-    files = sorted(_need(base / "metadata", "Pathfinder metadata").glob("*.npy"), key=lambda p: int(p.stem))
+    files = sorted(_need(base / "metadata", "Pathfinder metadata", lra_dir).glob("*.npy"), key=lambda p: int(p.stem))
     out = []
     for meta in files:
         for line in meta.read_text().splitlines():
@@ -81,8 +113,8 @@ def pathfinder_images(lra_dir: str, resolution: int, difficulty: str) -> tuple[n
 
 
 def aan_files(lra_dir: str) -> list[Path]:
-    base = Path(lra_dir) / "tsv_data"
-    return [_need(base / f, "AAN retrieval (LRA release)") for f in AAN_SPLITS.values()]
+    base = _part(lra_dir, "tsv_data")
+    return [_need(base / f, "AAN retrieval (LRA release)", lra_dir) for f in AAN_SPLITS.values()]
 
 
 def aan_pairs(lra_dir: str) -> dict[str, list[tuple[bytes, bytes, int]]]:

@@ -194,7 +194,8 @@ class PathfinderConfig:
     seed: int = spec(0, lo=0)              # the images (batch order has its own seed)
     workers: int = spec(0, lo=0)           # rendering processes; 0: one per CPU
     source: str = spec("generated", choices=("generated", "lra"))  # "lra": the release's PNGs
-    lra_dir: str | None = None             # with source="lra": the folder holding pathfinder32/
+    lra_dir: str | None = None             # with source="lra": the folder lra_release.gz unpacked to
+                                           # (pathfinder32/ is found in its nested lra_release/)
 
 
 @dataclass(frozen=True)
@@ -226,7 +227,7 @@ class Pathfinder(ArrayTask):
     def source(self) -> str:
         c = self.config
         if c.source == "lra":
-            return f"LRA release {c.lra_dir}/pathfinder{c.resolution}/{DIFFICULTY[c.contour_length]}"
+            return f"LRA release {lra_release.pathfinder_path(c.lra_dir, c.resolution, DIFFICULTY[c.contour_length])}"
         return f"rendered here ({c.resolution}x{c.resolution}, {c.contour_length} paddles)"
 
     def check(self) -> None:
