@@ -28,7 +28,10 @@ def add_arguments(parser) -> None:
     a("--temperature", type=float, default=0.8, help="0: greedy (default 0.8)")
     a("--top-k", type=int, default=40, help="sample among the k most probable (default 40; 0: all)")
     a("--confidence", type=float, default=0.15, help="a token is unsure below this top probability")
-    a("--patience", type=int, default=0, help="stop after this many unsure tokens in a row (default 0: never)")
+    a("--patience", type=int, default=3,
+      help="stop after this many unsure tokens in a row (default 3, seed 004's confidence stop)")
+    a("--no-stop", action="store_true", help="no confidence stop: generate to --max-new-tokens (or --eos)")
+    a("--eos", help="the end token: an id, or one character of a byte vocabulary (\\n allowed)")
     a("--seed", type=int, default=0)
     a("--mix", help="backend mix id, e.g. numba_cpu or torch+parallel_scan=numba_cpu (default: the run's mix)")
     a("--device", help="cpu or cuda[:N] (default: cuda when present)")
@@ -42,6 +45,7 @@ def run(args, console) -> int:
     from backends.mix import parse_mix
     from bench.cli import UsageError
     from bench.train import checkpoint, decode
+    from bench.train.options import eos_id
     from models.generate import Sampling, generate
 
     try:
@@ -68,8 +72,9 @@ def run(args, console) -> int:
         if not ids or not all(0 <= i < cfg.vocab_size for i in ids):
             raise ValueError(f"prompt: expected token ids in [0, {cfg.vocab_size}), got {ids}")
         sampling = Sampling(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                            top_k=args.top_k or None, confidence=args.confidence, patience=args.patience,
-                            seed=args.seed)
+                            top_k=args.top_k or None, confidence=args.confidence,
+                            patience=0 if args.no_stop else args.patience,
+                            eos_id=None if args.eos is None else eos_id(args.eos), seed=args.seed)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     out = generate(model, torch.tensor(ids, device=device), sampling)
