@@ -5,15 +5,17 @@
 ``activation``). One extra key is understood by the harness and ignored by the
 contracts: ``only_on`` names the one device type a case is meant for (a size that only
 a GPU holds or finishes in reasonable time). This file is data only: how the harness
-reads it (filtering, labels) is bench/cases.py.
+reads it (filtering, labels) is bench/ops/cases.py.
 
 Suites:
-- ``quick``: one modest case per op; torch, torch_compile and numba_cpu over all seven
-  ops in forward and forward_backward take a few minutes on a 2-core CPU.
+- ``quick``: one modest case per op (elman_scan: linear and log space); torch,
+  torch_compile and numba_cpu over all eight ops in forward and forward_backward take a
+  few minutes on a 2-core CPU.
 - ``full``: the target sizes of the Numba CPU issue (micro_mlp on x [4096, 512] for each
   activation, scans at B*T*D = 2^24, logspace_matvec M = K = 2048, B = 16,
   banked_attention B=4 T=2048 H=4 N=4 Dk=Dv=32, stack_step and nsm_route at sizes where
-  bandwidth or the matrix-multiply rate binds) and the GPU sizes of the public peers
+  bandwidth or the matrix-multiply rate binds, elman_scan at the rung 0-3 forms of
+  B=4 T=1024 D=64) and the GPU sizes of the public peers
   (accelerated-scan's (batch 8, dim 1536, seqlen up to 65536), chunked gated linear
   attention with N = 1).
 - ``stable``: a few small, low-noise cases (each call a few milliseconds, no
@@ -32,6 +34,9 @@ SUITES: dict[str, dict[str, list[dict]]] = {
         "banked_attention": [dict(B=2, T=256, H=2, N=4, Dk=16, Dv=16)],
         "stack_step": [dict(B=64, K=32, D=128)],
         "nsm_route": [dict(B=4, T=512, D=128, S=16)],
+        # short T as gated_update: torch.compile unrolls the torch backend's step loop
+        "elman_scan": [dict(B=4, T=256, D=64, gate=False),  # rung 0: the shape of torch.nn.RNN's peer
+                       dict(B=4, T=256, D=64, log_space=True)],  # rung 3
     },
     "full": {
         "micro_mlp": [dict(N=4096, D=512, activation=act) for act in ("relu", "sin", "log_relu")],
@@ -60,6 +65,13 @@ SUITES: dict[str, dict[str, list[dict]]] = {
             dict(B=8, T=2048, D=512, S=8),  # few states: bandwidth-bound
             dict(B=8, T=2048, D=512, S=256, top_k=4),  # many states: the logits matmul binds
             dict(B=32, T=4096, D=1024, S=256, only_on="cuda"),
+        ],
+        "elman_scan": [
+            dict(B=4, T=1024, D=64, gate=False),  # rung 0, the issue's target against torch.nn.RNN
+            dict(B=4, T=1024, D=64),  # rungs 1-2: the delta gate
+            dict(B=4, T=1024, D=64, log_space=True),  # rung 3
+            dict(B=64, T=4096, D=128, gate=False, only_on="cuda"),  # one program per row, R on chip
+            dict(B=64, T=4096, D=128, log_space=True, only_on="cuda"),
         ],
     },
     "stable": {
