@@ -29,7 +29,7 @@ def _padded(cfg, T=11):
     return toks, mask
 
 
-@pytest.mark.parametrize("cid", ["simple", "topk", "hybrid", "memory"])
+@pytest.mark.parametrize("cid", ["simple", "topk", "seed", "hybrid", "memory"])
 def test_routing_weights_sum_to_one_on_real_tokens(cid):
     cfg, model = _build(cid)
     toks, mask = _padded(cfg)
@@ -75,21 +75,27 @@ def _moves(grads, name):
     return g is not None and g.abs().sum() > 0
 
 
-NSM_PARTS = ("w_route", "b_route", "h0", "gru_in.weight", "gru_h.weight", "q.weight", "k.weight", "v.weight",
-             "out.weight")
-COMM_PARTS = ("comm_qkv.weight", "comm_out.weight")
-MEMORY_PARTS = ("mem0", "read_head.weight", "write_head.weight", "mem_in.weight")
+NSM_PARTS = ("w_route", "b_route", "h0", "gate.w_in.weight", "gate.w_h.weight", "reader.out.weight")
+COMM_PARTS = ("comm.qkv.weight", "comm.out.weight")
+MEMORY_PARTS = ("memory.mem0", "memory.read_head.weight", "memory.write_head.weight", "memory.mem_in.weight")
+PROJECTOR_PARTS = {"direct": ("reader.affinity.weight",),
+                   "attention": ("reader.q.weight", "reader.k.weight", "reader.v.weight"),
+                   "hybrid": ("reader.affinity.weight", "reader.q.weight", "reader.k.weight", "reader.v.weight",
+                              "reader.mix.weight")}
 
 
 @pytest.mark.parametrize("cid, comm, memory, blocks", [("simple", False, False, 0), ("hybrid", True, False, 1),
-                                                       ("memory", False, True, 0)])
+                                                       ("memory", False, True, 0), ("seed", False, False, 0)])
 def test_each_variant_has_its_parts_and_they_get_gradient(cid, comm, memory, blocks):
     cfg, model = _build(cid)
     grads = _grads(model)
     nsm_layers = [i for i, kind in enumerate(cfg.layers()) if kind == "N"]
     assert sum(type(m).__name__ == "Block" for m in model.layers) == blocks
     for i in nsm_layers:
-        for part in NSM_PARTS:
+        parts = NSM_PARTS + PROJECTOR_PARTS[cfg.projector]
+        parts += ("gate.norm.weight",) if cfg.state_norm else ()
+        parts += ("prefix_map.weight",) if cfg.within_chunk == "linear" else ()
+        for part in parts:
             assert _moves(grads, f"layers.{i}.{part}"), part
         for part in COMM_PARTS:
             assert (f"layers.{i}.{part}" in grads) == comm
@@ -97,6 +103,8 @@ def test_each_variant_has_its_parts_and_they_get_gradient(cid, comm, memory, blo
         for part in MEMORY_PARTS:
             assert (f"layers.{i}.{part}" in grads) == memory
             assert not memory or _moves(grads, f"layers.{i}.{part}"), part
+    assert ("nsm_embed.weight" in grads) == (cfg.embeddings == "separate")
+    assert cfg.embeddings == "shared" or _moves(grads, "nsm_embed.weight")
     if blocks:
         assert _moves(grads, "layers.1.attn.qkv.weight")
 
@@ -117,9 +125,14 @@ def test_states_do_not_grow_with_length(cid):
             shapes.append(_nsm_shapes(model, state))
             assert state["pos"] == T
     assert shapes[0] == shapes[1]
-    expected = {"h": (2, 4, 16), "u": (2, 4, 16), "mass": (2, 4)}
+    G = {"gru": 3, "lstm": 4, "seed": 3}[cfg.gate]
+    expected = {"h": (2, 4, 16), "hp": (2, 4, G * 16), "acc": (2, 4, G * 16), "mass": (2, 4)}
+    if cfg.within_chunk == "linear":
+        expected["pp"] = (2, 4, 16)
+    if cfg.gate == "lstm":
+        expected["cell"] = (2, 4, 16)
     if cid == "memory":
-        expected["mem"] = (2, cfg.mem_slots, 16)
+        expected.update(mem=(2, cfg.mem_slots, 16), w_read=(2, 4, cfg.mem_slots), w_write=(2, 4, cfg.mem_slots))
     assert shapes[0][0] == expected
 
 
@@ -160,6 +173,12 @@ def test_encoder_reads_the_whole_sequence():
     (dict(variant="hybrid", n_layers=3, layer_pattern="NT"), "layer_pattern"),
     (dict(variant="memory", communication=True, d_model=10, n_heads=4), "d_model"),
     (dict(variant="bayes"), "variant"),
+    (dict(gate="rnn"), "gate"),
+    (dict(projector="query"), "projector"),
+    (dict(within_chunk="exact"), "within_chunk"),
+    (dict(state_norm=1), "state_norm"),
+    (dict(variant="simple", embeddings="separate"), "embeddings"),
+    (dict(variant="hybrid", n_layers=2, embeddings="both"), "embeddings"),
 ])
 def test_config_rules(over, field):
     with pytest.raises(ValueError, match=rf"nsm config: field '{field}' expected"):
