@@ -120,6 +120,19 @@ def bytes_moved(case: dict, dtype=torch.float32, mode: str = "forward") -> float
     return by_mode(mode, fwd, bwd)
 
 
+# Register spills the ahead-of-time compile (arsenal gpu-compile, issue 23) accepts, by
+# "backend/kernel", with why. Found at the first compile for sm_90 at the quick suite's
+# N = 4, Dk = Dv = 16 (L = 16, 4 warps): the Triton forward spills 24-60 bytes and the
+# backward 76-376 bytes at 255 registers: the [L, L, N] decay tile, the state
+# [N * Dk, BV] and the chunk's operands are live together in 128 threads. Accepted until
+# the launcher's warp count (_num_warps, 8 only from 8,192 state elements) also counts
+# the decay tile; a GPU run's timing says what it costs.
+ACCEPTED_SPILLS = {
+    "triton/_fwd_kernel": "decay tile, state and chunk operands exceed 255 registers at 4 warps (see above)",
+    "triton/_bwd_kernel": "decay tile, state, its gradient and chunk operands exceed 255 registers at 4 warps",
+}
+
+
 SPEC = register_op(OpSpec(
     name="banked_attention",
     reference=banked_attention,

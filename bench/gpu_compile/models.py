@@ -72,15 +72,16 @@ def model_calls(grids=GRIDS) -> list[Call]:
 
     calls: dict = {}
     impls = {op: _Recorder(op, backends.BACKENDS["torch"].impl(op), calls) for op in backends.OPS}
-    ops = OpTable(mix={op: "torch" for op in backends.OPS}, device="meta", _impls=impls)
+    # the table's device is the model's (a family may make its tensors on ops.device)
+    ops = {d: OpTable(mix={op: "torch" for op in backends.OPS}, device=d, _impls=impls) for d in ("meta", "cpu")}
     sources: dict = {}
     runs = {(r.family, r.config_id, r.B, r.T): r for grid in grids for r in SUITES[grid]}
     for (family, config_id, B, T), run in runs.items():
         before = set(calls)
         try:
-            _forward(family, run.overrides, B, T, ops, "meta")
+            _forward(family, run.overrides, B, T, ops["meta"], "meta")
         except (RuntimeError, NotImplementedError):  # reads data on the host: real weights on the CPU
-            _forward(family, run.overrides, B, T, ops, "cpu")
+            _forward(family, run.overrides, B, T, ops["cpu"], "cpu")
         for key in set(calls) - before:
             sources[key] = f"model {family}/{config_id} B{B}-T{T}"
     return [Call(op, {}, sources[key], inputs=inputs) for key, (op, inputs) in calls.items()]

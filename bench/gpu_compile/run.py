@@ -31,6 +31,7 @@ class GpuCompileConfig:
     suites: tuple[str, ...] | None = None  # op suites; None: every suite
     models: bool = True  # also the op calls of the model grids (suites/model_runs.py)
     out: Path | None = None  # results file the records are appended to
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)  # compiling processes
     extra_calls: tuple[Call, ...] = field(default=())  # more calls (tests)
 
 
@@ -51,6 +52,31 @@ def _impl(backend: str, op: str):
         return None
     importlib.import_module(f"backends.{backend}.{op}")
     return backends.IMPLS[(op, backend)]
+
+
+_PENDING: list[dict] = []  # what the forked workers compile, by index (kernels do not pickle)
+
+
+def _compile_pending(i: int):
+    entry = _PENDING[i]
+    return entry["module"].compile_one(entry["spec"], entry["chip"])
+
+
+def _compile(entries: list[dict], jobs: int):
+    """The compiled kernels in order, ``jobs`` forked processes at a time (compiling is
+    CPU-bound Python and LLVM; each process holds the captured kernels by inheritance)."""
+    if jobs <= 1 or len(entries) < 2:
+        yield from (e["module"].compile_one(e["spec"], e["chip"]) for e in entries)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    _PENDING[:] = entries
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            yield from pool.map(_compile_pending, range(len(entries)))
+    finally:
+        _PENDING.clear()
 
 
 def check_environment() -> None:
@@ -111,8 +137,8 @@ def compile_all(cfg: GpuCompileConfig, progress: Callable[[str], None] = print) 
     progress(f"{len(todo)} op calls x {len(cfg.chips)} chips: {len(unique)} kernel specialisations to compile")
     run_id, fingerprint = results.new_run_id(), env.environment("cpu")
     out = []
-    for i, entry in enumerate(unique.values(), 1):
-        compiled = entry["module"].compile_one(entry["spec"], entry["chip"])
+    entries = list(unique.values())
+    for i, (entry, compiled) in enumerate(zip(entries, _compile(entries, cfg.jobs)), 1):
         compiled.uses = sorted(set(entry["uses"]))
         rec = record(compiled, entry["ops"], entry["direction"], entry["dtypes"], run_id, fingerprint)
         out.append(rec)
