@@ -59,7 +59,8 @@ def run(args, console) -> int:
         from rich.markup import escape
 
         bench = ModelBench(ModelBenchConfig(device=args.device, isolate=True), out=args.out,
-                           log=lambda msg: console.print(f"[dim]{escape(msg)}[/]", highlight=False))
+                           log=lambda msg: console.print(f"[dim]{escape(msg)}[/]", highlight=False),
+                           groups=len(SUITES["main"]))
         found = grid.profile(SUITES["main"], bench, console)
         status = max(status, int(any(r["status"] in ("incorrect", "error") for r in found)))
     write_report(args.out, console)

@@ -181,7 +181,8 @@ def _run_isolated(conn, cfg: ModelBenchConfig, out, run_id: str, group: int, thr
 
     try:
         env.pin_process(threads)
-        bench = ModelBench(dataclasses.replace(cfg, isolate=False), out=out, log=lambda msg: conn.send(("log", msg)))
+        bench = ModelBench(dataclasses.replace(cfg, isolate=False), out=out, log=lambda msg: conn.send(("log", msg)),
+                           announce=False)
         bench.run_id, bench.group = run_id, group
         conn.send(("done", bench.run(*args)))
     except Exception:
@@ -195,8 +196,15 @@ def _error_text(exc: BaseException) -> str:
 
 
 class ModelBench:
-    def __init__(self, cfg: ModelBenchConfig = ModelBenchConfig(), out=None, log=lambda msg: None):
+    """``groups``: how many ``run`` calls the caller will make (progress lines say
+    'model group i/n'; None: 'model group i'). ``announce``: log a line as each group
+    starts with the seconds since this bench began (False in an isolated group's process,
+    whose parent announces it)."""
+
+    def __init__(self, cfg: ModelBenchConfig = ModelBenchConfig(), out=None, log=lambda msg: None,
+                 groups: int | None = None, announce: bool = True):
         self.cfg, self.out, self.log = cfg, out, log
+        self.groups, self.announce, self.t0 = groups, announce, time.monotonic()
         self.run_id = uuid.uuid4().hex[:12]
         self.group = 0
         self.clock = CudaClock(cfg.device) if torch.device(cfg.device).type == "cuda" else CpuClock()
@@ -244,6 +252,10 @@ class ModelBench:
         With ``cfg.isolate`` the group runs in a fresh (spawned) process that appends the
         records itself; its progress goes to this bench's ``log`` and the records come
         back here as well."""
+        if self.announce:
+            of = f"/{self.groups}" if self.groups else ""
+            self.log(f"model group {self.group + 1}{of}: {family}-{config_id} B{B}-T{T} "
+                     f"({time.monotonic() - self.t0:.0f} s)")
         if self.cfg.isolate:
             out = self._run_in_child((family, config_id, overrides, B, T, list(mixes), tuple(peers), role, refused))
             self.group += 1

@@ -22,9 +22,11 @@ RANGE = re.compile(r"^(?P<op>[a-z_]+)/(?P<backend>[a-z_0-9]+)/(?P<phase>forward|
 def _profile(fn, device, steps: int, memory: bool):
     from torch.profiler import ProfilerActivity, profile
 
+    from bench.ops.profile import quiet_profiler
+
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.device(device).type == "cuda" else [])
     sync = sync_of(device)
-    with profile(activities=acts, profile_memory=memory) as prof:
+    with quiet_profiler(), profile(activities=acts, profile_memory=memory) as prof:
         t0 = time.perf_counter_ns()
         for _ in range(steps):
             fn()

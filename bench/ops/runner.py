@@ -58,6 +58,11 @@ def _guarded(name: str, fn: Callable) -> Callable:
     return call
 
 
+def group_label(group: Group) -> str:
+    """'op case dtype mode': how progress lines and logs name a group."""
+    return f"{group.op} {group.items[0].case_id} {dtype_name(group.dtype)} {group.mode}"
+
+
 class Runner:
     """Runs groups and appends one record per candidate to ``out`` (when given)."""
 
@@ -90,7 +95,7 @@ class Runner:
                 continue
             rec["compile_seconds"] = got.prepared.compile_seconds
             prepared[item.name] = got.prepared
-        label = f"{group.op} {group.items[0].case_id} {dtype_name(group.dtype)} {group.mode}"
+        label = group_label(group)
         self.log(f"{label}: timing {', '.join(prepared)}")
         timed = self._time(prepared, records)
         if any(load.disturbed(records[n]["load"]) for n in timed):

@@ -1,4 +1,5 @@
-"""A selection of ops timed end to end, with a progress bar: plan, gate, prepare, time
+"""A selection of ops timed end to end, with a progress bar (a line per group when the
+output is not a terminal): plan, gate, prepare, time
 interleaved and append every group (bench.ops.plan, bench.ops.runner), then print the
 summary with its warnings. ``arsenal ops`` and ``arsenal run`` call ``time_ops``."""
 
@@ -29,6 +30,7 @@ def time_ops(cfg: OpsConfig, console, checked: list[dict] = ()) -> list[dict]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bench import env, roofline
+    from bench.cli import ProgressLines
 
     from bench.ops import plan, runner, summary
 
@@ -41,8 +43,9 @@ def time_ops(cfg: OpsConfig, console, checked: list[dict] = ()) -> list[dict]:
                   f"results -> {cfg.out}", markup=False, highlight=False)
     summary.warn_busy_ceilings(console, ceil)
     records = []
+    lines = ProgressLines(console, "ops group", len(groups))  # off a terminal: the bar's plain-text stand-in
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as bar:
+                  console=console, transient=False, disable=lines.on) as bar:
         task = bar.add_task("ops", total=len(groups))
         run = runner.Runner(run_cfg, out=cfg.out, ceilings=ceil,
                             log=lambda msg: bar.update(task, description=msg[:80]))
@@ -52,6 +55,7 @@ def time_ops(cfg: OpsConfig, console, checked: list[dict] = ()) -> list[dict]:
         for group in groups:
             records += run.run_group(group)
             bar.advance(task)
+            lines.step(runner.group_label(group))
         bar.update(task, description="ops")
     summary.print_summary(console, records)
     summary.warn_steal(console, records)
