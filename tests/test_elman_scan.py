@@ -26,13 +26,13 @@ def _reference(**inputs):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_log_state_decays_below_float32_and_stays_right(request, backend):
-    """u = 0, gate 0 (d = 1/2), R = 0.01 I: h_t ~ 0.505 h_{t-1}, 1e-59 after 200 steps
+    """u = 0, gate 6 (d ~ 0.9975), R = 0.01 I: h_t ~ 0.0125 h_{t-1}, 1e-57 after 30 steps
     (linear float32 is 0 there); log|h| in float32 matches float64, gradients finite."""
     fn = require(request, OP, backend, torch.float32)
     dev = device_for(backend)
-    B, T, D = 1, 200, 3
+    B, T, D = 1, 30, 3
     u = torch.zeros(B, T, D, device=dev, requires_grad=True)
-    gate = torch.zeros(B, T, D, device=dev, requires_grad=True)
+    gate = torch.full((B, T, D), 6.0, device=dev, requires_grad=True)
     R = (0.01 * torch.eye(D)).to(dev).requires_grad_(True)
     h0 = (torch.full((B, D), math.log(0.9), device=dev).requires_grad_(True), torch.ones(B, D, device=dev))
     h_log, h_sign = fn(u, R, gate, h0, log_space=True)
