@@ -253,12 +253,12 @@ class Stackformer(SequenceModel):
     ACT-style halting by stack mass."""
 
     Config = StackformerConfig
-    # two core layers, so that a shared pool and per-layer pools differ
+    # every value of the three switches: all on (the default; two core layers, so that
+    # they share a pool), all off (the model before issue 19; one layer keeps the suite
+    # short, and tests/test_stackformer.py runs per-layer pools with two)
     test_configs = (
         ("tiny", dict(d_model=16, d_core=8, n_heads=2, n_banks=2, n_layers=2, stack_depth=3, max_steps=3)),
-        ("layer-banks", dict(d_model=16, d_core=8, n_heads=2, n_banks=2, n_layers=2, stack_depth=3, max_steps=3,
-                             bank_scope="layer")),
-        ("ablation", dict(d_model=16, d_core=8, n_heads=2, n_banks=2, n_layers=2, stack_depth=3, max_steps=3,
+        ("ablation", dict(d_model=16, d_core=8, n_heads=2, n_banks=2, n_layers=1, stack_depth=3, max_steps=3,
                           memory_stack=False, bank_scope="layer", token_decay=False)),
     )
 

@@ -1,13 +1,18 @@
 """stackformer's own invariants: halting by stack mass, the step limit, the mass
-bookkeeping, work per token that does not grow with the sequence, and its thinking in a
-short learning run (the generic tests are in tests/test_models.py)."""
+bookkeeping (embeddings and memories), a pop restoring the memories a push saved, the
+shared bank pool, the per-token decay, work per token that does not grow with the
+sequence, the thinking summary and bad config values (the generic tests, a short
+learning run of every test config included, are in tests/test_models.py)."""
 
 from __future__ import annotations
 
+import pytest
 import torch
+from torch import nn
 
 import backends
 import models
+from models.stackformer import flatten_banks, thinking_summary, unflatten_banks
 from tests.model_params import tokens
 
 TORCH = backends.resolve("torch", "cpu")
@@ -95,28 +100,178 @@ def test_work_per_token_does_not_grow_with_length():
         _, state = model(tokens(cfg, T=T))
         per_token.append({op: n / T for op, n in model.ops.calls.items()})
         shapes.append(_shapes(state))
-    assert per_token[0] == per_token[1] == {"banked_attention": 2 * 2, "stack_step": 2}
+    # two layers a step on the shared pool; the embedding and the memory stack a step
+    assert per_token[0] == per_token[1] == {"banked_attention": 2 * 2, "stack_step": 2 * 2}
     assert shapes[0] == shapes[1]
 
 
-def test_learns_and_reports_its_thinking():
-    """The generic learning task (next token = current + 1 mod 16), 40 Adam steps; prints
-    the mean number of stack steps a token took at the start and at the end."""
-    cfg = models.config("stackformer", **dict(TINY, vocab_size=16))
-    model = models.build(cfg, TORCH)
-    seq = (torch.arange(4)[:, None] + torch.arange(17)[None]) % 16  # [4, 17]
-    x, y = seq[:, :-1], seq[:, 1:]
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses, steps = [], []
-    for _ in range(40):
-        loss = torch.nn.functional.cross_entropy(model.logits(model(x)[0]).flatten(0, 1), y.flatten())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-        steps.append(model.last_steps.float().mean().item())
-    print(f"\nstackformer short run: loss {losses[0]:.3f} -> {losses[-1]:.3f}; mean stack steps per token "
-          f"{steps[0]:.2f} (first step) -> {steps[-1]:.2f} (last), {sum(steps) / len(steps):.2f} over the run "
-          f"(max_steps={cfg.max_steps})")
-    assert losses[-1] < 0.67 * losses[0]
-    assert all(1 <= s <= cfg.max_steps for s in steps)
+class BankOps(CountingOps):
+    """All-torch ops, except banked_attention: it returns v and the banks plus ``add``, so
+    the memories count the core layer calls that built them (add=1), or stay as they
+    were (add=0)."""
+
+    def __init__(self, ops, add: float):
+        super().__init__(ops)
+        self.add = add
+
+    def __getattr__(self, name):
+        if name != "banked_attention":
+            return super().__getattr__(name)
+
+        def fake(q, k, v, read, write, decay, state):
+            return v, tuple(t + self.add for t in state)
+        return fake
+
+
+class Schedule(nn.Module):
+    """Action logits by step: (push, pop, pop) over and over, hard (probabilities 1 and ~0)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, y):
+        logits = [30.0, 0.0, -30.0] if self.calls % 3 == 0 else [-30.0, 0.0, 30.0]
+        self.calls += 1
+        return y.new_tensor(logits).expand(y.shape[0], 3)
+
+
+def _memories(model, toks, state):
+    _, out = model(toks, state)
+    return flatten_banks(out["banks"])
+
+
+def test_a_pop_restores_the_memories_a_push_saved():
+    """Push, pop, pop on one layer whose core adds 1 to the banks: step 1 processes M0 to
+    M0 + 1 and pushes, step 2 processes the pushed copy to M0 + 2 and pops it, step 3
+    processes the restored M0 + 1 to M0 + 2 again and pops it: the next token gets
+    M0 + 2. With one carried state the steps stack up to M0 + 3."""
+    handed = {}
+    for memory_stack in (True, False):
+        cfg, model = _build(n_layers=1, max_steps=3, memory_stack=memory_stack)
+        model.ops, model.act = BankOps(TORCH, add=1.0), Schedule()
+        B = 2
+        m0 = torch.randn(B, cfg.memory_size, generator=torch.Generator().manual_seed(1))
+        state = {"banks": unflatten_banks(m0, cfg)}
+        _, _, aux = model.think(tokens(cfg, B=B, T=1), state)
+        assert (aux["steps"] == 3).all() and aux["halted"].all()
+        handed[memory_stack] = _memories(model, tokens(cfg, B=B, T=1), state) - m0
+    torch.testing.assert_close(handed[True], torch.full_like(handed[True], 2.0))
+    torch.testing.assert_close(handed[False], torch.full_like(handed[False], 3.0))
+
+
+def test_memory_stack_changes_the_carried_memories_with_real_ops():
+    """The same weights and tokens, the push-pop-pop schedule, the real banked attention:
+    the memories handed on differ between the memory stack and one carried state."""
+    out = {}
+    for memory_stack in (True, False):
+        cfg, model = _build(memory_stack=memory_stack)
+        model.act = Schedule()
+        out[memory_stack] = _memories(model, tokens(cfg, T=3), None)
+    assert not torch.allclose(out[True], out[False], atol=1e-4)
+
+
+def test_memory_bookkeeping_matches_the_embeddings():
+    """With a core that leaves the banks as they are, every memory item on the stack is
+    the carried M0, so the handed memories (the mass-weighted mean of what popped and
+    what is left) are M0 exactly when the memory weights sum to the embedding's
+    normaliser; padding hands M0 on unchanged too."""
+    cfg, model = _build(halt_mass=0.0, max_steps=3, pop_bias=0.0)
+    model.ops = BankOps(TORCH, add=0.0)
+    m0 = torch.randn(2, cfg.memory_size, generator=torch.Generator().manual_seed(2))
+    toks = tokens(cfg, T=4)
+    mask = torch.ones_like(toks, dtype=torch.bool)
+    mask[1, 2:] = False
+    _, out, aux = model.think(toks, {"banks": unflatten_banks(m0, cfg)}, mask)
+    torch.testing.assert_close(flatten_banks(out["banks"]), m0, rtol=1e-5, atol=1e-5)
+    went_in = 1.0 + aux["pushed_mass"]
+    came_out = aux["popped_mass"] + aux["left_mass"] + aux["dropped_mass"]
+    assert torch.allclose(came_out, went_in, atol=1e-5)
+
+
+def test_shared_pool_is_one_state_read_and_written_by_every_layer():
+    calls = {}
+    for scope in ("shared", "layer"):
+        cfg, model = _build(n_layers=2, bank_scope=scope, halt_mass=0.0, max_steps=1)
+        model.ops = BankOps(TORCH, add=1.0)
+        m = _memories(model, tokens(cfg, T=1), None)
+        calls[scope] = (len(unflatten_banks(m, cfg)), m.unique().tolist())
+    # shared: one pool written by both layers (+2); layer: two pools, each written once (+1)
+    assert calls == {"shared": (1, [2.0]), "layer": (2, [1.0])}
+
+
+def test_decay_is_predicted_per_token():
+    """token_decay: the op gets [B, T, H, N] decay logits that depend on the token (once
+    the map has learned anything), and the map's weight gets a gradient; without it, the
+    static [H, N] parameter."""
+    seen = []
+
+    class Spy(CountingOps):
+        def __getattr__(self, name):
+            fn = super().__getattr__(name)
+            if name != "banked_attention":
+                return fn
+
+            def spy(q, k, v, r, w, decay, state):
+                seen.append(decay.detach().clone())
+                return fn(q, k, v, r, w, decay, state)
+            return spy
+
+    for token_decay in (True, False):
+        seen.clear()
+        cfg, model = _build(token_decay=token_decay, n_layers=1, halt_mass=0.0, max_steps=2)
+        layer = model.block.core[0]
+        if token_decay:
+            with torch.no_grad():
+                layer.decay_map.weight.normal_()
+        model.ops = Spy(TORCH)
+        h, _ = model(tokens(cfg, T=3))  # a decay acts on banks that hold something
+        h.sum().backward()
+        if token_decay:
+            assert seen[0].shape == (2, 1, cfg.n_heads, cfg.n_banks)
+            assert not torch.allclose(seen[0][0], seen[0][1])
+            assert layer.decay_map.weight.grad.abs().sum() > 0
+        else:
+            assert seen[0].shape == (cfg.n_heads, cfg.n_banks) and layer.decay_map is None
+        assert layer.decay_logits.grad.abs().sum() > 0
+
+
+def test_thinking_summary():
+    cfg, model = _build(max_steps=3)
+    toks = tokens(cfg, T=5)
+    mask = torch.ones_like(toks, dtype=torch.bool)
+    mask[0, 3:] = False
+    model(toks, mask=mask)
+    summary = model.thinking(mask)
+    aux = model.last_aux
+    assert summary["tokens"] == 8 and sum(summary["steps_hist"]) == 8 and len(summary["steps_hist"]) == 4
+    assert summary["steps_hist"][0] == 0  # padding is left out
+    assert summary["steps_mean"] == pytest.approx(aux["steps"][mask].double().mean().item())
+    assert summary["popped_mass"] == pytest.approx(aux["popped_mass"][mask].double().mean().item())
+    everything = thinking_summary(aux, cfg.max_steps)
+    assert everything["tokens"] == 10 and everything["steps_hist"][0] == 2
+    with pytest.raises(ValueError, match="stackformer thinking_summary: argument 'mask' expected shape"):
+        thinking_summary(aux, cfg.max_steps, mask[:, :2])
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("bank_scope", "global", "expected one of 'shared', 'layer'"),
+    ("memory_stack", "yes", "expected a bool"),
+    ("token_decay", 1, "expected a bool"),
+    ("d_core", 7, "expected a multiple of n_heads=2"),
+])
+def test_bad_config_values(field, value, expected):
+    with pytest.raises(ValueError, match=rf"stackformer config: field '{field}' {expected}"):
+        models.config("stackformer", **{field: value})
+
+
+def test_layer_pools_on_the_memory_stack_chunked_equals_one_pass():
+    """The combination the family's test configs leave out (they are all on, all off):
+    per-layer pools on the memory stack, fed in pieces with the state carried."""
+    cfg, model = _build(bank_scope="layer")
+    toks = tokens(cfg, T=7)
+    whole, _ = model(toks)
+    first, state = model(toks[:, :3])
+    rest, _ = model(toks[:, 3:], state)
+    torch.testing.assert_close(torch.cat([first, rest], 1), whole, rtol=1e-5, atol=1e-6)
+    assert len(state["banks"]) == cfg.n_layers
