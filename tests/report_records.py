@@ -296,11 +296,17 @@ HOSTILE = {
 }
 
 
+def hostile_index(name: str) -> int:
+    """The index in real_records() of the record that HOSTILE[name] changes."""
+    kind, match, _, _ = HOSTILE[name]
+    return _index(real_records(), kind, **match)
+
+
 def hostile_records() -> list[dict]:
     """The real records with every HOSTILE value put in (one record each)."""
     records = real_records()
-    for kind, match, path, value in HOSTILE.values():
-        i = _index(records, kind, **match)
+    for name, (_, _, path, value) in HOSTILE.items():
+        i = hostile_index(name)
         records[i] = substitute(records[i], path, value)
     return records
 
