@@ -358,7 +358,10 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
         "op_breakdown": obj("{op or rest: ns per step}", values=_ns("ns per step")),
         "breakdown_step_ns": _ns("the step the breakdown clocked: its rows' sum"),
         "breakdown_method": text("op_clock (CPU) or torch.profiler (CUDA)"),
-        "breakdown_error": text("why the breakdown or peak memory is missing"),
+        "breakdown_error": text("why the breakdown or peak memory is missing (records before the metric registry)"),
+        "metric_errors": obj("{metric: why it is missing} (bench/modelbench/metrics.py)", values=text()),
+        "thinking": obj("stackformer: steps per token and stack mass (models.stackformer.thinking_summary)",
+                        values=Field(("number", "list"), "a figure, or the steps histogram")),
         "params": integer("parameters"),
     }, required=("family", "mix_id")),
     Kind("train", "one evaluation point of a training run (bench/train/run.py)", {

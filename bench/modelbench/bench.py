@@ -37,7 +37,8 @@ from bench import env, load, results
 from bench.modelbench import gate as model_gate
 from backends.mix import mix_id, parse_mix
 from bench.modelbench.peers import MODEL_PEERS as PEERS
-from bench.modelbench.profile import op_breakdown, peak_memory, sync_of
+from bench.modelbench import metrics
+from bench.modelbench.profile import sync_of
 from bench.timing import Candidate, CpuClock, CudaClock, TimingConfig, ratio_interval, summarize, time_interleaved
 
 
@@ -304,17 +305,11 @@ class ModelBench:
         self._time(prepared, records, B * T)
         if self.cfg.prefill:
             self._time_inference(prepared, records, tokens)
-        if self.cfg.breakdown:
+        if self.cfg.breakdown:  # the registered model metrics (bench/modelbench/metrics.py)
             for name, p in prepared.items():
-                if records[name]["status"] != "ok":
-                    continue
-                try:
-                    records[name]["peak_mem_bytes"] = peak_memory(p.step, device)
-                    if name not in PEERS:
-                        shares, wall, method = op_breakdown(p.step, device)
-                        records[name].update(op_breakdown=shares, breakdown_step_ns=wall, breakdown_method=method)
-                except Exception as exc:
-                    records[name]["breakdown_error"] = _error_text(exc)
+                if records[name]["status"] == "ok":
+                    records[name].update(metrics.measure(metrics.MetricContext(
+                        name, p.model, p.step, tokens, device, peer=name in PEERS)))
         out = [records[n] for n in names]
         for rec in out:
             rec["env"] = self.env
@@ -334,7 +329,8 @@ class ModelBench:
         with torch.no_grad():
             weights = model.routing_weights(tokens[:1, :T])
         for rec in routing_records(weights, tokens[:1, :T], None, config_id=config_id, family=model.config.family):
-            results.append(self.out, results.new_record("routing", run_id=self.run_id, env=self.env, **rec,
+            fields = {k: v for k, v in rec.items() if k != "kind"}
+            results.append(self.out, results.new_record("routing", run_id=self.run_id, env=self.env, **fields,
                                                         group=self.group, device=self.cfg.device, status="ok"))
 
     def _time(self, prepared: dict, records: dict, tokens_per_step: int) -> None:
