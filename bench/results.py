@@ -44,6 +44,7 @@ SCHEMA_VERSION = 1
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # ISO 8601, UTC, to the second
 STATUSES = ("ok", "incorrect", "unavailable", "error", "wrong_model")
 KEY_FIELDS = ("op", "backend", "variant", "case_id", "dtype", "mode", "device")
+BASELINES = ("torch", "torch_compile")  # a record's speedup_vs_<name> fields: against these (bench/measure.py)
 
 # Sane ranges: what a measurement on any machine can be, so that a value outside is
 # damage (an edited file, a unit slip, an overflow), not a result.
@@ -64,6 +65,9 @@ class DamagedLineWarning(UserWarning):
 
 TYPE_NAMES = {str: "text", bool: "a flag", int: "an integer", float: "a number", list: "a list", dict: "an object"}
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# json.dumps writes any surrogate as an escape: one search of the dump (C speed) tells
+# whether a record needs the walk that names them (thousands of samples make a walk slow)
+_ESCAPED_SURROGATE = re.compile(r"\\ud[89a-f]")
 
 
 def _short(value) -> str:
@@ -176,6 +180,8 @@ class Field:
             raise Invalid(f"a list of {len(value)} where {self.length} values belong")
         if self.items is None:
             return value
+        if self._plain_numbers(value):
+            return value
         out = []
         for i, item in enumerate(value):
             if item is None and not self.nullable_items:
@@ -185,6 +191,20 @@ class Field:
             except Invalid as exc:
                 raise Invalid(f"[{i}]: {exc}") from None  # one bad element: the list is read as missing
         return out
+
+    def _plain_numbers(self, value: list) -> bool:
+        """A list of numbers, all finite and in the items' range, judged in one pass (a
+        record's samples run to thousands); False sends it to the element by element
+        check, which names the element that fails."""
+        items = self.items
+        if items.type not in ("number", "integer") or not value:
+            return False
+        kinds = (int,) if items.type == "integer" else (int, float)
+        if not all(type(v) in kinds and (type(v) is int or math.isfinite(v)) for v in value):
+            return False
+        lo, hi = min(value), max(value)
+        return not ((items.lo is not None and (lo <= items.lo if items.above else lo < items.lo))
+                    or (items.hi is not None and hi > items.hi))
 
     def _object(self, value, path, problems):
         if not isinstance(value, dict):
@@ -578,9 +598,12 @@ def validate(record) -> tuple[dict | None, list[Problem]]:
     if _other_schema(record):
         return None, [Problem("schema", f"{_short(record.get('schema'))} where this reader knows {SCHEMA_VERSION}; "
                                         "record dropped")]
-    problems = [Problem(k, "a lone surrogate (no Unicode character) replaced by U+FFFD")
-                for k in _surrogate_paths(record, "")]
-    safe = _text_safe(record) if problems else record
+    try:
+        problems = [Problem(k, "a lone surrogate (no Unicode character) replaced by U+FFFD")
+                    for k in (_surrogate_paths(record, "") if _may_hold_surrogates(record) else ())]
+        safe = _text_safe(record) if problems else record
+    except RecursionError:  # only a record nested about as deep as json.loads allows
+        return None, [Problem("record", "nested too deep to check; record dropped")]
     kind = safe.get("kind")
     if kind is not None and not isinstance(kind, str):
         return None, problems + [Problem("kind", f"{_what(kind)} where text belongs; record dropped")]
@@ -602,6 +625,13 @@ def validate(record) -> tuple[dict | None, list[Problem]]:
         return None, problems + [Problem(", ".join(missing), f"required by kind {kind_of(safe)!r} and missing; "
                                                              "record dropped")]
     return clean, problems
+
+
+def _may_hold_surrogates(record: dict) -> bool:
+    try:
+        return bool(_ESCAPED_SURROGATE.search(json.dumps(record)))
+    except (TypeError, ValueError, RecursionError):  # not JSON (a record built in Python): walk it
+        return True
 
 
 def _surrogate_paths(value, path: str) -> Iterator[str]:

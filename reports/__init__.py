@@ -3,7 +3,8 @@
     import reports
     reports.write_report(["out/results.jsonl"], "out/report.html", baseline=None)  # -> Path
 
-Code here reads results files (``bench.results.read``) and compares result sets
+Code here reads results files through ``bench.results`` (every record validated once
+against the schema there, what fails named in the header) and compares result sets
 (``bench.compare``); it never imports backends, models or suites. Generated reports go
 to out/ (ignored by git). Modules: data (read and split by kind), sections/ (one module
 per section), blocks and figures (the pieces), page and template (the file), browser

@@ -2,9 +2,11 @@
 use is read as missing or skipped, and named (file:line: field: why) in the header.
 
 The cases issue 22 met (a timing of 0, a string among samples, a number where a commit
-belongs, a list where an id belongs, a lone surrogate, a speedup of 1e300) one by one;
-then hypothesis puts arbitrary JSON values into the fields of real records. The browser
-test (test_report_browser.py) opens the worst of them in Chromium."""
+belongs, a list where an id belongs, a lone surrogate, a speedup of 1e300), each in its
+own record of one worst file (tests/report_records.py HOSTILE); then hypothesis puts
+arbitrary JSON values, and values the schema accepts at the ends of their ranges, into
+the fields of real records. The browser test (test_report_browser.py) opens the worst
+file in Chromium."""
 
 from __future__ import annotations
 
