@@ -7,10 +7,9 @@ from functools import cached_property
 
 import pandas as pd
 
+from bench.results import BASELINES  # noqa: F401  (re-exported: the speedup_vs_<name> fields of a record)
 from reports.data import TIMED, Results
 from reports.palette import Palette
-
-BASELINES = ("torch", "torch_compile")  # the speedup_vs_<name> fields of a record
 
 
 @dataclass

@@ -33,13 +33,13 @@ import torch.nn.functional as F
 
 import backends
 import models
-from bench import env, load, results
+from bench import env, load, measure, results
 from bench.modelbench import gate as model_gate
 from backends.mix import mix_id, parse_mix
 from bench.modelbench.peers import MODEL_PEERS as PEERS
 from bench.modelbench import metrics
 from bench.modelbench.profile import sync_of
-from bench.timing import Candidate, CpuClock, CudaClock, TimingConfig, ratio_interval, summarize, time_interleaved
+from bench.timing import Candidate, CpuClock, CudaClock, TimingConfig, summarize, time_interleaved
 
 
 # ---------------------------------------------------------------------------
@@ -192,10 +192,6 @@ def _run_isolated(conn, cfg: ModelBenchConfig, out, run_id: str, group: int, thr
         conn.close()
 
 
-def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-
-
 class ModelBench:
     """``groups``: how many ``run`` calls the caller will make (progress lines say
     'model group i/n'; None: 'model group i'). ``announce``: log a line as each group
@@ -289,7 +285,7 @@ class ModelBench:
                     try:
                         rec["gate"] = model_gate.gate(config, parse_mix(name), device, T=min(T, self.cfg.gate_T))
                     except Exception as exc:
-                        rec.update(status="error", error=f"gate: {_error_text(exc)}")
+                        rec.update(status="error", error=f"gate: {measure.error_text(exc)}")
                         continue
                     if not rec["gate"]["ok"]:
                         rec.update(status="incorrect", error="; ".join(rec["gate"]["problems"]))
@@ -298,7 +294,7 @@ class ModelBench:
             try:
                 prepared[name] = prepare(name, config, tokens, targets, reference, device)
             except Exception as exc:
-                rec.update(status="error", error=f"prepare: {_error_text(exc)}")
+                rec.update(status="error", error=f"prepare: {measure.error_text(exc)}")
                 continue
             rec["compile_seconds"] = prepared[name].compile_seconds
         self.log(f"{family}-{config_id} B{B}-T{T}: timing {', '.join(prepared)}")
@@ -334,47 +330,19 @@ class ModelBench:
                                                         group=self.group, device=self.cfg.device, status="ok"))
 
     def _time(self, prepared: dict, records: dict, tokens_per_step: int) -> None:
-        """Interleaved training steps; a group disturbed by other work (bench/load.py) is
-        timed once more after a pause, and what stays disturbed says so in ``load``."""
+        """Interleaved training steps through the one measurement path (bench/measure.py):
+        a disturbed group is timed once more after a pause, a step that raises is an error."""
         if not prepared:
             return
-        timed, steal = self._interleave(prepared)
-        if any(load.disturbed(records_load) for records_load in self._loads(timed).values()):
-            self.log(f"disturbed by other work; again in {self.cfg.load.pause_s:g} s")
-            time.sleep(self.cfg.load.pause_s)
-            timed, steal = self._interleave(prepared)
-            for name, value in self._loads(timed).items():
-                records[name]["load"] = dict(value or {}, remeasured=True)
-        else:
-            for name, value in self._loads(timed).items():
-                records[name]["load"] = value
-        medians = {}
-        for name, m in timed.items():
-            s = summarize(m.samples_ns)
-            medians[name] = s["median"]
-            records[name].update(status="ok", samples_ns=m.samples_ns, median_ns=s["median"], q1_ns=s["q1"],
-                                 q3_ns=s["q3"], iqr_ns=s["iqr"], rel_iqr=s["rel_iqr"], reps=s["n"],
-                                 rounds=m.rounds, stop_reason=m.stop_reason,
-                                 tokens_per_s=tokens_per_step / (s["median"] / 1e9),
-                                 steal_pct=None if steal is None else 100.0 * steal)
-        for base in ("torch", "torch_compile"):
-            for name in timed:
-                ok = base in medians and base != name
-                records[name][f"speedup_vs_{base}"] = medians[base] / medians[name] if base in medians else None
-                records[name][f"speedup_vs_{base}_ci95"] = (
-                    list(ratio_interval(timed[base].samples_ns, timed[name].samples_ns)) if ok else None)
-
-    def _interleave(self, prepared: dict):
         sync = sync_of(self.cfg.device)
-        before = env.cpu_times()
-        timed = time_interleaved([Candidate(n, p.step, sync) for n, p in prepared.items()], self.cfg.timing,
-                                 clock=self.clock, watch=load.read)
-        return timed, env.steal_fraction(before, env.cpu_times())
-
-    def _loads(self, timed) -> dict:
-        cpu = torch.device(self.cfg.device).type != "cuda"
-        threads = torch.get_num_threads()
-        return {n: load.assess(m.readings, threads, cpu=cpu, cfg=self.cfg.load) for n, m in timed.items()}
+        cfg = measure.MeasureConfig(timing=self.cfg.timing, load=self.cfg.load,
+                                    cpu=torch.device(self.cfg.device).type != "cuda")
+        got = measure.group({n: (p.step, sync) for n, p in prepared.items()}, cfg, clock=self.clock, log=self.log)
+        for name, why in got.errors.items():
+            records[name].update(status="error", error=why)
+            del prepared[name]
+        for name, fields in got.fields.items():
+            records[name].update(fields, status="ok", tokens_per_s=tokens_per_step / (fields["median_ns"] / 1e9))
 
     def _time_inference(self, prepared: dict, records: dict, tokens) -> None:
         sync = sync_of(self.cfg.device)

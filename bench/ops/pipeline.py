@@ -7,11 +7,11 @@ skip or failure of a test, asv's SkipNotImplemented).
 
 from __future__ import annotations
 
-import traceback
 from dataclasses import dataclass
 from typing import Callable
 
 from bench.ops import prepare as prep
+from bench.measure import error_text  # noqa: F401  (re-exported: the op path names errors so)
 from bench.ops.gate import Gate, GateResult
 from bench.ops.plan import Item
 
@@ -24,11 +24,6 @@ class Outcome:
     error: str | None = None  # why, for every status but READY
     gate: GateResult | None = None  # None when the gate did not run
     prepared: prep.Prepared | None = None  # the closure to time (READY only)
-
-
-def error_text(exc: BaseException) -> str:
-    """The last line of an exception, as records store it."""
-    return traceback.format_exception_only(type(exc), exc)[-1].strip()[:2000]
 
 
 def gate_then_prepare(gate: Gate, item: Item, seed: int = 0, log: Callable[[str], None] = lambda msg: None) -> Outcome:

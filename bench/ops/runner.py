@@ -20,15 +20,12 @@ from typing import Callable
 import torch
 
 import backends
-from bench import env, load, results, roofline
+from bench import env, load, measure, results, roofline
 from bench.ops import pipeline
 from bench.ops.dtypes import name as dtype_name
 from bench.ops.gate import Gate
 from bench.ops.plan import Group
-from bench.timing import Candidate, CpuClock, CudaClock, TimingConfig, ratio_interval, summarize, time_interleaved
-
-BASELINES = ("torch", "torch_compile")  # speedups are reported against these
-
+from bench.timing import CpuClock, CudaClock, TimingConfig
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -38,24 +35,6 @@ class RunConfig:
     gate_case_grad: bool = False  # benchmark-case gradients against the reference, not the oracle (O(T^2))
     timing: TimingConfig = field(default_factory=TimingConfig)
     load: load.LoadConfig = field(default_factory=load.LoadConfig)
-
-
-class CandidateError(Exception):
-    """A candidate's closure raised during timing."""
-
-    def __init__(self, name: str, exc: BaseException):
-        super().__init__(f"{name}: {type(exc).__name__}: {exc}")
-        self.name = name
-
-
-def _guarded(name: str, fn: Callable) -> Callable:
-    def call():
-        try:
-            return fn()
-        except Exception as exc:
-            raise CandidateError(name, exc) from exc
-
-    return call
 
 
 def group_label(group: Group) -> str:
@@ -76,6 +55,7 @@ class Runner:
         self.groups_done = 0
         self.cpu = torch.device(cfg.device).type != "cuda"
         self.clock = CpuClock() if self.cpu else CudaClock(cfg.device)
+        self.measure_cfg = measure.MeasureConfig(timing=cfg.timing, load=cfg.load, cpu=self.cpu)
 
     def _base(self, group: Group, name: str) -> dict:
         return results.new_record("op", run_id=self.run_id, env=None, group=self.groups_done, op=group.op,
@@ -97,13 +77,13 @@ class Runner:
             prepared[item.name] = got.prepared
         label = group_label(group)
         self.log(f"{label}: timing {', '.join(prepared)}")
-        timed = self._time(prepared, records)
-        if any(load.disturbed(records[n]["load"]) for n in timed):
-            self.log(f"{label}: disturbed by other work; again in {self.cfg.load.pause_s:g} s")
-            self.sleep(self.cfg.load.pause_s)
-            timed = self._time({n: prepared[n] for n in timed}, records)
-            for name in timed:
-                records[name]["load"]["remeasured"] = True
+        got = measure.group({n: (p.fn, p.sync) for n, p in prepared.items()}, self.measure_cfg, clock=self.clock,
+                            log=lambda msg: self.log(f"{label}: {msg}"), sleep=self.sleep, watch=self.watch)
+        for name, why in got.errors.items():
+            records[name].update(status="error", error=why)
+        for name, fields in got.fields.items():
+            records[name].update(fields)
+        timed = got.measurements
         self._derive(group, timed, records)
         out = [records[name] for name in group.names]
         env_fp = env.environment(self.cfg.device)
@@ -113,27 +93,6 @@ class Runner:
                 results.append(self.out, rec)
         self.groups_done += 1
         return out
-
-    def _time(self, prepared: dict, records: dict) -> dict:
-        """Interleaved timing; a candidate that raises is recorded as an error and the
-        others are timed again without it. Sets each timed record's steal_pct and load."""
-        live = dict(prepared)
-        while live:
-            cands = [Candidate(n, _guarded(n, p.fn), p.sync) for n, p in live.items()]
-            try:
-                before = env.cpu_times()
-                timed = time_interleaved(cands, self.cfg.timing, clock=self.clock, watch=self.watch)
-                steal = env.steal_fraction(before, env.cpu_times())
-            except CandidateError as exc:
-                records[exc.name].update(status="error", error=f"timing: {pipeline.error_text(exc.__cause__)}")
-                del live[exc.name]
-                continue
-            threads = torch.get_num_threads()
-            for name, m in timed.items():
-                records[name]["steal_pct"] = None if steal is None else 100.0 * steal
-                records[name]["load"] = load.assess(m.readings, threads, cpu=self.cpu, cfg=self.cfg.load)
-            return timed
-        return {}
 
     def _busy_note(self) -> str:
         avg, cores = self.ceilings.get("loadavg"), os.cpu_count() or 1
@@ -146,26 +105,13 @@ class Runner:
         spec = backends.OPS[group.op]
         flops = float(spec.flops(group.case, group.mode))
         nbytes = float(spec.bytes(group.case, group.dtype, group.mode))
-        medians = {}
-        for name, m in timed.items():
+        for name in timed:
             rec = records[name]
-            s = summarize(m.samples_ns)
-            rec.update(samples_ns=m.samples_ns, host_ns=m.host_ns, median_ns=s["median"], q1_ns=s["q1"],
-                       q3_ns=s["q3"], iqr_ns=s["iqr"], rel_iqr=s["rel_iqr"], reps=s["n"], rounds=m.rounds,
-                       stop_reason=m.stop_reason, flops=flops, bytes=nbytes)
-            if m.host_ns:
-                rec["host_median_ns"] = summarize(m.host_ns)["median"]
-            rec.update(roofline.derive(self.ceilings, flops, nbytes, s["median"] / 1e9, dtype_name(group.dtype)))
+            rec.update(flops=flops, bytes=nbytes)
+            rec.update(roofline.derive(self.ceilings, flops, nbytes, rec["median_ns"] / 1e9, dtype_name(group.dtype)))
             if rec["pct_roofline"] > 100.0:
                 rec.update(status="wrong_model",
                            error=f"{rec['pct_roofline']:.0f}% of the roofline: the contract's bytes or flops "
                                  f"model of {group.op} is wrong for this case{self._busy_note()}")
             else:
                 rec["status"] = "ok"
-            medians[name] = s["median"]
-        for base in BASELINES:
-            for name in timed:
-                rec = records[name]
-                rec[f"speedup_vs_{base}"] = medians[base] / medians[name] if base in medians else None
-                rec[f"speedup_vs_{base}_ci95"] = (list(ratio_interval(timed[base].samples_ns, timed[name].samples_ns))
-                                                  if base in medians and base != name else None)
