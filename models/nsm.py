@@ -71,7 +71,7 @@ Variants (``variant``):
 State: ``{"pos": tokens seen, "mask": key mask of the hybrid's blocks or None, "layers":
 [per layer: a dict for an NSM layer, (k, v) for a block]}``. An NSM layer's dict:
 h [B, S, D] (committed states), cell [B, S, D] (lstm), hp = W_h h [B, S, G*D], acc = W_in of
-the unfinished chunk's routed prefix and memory read [B, S, G*D], mass [B, S], pp = W_p of
+the unfinished chunk's routed prefix and memory read, plus b [B, S, G*D], mass [B, S], pp = W_p of
 that prefix [B, S, D] (within_chunk "linear"), and for
 ``memory`` mem [B, M, D], w_read, w_write [B, S, M].
 
@@ -207,18 +207,19 @@ class NSMLayer(nn.Module):
             state["pp"] = torch.zeros_like(h)
         if cell is not None:
             state["cell"] = cell
+        bias = self.gate.w_in.bias  # [G*D]: the sum starts at b, so that it is the gate's input
         if memory is None:
-            state["acc"] = h.new_zeros(*h.shape[:2], self.gate.width)
+            state["acc"] = bias.repeat(*h.shape[:2], 1)
         else:
             read, w_read = self.memory.read(h, memory)
-            state.update(memory, w_read=w_read, acc=self.gate.project_input(read))
+            state.update(memory, w_read=w_read, acc=self.gate.project_input(read) + bias)
         return state
 
     def _commit(self, state, acc, mass):
         """The chunk is complete: h_c from the routed total, communication, the memory write.
-        acc: W_in of the chunk's routed total (and memory read) [B, S, G*D]; mass [B, S].
+        acc: W_in of the chunk's routed total (and memory read) + b [B, S, G*D]; mass [B, S].
         Returns the next chunk's opening state and the communication weights (or None)."""
-        h, cell = self.gate.step(acc + self.gate.w_in.bias, state["hp"], state["h"], state.get("cell"), mass)
+        h, cell = self.gate.step(acc, state["hp"], state["h"], state.get("cell"), mass)
         att = None
         if self.comm is not None:
             h, att = self.comm(h)
@@ -255,14 +256,16 @@ class NSMLayer(nn.Module):
             chunk_p = w.transpose(-1, -2) @ p  # [B, n, S, D]: W_p of each chunk's routed sum
         completes = not self.cfg.causal or (pos + T) % C == 0
         opens, atts = [], []
-        for j in range(n):  # chunk to chunk: the only loop
+        # unbind, not chunk_in[:, j]: each index's backward would zero-fill a whole [B, n, ...] gradient
+        per_chunk = zip(chunk_in.unbind(1), chunk_mass.unbind(1), chunk_p.unbind(1) if self.linear_path else [None] * n)
+        for j, (drive, routed_mass, routed_p) in enumerate(per_chunk):  # chunk to chunk: the only loop
             opens.append(state)
-            acc, mass = state["acc"] + chunk_in[:, j], state["mass"] + chunk_mass[:, j]
+            acc, mass = state["acc"] + drive, state["mass"] + routed_mass
             if j < n - 1 or completes:
                 state, att = self._commit(state, acc, mass)
                 atts.append(att)
             elif self.linear_path:
-                state = dict(state, acc=acc, mass=mass, pp=state["pp"] + chunk_p[:, j])
+                state = dict(state, acc=acc, mass=mass, pp=state["pp"] + routed_p)
             else:
                 state = dict(state, acc=acc, mass=mass)
         if self.linear_path:  # each chunk's opening states, and the prefix path inside the reader
@@ -282,7 +285,7 @@ class NSMLayer(nn.Module):
         n chunks' opening states -> [B, n, L, S, D]."""
         first = {k: torch.stack([s[k] for s in opens], 1) for k in ("h", "hp", "acc", "mass")}  # [B, n, ...]
         v = self.gate.project_input(uc)  # [B, n, L, G*D]: W_in once per token
-        acc = (first["acc"] + self.gate.w_in.bias)[:, :, None] + torch.cumsum(w[..., None] * v[:, :, :, None], 2)
+        acc = first["acc"][:, :, None] + torch.cumsum(w[..., None] * v[:, :, :, None], 2)
         mass = first["mass"][:, :, None] + torch.cumsum(w, 2)  # [B, n, L, S]
         cell = torch.stack([s["cell"] for s in opens], 1)[:, :, None] if self.gate.has_cell else None
         h, _ = self.gate.step(acc, first["hp"][:, :, None], first["h"][:, :, None], cell, mass)

@@ -57,11 +57,15 @@ class StateGate(nn.Module):
         prev, cell: [..., S, D] (cell None but for lstm); mass [..., S].
         Returns the new states and cells (None but for lstm), [..., S, D]."""
         new_cell = None
+        m = mass.clamp(max=1.0)[..., None]  # [..., S, 1]
         if self.kind == "gru":
             a_r, a_z, a_c = a.chunk(3, dim=-1)
             p_r, p_z, p_c = p.chunk(3, dim=-1)
             z = torch.sigmoid(a_z + p_z)
-            new = prev + z * (torch.tanh(a_c + torch.sigmoid(a_r + p_r) * p_c) - prev)
+            step = torch.tanh(a_c + torch.sigmoid(a_r + p_r) * p_c) - prev
+            if not self.residual and self.norm is None:  # the mass scales the update gate: 3 ops fewer
+                return prev + (z * m) * step, None
+            new = prev + z * step
         elif self.kind == "lstm":
             i, f, o, g = (a + p).chunk(4, dim=-1)
             new_cell = torch.sigmoid(f) * cell + torch.sigmoid(i) * torch.tanh(g)
@@ -73,6 +77,5 @@ class StateGate(nn.Module):
             new = prev + new
         if self.norm is not None:
             new = self.norm(new)
-        m = mass.clamp(max=1.0)[..., None]  # [..., S, 1]
         out = prev + m * (new - prev)
         return out, (None if new_cell is None else cell + m * (new_cell - cell))
