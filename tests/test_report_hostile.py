@@ -14,7 +14,6 @@ import html
 import json
 import re
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -155,7 +154,7 @@ def test_a_section_that_raises_becomes_a_note(tmp_path, monkeypatch):
     assert "Not drawn: building it from these records raised KeyError" in report.html
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
 @given(change=substitution())
 def test_validate_never_raises_and_its_output_is_clean(change):
     i, path, value = change
@@ -166,7 +165,7 @@ def test_validate_never_raises_and_its_output_is_clean(change):
         json.dumps(clean, ensure_ascii=False).encode("utf-8")
 
 
-@settings(max_examples=8, deadline=None, derandomize=True, database=None,
+@settings(max_examples=6, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(substitutions=st.lists(substitution(), min_size=1, max_size=8))
 def test_write_report_never_raises_and_names_the_problems(tmp_path, substitutions):

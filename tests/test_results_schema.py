@@ -5,7 +5,6 @@ records (run here at tiny sizes, or the committed real ones) fit the schema exac
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 
@@ -145,7 +144,7 @@ def test_model_bench_records_fit(tmp_path):
     from bench.modelbench.bench import ModelBench
     from tests.test_model_bench import FAST
 
-    ModelBench(dataclasses.replace(FAST, breakdown=False), out=tmp_path / "r.jsonl").run(
+    ModelBench(FAST, out=tmp_path / "r.jsonl").run(
         "nsm", "tiny", dict(d_model=16, n_layers=1, variant="simple"), 2, 8, ["torch", "triton"], peers=())
     recs = results.read(tmp_path / "r.jsonl")
     assert {results.kind_of(r) for r in recs} == {"model", "routing"}
