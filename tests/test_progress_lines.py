@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from bench import cli
 from bench.modelbench.profile import peak_memory
 from bench.ops.profile import PROFILER_NOISE, quiet_profiler
+from bench.progress import ProgressLines
 from tests.test_cli import FAST, TINY_SCAN, fake_ceilings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ def test_ops_to_a_pipe_prints_a_line_per_group(tmp_path, monkeypatch):
 def test_progress_lines_are_silent_on_a_terminal():
     from rich.console import Console
 
-    lines = cli.ProgressLines(Console(force_terminal=True), "ops group", 3)
+    lines = ProgressLines(Console(force_terminal=True), "ops group", 3)
     lines.step("a")
     assert not lines.on and lines.done == 1
 

@@ -73,14 +73,15 @@ def _runs(args):
     return [r for r in runs if r.family in models.FAMILIES], missing
 
 
-def _bench(args, log):
+def _bench(args, log, groups=None):
     from bench.modelbench.bench import ModelBench, ModelBenchConfig
     from bench.timing import TimingConfig
 
     timing = ModelBenchConfig().timing
     if args.budget:
         timing = TimingConfig(**dict(timing.__dict__, budget_s=args.budget))
-    return ModelBench(ModelBenchConfig(device=args.device, timing=timing, isolate=True), out=args.out, log=log)
+    return ModelBench(ModelBenchConfig(device=args.device, timing=timing, isolate=True), out=args.out, log=log,
+                      groups=groups)
 
 
 def _mixes(args, default, console):
@@ -129,7 +130,7 @@ def run(args, console) -> int:
     runs, missing = _runs(args)
     if missing:
         console.print(f"families not built yet, skipped: {', '.join(missing)}", markup=False)
-    records = grid.profile(runs, _bench(args, log), console, mixes=_mixes(args, None, console),
+    records = grid.profile(runs, _bench(args, log, groups=len(runs)), console, mixes=_mixes(args, None, console),
                            peers=not args.no_peers)
     console.print(f"{len(records)} records appended to {args.out}", markup=False, highlight=False)
     return 1 if any(r["status"] in ("incorrect", "error") for r in records) else 0

@@ -24,7 +24,6 @@ mix: bench/modelbench/fits.py; training equivalence: bench/modelbench/equivalenc
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -202,7 +201,7 @@ class ModelBench:
                  groups: int | None = None, announce: bool = True):
         self.cfg, self.out, self.log = cfg, out, log
         self.groups, self.announce, self.t0 = groups, announce, time.monotonic()
-        self.run_id = uuid.uuid4().hex[:12]
+        self.run_id = results.new_run_id()
         self.group = 0
         self.clock = CudaClock(cfg.device) if torch.device(cfg.device).type == "cuda" else CpuClock()
         self.env = env.environment(cfg.device)

@@ -5,15 +5,16 @@ run`` show before anything is timed."""
 from __future__ import annotations
 
 
-def rows(sel):
+def rows(sel, items=None):
     """One row per planned (op, candidate, dtype): check_pair over the op's test cases,
-    or a "skipped" row with the reason when the candidate cannot run here."""
+    or a "skipped" row with the reason when the candidate cannot run here. ``items``:
+    ``plan.checks(sel)`` already planned."""
     import backends
     from backends.check import check_pair
     from bench.ops import candidates, plan
     from bench.ops.dtypes import name as dtype_name
 
-    for item in plan.checks(sel):
+    for item in (plan.checks(sel) if items is None else items):
         if item.reason is not None:
             yield {"op": item.op, "backend": item.name, "dtype": "-", "status": "skipped", "reason": item.reason}
             continue
@@ -34,13 +35,18 @@ def check(sel, console) -> tuple[int, list[dict]]:
     """Print the gate's table; returns the exit status and every row checked."""
     from rich.table import Table
 
+    from bench.ops import plan
     from bench.ops.summary import num
+    from bench.progress import ProgressLines
 
     table = Table(title="Correctness gate (error = worst |got - ref| / tolerance; <= 1 passes)")
     for col in ("op", "backend", "dtype", "status", "cases", "forward err", "grad err", "seconds"):
         table.add_column(col)
     checked, problems, skipped = [], [], {}
-    for row in rows(sel):
+    items = list(plan.checks(sel))
+    lines = ProgressLines(console, "check", len(items))  # the first Numba compilations take minutes
+    for row in rows(sel, items):
+        lines.step(f"{row['op']} {row['backend']} {row['dtype']}")
         if row["status"] == "skipped":
             skipped.setdefault((row["backend"], row["reason"]), []).append(row["op"])
             continue

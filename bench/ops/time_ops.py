@@ -30,7 +30,7 @@ def time_ops(cfg: OpsConfig, console, checked: list[dict] = ()) -> list[dict]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bench import env, roofline
-    from bench.cli import ProgressLines
+    from bench.progress import ProgressLines
 
     from bench.ops import plan, runner, summary
 
