@@ -82,7 +82,11 @@ is their normed embedding.
 
 ``think_step`` is one thinking step as a function of fixed-shape tensors (a ``Thought``;
 shapes fixed by the config and the batch), so torch.compile can compile the step once
-and the loop over tokens and steps stays in Python (DESIGN 9).
+and the loop over tokens and steps stays in Python (DESIGN 9):
+``model.think_step = torch.compile(model.think_step, dynamic=False)``. Measured on the
+tiny test config: three graphs (the first step's inputs differ only in requires_grad:
+the first token's, a later token's first step, every later step), none again for another
+sequence length, and the same hidden states as eager within 1e-6.
 
 State: ``{"banks": [(S [B, H, N, Dk, Dv], z [B, H, N, Dk]) per pool]}``, one pool when
 shared, one per core layer otherwise.
@@ -294,9 +298,11 @@ class Stackformer(SequenceModel):
             acc_mem = mem.new_zeros(mem.shape)
         else:
             stack_mem, acc_mem = mem, mem.new_zeros(B, 0)
-        zero = e.new_zeros(B)
-        return Thought(values, mass, stack_mem, e.new_zeros(B, d), acc_mem, zero, zero, zero,
-                       torch.zeros(B, dtype=torch.int64, device=e.device), active)
+        # distinct zero tensors and a contiguous copy of the mask column: a compiled
+        # think_step guards on aliasing and strides, and would compile again at step 2
+        # and for every sequence length otherwise
+        return Thought(values, mass, stack_mem, e.new_zeros(B, d), acc_mem, e.new_zeros(B), e.new_zeros(B),
+                       e.new_zeros(B), torch.zeros(B, dtype=torch.int64, device=e.device), active.contiguous())
 
     def think_step(self, th: Thought) -> Thought:
         """One thinking step (module docstring, steps 1-5) on fixed-shape tensors; rows
