@@ -55,12 +55,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import itertools
-import json
 import math
 import os
 import random
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -68,7 +65,6 @@ from typing import Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from backends.mix import mix_id
@@ -76,7 +72,7 @@ from bench.train import checkpoint as ckpt
 from bench.train.data import Batches, Stream, StreamRows
 from bench.train.objective import Objective
 
-from bench.train.config import (CLIPS, IGNORE, KINDS, NO_CARRY, OPTIMIZERS, RESUMABLE_CHANGES, SAMPLE_PROMPT,  # noqa: F401
+from bench.train.config import (IGNORE, KINDS, NO_CARRY, RESUMABLE_CHANGES, SAMPLE_PROMPT,
                                  TrainConfig, _bad)
 
 
@@ -113,10 +109,6 @@ def _jsonable(value):
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 # what Run.save writes and Run._restore reads: a checkpoint without one of these fields is
@@ -304,7 +296,6 @@ class Run:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.say(f"weight decay {cfg.weight_decay:g} on {len(decayed)} tensors ({_names(decayed)}); "
                  f"none on {len(kept)} ({_names(kept)})")
-
         self.schedule = None
         if cfg.optimizer == "schedulefree":
             try:
@@ -441,11 +432,14 @@ class Run:
         return float(self.task.perplexity(min(loss, 700.0))) if self.kind == "lm" and hasattr(self.task, "perplexity") else None
 
     def record(self, split: str, loss: float, accuracy: float, task_split: str, **extra) -> dict:
-        rec = dict(kind="train", **self.ids, time=_now(), status="ok", error=None, step=self.step_no, split=split,
-                   loss=loss, value=self._value(loss, accuracy, task_split),
-                   bits_per_byte=self._bits_per_byte(loss, task_split), perplexity=self._perplexity(loss),
-                   tokens=self.tokens,
-                   wall_s=self.wall_s, lr=self.last_lr, **extra, env=self.env)
+        from bench import results
+
+        ids = {k: v for k, v in self.ids.items() if k != "run_id"}
+        rec = results.new_record("train", run_id=self.ids["run_id"], env=self.env, **ids, status="ok", error=None,
+                                 step=self.step_no, split=split, loss=loss, value=self._value(loss, accuracy, task_split),
+                                 bits_per_byte=self._bits_per_byte(loss, task_split), perplexity=self._perplexity(loss),
+                                 tokens=self.tokens,
+                                 wall_s=self.wall_s, lr=self.last_lr, **extra)
         self.records.append(rec)
         if self.main and self.cfg.out:
             from bench import results
