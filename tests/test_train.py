@@ -277,8 +277,12 @@ def test_cli_train_then_generate(tmp_path, monkeypatch, capsys):
     assert code == 0 and ck.exists()
     assert [r["split"] for r in results.read(out)] == ["train", "val", "test"]
     assert cli.main(["generate", "--checkpoint", str(ck), "--prompt-ids", "1,2,3", "--max-new-tokens", "4",
+                     "--device", "cpu", "--no-stop"]) == 0
+    assert "4 tokens, stopped: length" in capsys.readouterr().out
+    # the confidence stop is on by default (seed 004): a 2-step model is unsure of every token
+    assert cli.main(["generate", "--checkpoint", str(ck), "--prompt-ids", "1,2,3", "--max-new-tokens", "8",
                      "--device", "cpu"]) == 0
-    assert "stopped: length" in capsys.readouterr().out
+    assert "3 tokens, stopped: unsure" in capsys.readouterr().out
     assert cli.main(["train", "--steps", "0", "--quiet"]) == 2  # a bad value is a usage error
 
 
