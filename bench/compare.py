@@ -77,6 +77,9 @@ def compare(old: list[dict], new: list[dict], alpha: float = 0.01, threshold: fl
             if ro.get("status") != rn.get("status"):
                 changes.append(Change(key, "status", note=f"{ro.get('status')} -> {rn.get('status')}"))
             continue
+        if not ro.get("samples_ns") or not rn.get("samples_ns"):  # refused on reading (bench.results.validate)
+            changes.append(Change(key, "status", note="no valid samples on one side"))
+            continue
         v, ratio, p = verdict(ro["samples_ns"], rn["samples_ns"], alpha, threshold, min_samples)
         sides = [side for side, r in (("old", ro), ("new", rn)) if disturbed(r.get("load"))]
         note = f"{' and '.join(sides)} disturbed by other work" if sides else ""

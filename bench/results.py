@@ -566,6 +566,25 @@ def read(path) -> list[dict]:
     return records
 
 
+def read_valid(path) -> list[dict]:
+    """The records of a results file that ``validate`` keeps, each cleaned (a field that
+    fails is read as missing); every line skipped or value refused is warned about
+    (DamagedLineWarning) as file:line: field: why. What every reader but the report uses
+    (the report keeps the problems for its header)."""
+    records = []
+    for number, rec, why in lines(path):
+        why = why or _other_schema(rec)
+        if why:
+            warnings.warn(f"{path}:{number}: {why}", DamagedLineWarning, stacklevel=2)
+            continue
+        clean, problems = validate(rec)
+        for problem in problems:
+            warnings.warn(f"{path}:{number}: {problem}", DamagedLineWarning, stacklevel=2)
+        if clean is not None:
+            records.append(clean)
+    return records
+
+
 def load(*paths):
     """A pandas DataFrame of the records of one or more files (one row per record)."""
     import pandas as pd

@@ -55,3 +55,21 @@ def test_compare_matches_records_and_reports_every_kind_of_change():
     assert by_backend["numba_cpu"].verdict == "slower" and by_backend["numba_cpu"].ratio > 1.5
     assert by_backend["flaky"].verdict == "status" and by_backend["flaky"].note == "ok -> incorrect"
     assert by_backend["new"].verdict == "added" and by_backend["gone"].verdict == "removed"
+
+
+def test_compare_command_names_refused_samples_and_does_not_crash(tmp_path, capsys):
+    """A results file whose samples hold text is validated on reading: the pair is reported
+    without valid samples, the refused value is named, no traceback (issue 22)."""
+    import json
+
+    from bench import cli
+
+    good = {"schema": 1, "op": "parallel_scan", "backend": "torch", "variant": None, "case_id": "B1-T8-D4",
+            "dtype": "float32", "mode": "forward", "device": "cpu", "status": "ok", "run_id": "r",
+            "time": "2026-01-01T00:00:00Z", "samples_ns": [100, 101, 102, 103, 104, 105], "median_ns": 102}
+    (tmp_path / "old.jsonl").write_text(json.dumps(good) + "\n")
+    (tmp_path / "new.jsonl").write_text(json.dumps(dict(good, samples_ns=["a", None, 3])) + "\n")
+    assert cli.main(["compare", str(tmp_path / "old.jsonl"), str(tmp_path / "new.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert "new.jsonl:1: samples_ns: [0]: text 'a' where a number belongs" in out
+    assert "no valid samples on one side" in out

@@ -13,11 +13,11 @@ def failure_record(spec: dict, error: str) -> dict:
     """The final record of a cell that did not finish (status "error", the reason)."""
     import uuid
 
-    from bench import results
+    from bench import env, results
 
     t = spec["train"]
     train_id = f"failed-{uuid.uuid4().hex[:8]}"
-    return results.new_record("train", run_id=train_id, env=None, train_id=train_id, family=t["family"],
+    return results.new_record("train", run_id=train_id, env=env.environment(t.get("device") or "cpu"), train_id=train_id, family=t["family"],
                               task=t["task"], task_args=t["task_args"], grid=spec["grid"], cell=spec["cell"],
                               mix_source=spec["mix_source"], seed=t["seed"], split="test", final=True,
                               budget_minutes=t["minutes"], budget_steps=t["steps"], status="error", error=error)

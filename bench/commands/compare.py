@@ -29,7 +29,14 @@ def run(args, console) -> int:
     for path in (args.old, args.new):
         if not Path(path).exists():
             raise UsageError(f"no such results file: {path}")
-    changes = compare.compare(results.read(args.old), results.read(args.new), args.alpha, args.threshold)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as refused:  # named below, not as Python warnings
+        warnings.simplefilter("always", results.DamagedLineWarning)
+        old, new = results.read_valid(args.old), results.read_valid(args.new)
+    for w in refused:
+        console.print(f"skipped or read as missing: {w.message}", markup=False, highlight=False)
+    changes = compare.compare(old, new, args.alpha, args.threshold)
     table = Table(title=f"{args.old} -> {args.new} (ratio = new / old median; Mann-Whitney U p)")
     for col in ("op", "backend", "case", "dtype", "mode", "verdict", "ratio", "p", "old", "new"):
         table.add_column(col)

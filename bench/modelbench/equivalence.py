@@ -63,8 +63,10 @@ def train_curve(config, mix, batches, device, lr: float = 3e-3, perturb_seed: in
 
 
 def equivalence(family: str, config_id: str, overrides: dict, mix_name: str, steps: int, B: int, T: int,
-                device: str = "cpu", seed: int = 0, tolerance: float = EQUIVALENCE_TOLERANCE) -> dict:
-    """The same seed and batches trained under the mix and under all-torch."""
+                device: str = "cpu", seed: int = 0, tolerance: float = EQUIVALENCE_TOLERANCE,
+                run_id: str | None = None, env: dict | None = None) -> dict:
+    """The same seed and batches trained under the mix and under all-torch. ``run_id`` and
+    ``env`` (bench.env.environment) stamp the record: one of each per command."""
     config = models.config(family, **dict(overrides, vocab_size=32))
     batches = list(markov_batches(config.vocab_size, B, T, steps, seed))
     t0 = time.perf_counter()
@@ -83,7 +85,7 @@ def equivalence(family: str, config_id: str, overrides: dict, mix_name: str, ste
         agreement = "noise" if floor_diff is not None and worst <= NOISE_FACTOR * floor_diff else "differs"
     elif bad is not None:
         agreement = "diverged"
-    return results.new_record("equivalence", run_id=results.new_run_id(), env=None, **{
+    return results.new_record("equivalence", run_id=run_id or results.new_run_id(), env=env, **{
             "family": family, "config_id": config_id, "mix_id": mix_id(mix_name), "device": device, "dtype": "float32", "steps": steps, "case": {"B": B, "T": T},
             "tolerance": tolerance, "max_abs_diff": worst, "final_diff": diff[-1],
             "noise_floor": floor_diff, "noise_factor": NOISE_FACTOR, "agreement": agreement,

@@ -71,14 +71,18 @@ def equivalences(families, mixes, steps: int | None, device: str, out: str, cons
 
     import models
 
+    from bench import env
+
     fams = families or [f for f, _, _ in model_runs.MODELS]
     steps = steps or model_runs.EQUIVALENCE_STEPS
+    run_id, fingerprint = results.new_run_id(), env.environment(device)
     bad = 0
     for fam, cid, over in model_runs.MODELS:
         if fam not in fams or fam not in models.FAMILIES:
             continue
         for m in mixes:
-            rec = equivalence(fam, cid, over, m, steps, device=device, **model_runs.EQUIVALENCE_SHAPE)
+            rec = equivalence(fam, cid, over, m, steps, device=device, run_id=run_id, env=fingerprint,
+                              **model_runs.EQUIVALENCE_SHAPE)
             results.append(out, rec)
             floor = "" if rec["noise_floor"] is None else f", noise floor {rec['noise_floor']:.2e}"
             verdict = {"tolerance": "agree", "noise": f"agree within the noise (<= {rec['noise_factor']:g}x the floor)",
