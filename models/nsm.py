@@ -195,7 +195,9 @@ class NSMLayer(nn.Module):
 
     def initial(self, B: int) -> dict:
         """The state before the first token: h0, a zero LSTM cell, the initial memory."""
-        h = self.h0.expand(B, -1, -1)
+        # repeat, not expand: an expanded view of a parameter made under no_grad breaks
+        # FlopCounterMode's module hooks ("Expected gradient function to be set")
+        h = self.h0.repeat(B, 1, 1)
         cell = torch.zeros_like(h) if self.gate.has_cell else None
         return self._open_chunk(h, cell, None if self.memory is None else self.memory.initial(B))
 

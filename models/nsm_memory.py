@@ -39,7 +39,7 @@ class NTMemory(nn.Module):
 
     def initial(self, B: int) -> dict:
         w = self.w_first.expand(B, -1, -1)
-        return {"mem": self.mem0.expand(B, -1, -1), "w_read": w, "w_write": w}
+        return {"mem": self.mem0.repeat(B, 1, 1), "w_read": w, "w_write": w}  # repeat: see NSMLayer.initial
 
     def address(self, mem, key, scalars, w_prev):
         """mem [B, M, D]; key [B, S, D]; scalars [B, S, 6]; w_prev [B, S, M] -> w [B, S, M]."""
