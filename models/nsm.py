@@ -271,7 +271,9 @@ class NSMLayer(nn.Module):
             else:
                 state = dict(state, acc=acc, mass=mass)
         if self.linear_path:  # each chunk's opening states, and the prefix path inside the reader
-            read = self.reader(uc, torch.stack([s["h"] + s["pp"] for s in opens], 1), w, p)
+            # only the first chunk can open with a prefix (from an earlier call); the others open at a commit
+            heads = [opens[0]["h"] + opens[0]["pp"]] + [s["h"] for s in opens[1:]]
+            read = self.reader(uc, torch.stack(heads, 1), w, p)
         elif self.cfg.causal:
             read = self.reader(uc, self._token_states(uc, w, opens))
         else:  # an encoder: every token reads the final states
