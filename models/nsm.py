@@ -41,17 +41,19 @@ Cost (DESIGN 7.6: ``O(S D + D^2)`` a token and layer, whatever T). Every map tha
 in the routed input or in the state is applied once per token or once per chunk and carried
 through the routing sums, which are linear. Per chunk: the gate's ``W_in`` on the op's
 routed sums (``states`` output) and ``W_h`` on the committed states, ``O(S G D^2 / chunk)``
-a token, at most ``G D^2`` with the default ``chunk = n_states``; communication and memory
+a token, at most ``G D^2`` for ``chunk >= n_states`` (the defaults: 64 and 32); communication and memory
 likewise. Per token: routing ``O(S D)``, W_p or W_in ``O(D^2)``, the read's query
 ``W_k^T W_q u`` and its value and output maps ``O(D^2)`` (the key and value maps folded
 into the query and the mixed state, models/nsm_projectors.py), dot products and weighted
 sums against the S states ``O(S D)``; the linear path's within-chunk matmuls add
-``O(chunk (S + D))``, at most ``2 S D`` for ``chunk <= S <= D``; the gated path's
+``O(chunk (S + D))`` (a constant: 3 S D at the defaults, S = 32, D = 64); the gated path's
 ``W_in routed_prefix_t = sum_{t' <= t} w_t' (W_in u_t')`` is a weighted cumulative sum per
 state, ``O(S G D)``. Nothing maps a state through a D x D matrix per token. The chunks are
 laid out as ``[B, n_chunks, chunk]`` (the first and last padded with unrouted rows) so that
 one routing call and one batched pass do every token; only the chunk-to-chunk commit is a
-loop.
+loop. The default ``chunk = 64`` is the chunk of chunked linear-attention kernels (GLA,
+Mamba-2); on the 2-core CPU it also halves the commits of 32 (measured, one thread, busy
+machine: B=4, T=2048 forward + backward 442 ms at chunk 32, 371 ms at 64, 309 ms at 128).
 
 Variants (``variant``):
 - ``simple``: NSM layers only, no communication; the source's defaults (GRU, direct
@@ -111,7 +113,7 @@ class NSMConfig(ModelConfig):
 
     variant: str = field(default="simple", metadata=choices("simple", "hybrid", "memory"))
     n_states: int = field(default=32, metadata=limits(1))  # state vectors S per NSM layer (the source's 32-128)
-    chunk: int = field(default=32, metadata=limits(1))  # tokens per chunk; >= n_states keeps W_h's cost <= D^2 a token
+    chunk: int = field(default=64, metadata=limits(1))  # tokens per chunk; >= n_states keeps W_h's cost <= D^2 a token
     top_k: int | None = field(default=None, metadata=limits(1))  # route each token to its k best states; None: all
     gate: str = field(default="gru", metadata=choices(*GATE_WIDTH))  # the state propagator
     state_norm: bool = False  # LayerNorm of the propagated states
