@@ -261,7 +261,8 @@ class NSMLayer(nn.Module):
         completes = not self.cfg.causal or (pos + T) % C == 0
         opens, atts = [], []
         # unbind, not chunk_in[:, j]: each index's backward would zero-fill a whole [B, n, ...] gradient
-        per_chunk = zip(chunk_in.unbind(1), chunk_mass.unbind(1), chunk_p.unbind(1) if self.linear_path else [None] * n)
+        per_chunk = zip(chunk_in.unbind(1), chunk_mass.unbind(1),
+                        chunk_p.unbind(1) if self.linear_path else [None] * n)
         for j, (drive, routed_mass, routed_p) in enumerate(per_chunk):  # chunk to chunk: the only loop
             opens.append(state)
             acc, mass = state["acc"] + drive, state["mass"] + routed_mass
@@ -281,7 +282,9 @@ class NSMLayer(nn.Module):
         else:  # an encoder: every token reads the final states
             read = self.reader(uc.view(B, 1, n * L, D), state["h"][:, None])
         x = x + read.reshape(B, n * L, D)[:, front:front + T]
-        att = torch.stack(atts, 1) if self.comm is not None and atts else None
+        att = None
+        if self.comm is not None:  # [B, commits, H, S, S]; no commit in this call: 0 rows
+            att = torch.stack(atts, 1) if atts else x.new_zeros(B, 0, self.cfg.n_heads, S, S)
         weights = w.reshape(B, n * L, S)[:, front:front + T]
         return x + self.ffn(self.norm2(x)), state, (weights, att)
 

@@ -43,7 +43,8 @@ class NTMemory(nn.Module):
 
     def address(self, mem, key, scalars, w_prev):
         """mem [B, M, D]; key [B, S, D]; scalars [B, S, 6]; w_prev [B, S, M] -> w [B, S, M]."""
-        beta, g, gamma = F.softplus(scalars[..., 0:1]), torch.sigmoid(scalars[..., 1:2]), 1 + F.softplus(scalars[..., 2:3])
+        beta, g = F.softplus(scalars[..., 0:1]), torch.sigmoid(scalars[..., 1:2])  # [B, S, 1]
+        gamma = 1 + F.softplus(scalars[..., 2:3])
         shift = torch.softmax(scalars[..., 3:6], dim=-1)  # weights of the shifts -1, 0, +1
         cos = F.normalize(key, dim=-1) @ F.normalize(mem, dim=-1).transpose(1, 2)  # [B, S, M]
         w = g * torch.softmax(beta * cos, dim=-1) + (1 - g) * w_prev

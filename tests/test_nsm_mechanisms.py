@@ -140,6 +140,8 @@ def test_communication_weights_are_recorded_per_commit():
     (att,) = [a for a in model.communication_weights(toks) if a is not None]
     assert att.shape == (2, 10 // cfg.chunk, cfg.n_heads, cfg.n_states, cfg.n_states)
     assert torch.allclose(att.sum(-1), torch.ones(()), atol=1e-6)
+    (none,) = [a for a in model.communication_weights(toks[:, :cfg.chunk - 1]) if a is not None]
+    assert none.shape == (2, 0, cfg.n_heads, cfg.n_states, cfg.n_states)  # no chunk completed
     plain = models.build(models.config("nsm", **CONFIGS["simple"]), TORCH)
     assert plain.communication_weights(toks) == [None]
 
