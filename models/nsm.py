@@ -80,7 +80,7 @@ that prefix [B, S, D] (within_chunk "linear"), and for
 Routing and communication weights: with ``model.record_routing = True`` every forward
 stores ``model.routing`` (one ``[B, T, S]`` tensor per NSM layer) and
 ``model.communication`` (one ``[B, commits, H, S, S]`` tensor per NSM layer, the attention
-of each chunk commit; None without communication), detached. ``routing_weights`` and
+of each chunk the call completed, 0 rows if none; None without communication), detached. ``routing_weights`` and
 ``communication_weights`` run a forward for them; ``routing_records`` turns routing weights
 into the ``kind="routing"`` result records of the report.
 
