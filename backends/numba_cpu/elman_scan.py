@@ -37,6 +37,7 @@ from backends.ops.elman_scan import TANH_SATURATED, TANH_SMALL, TINY
 from backends.registry import implements, new_output
 
 _ONE = np.float32(1.0)
+NARROW = 80.0  # x_log spread up to which x~ is taken by float32 exps (e^-80 is a float32 normal)
 WIDE = 600.0  # x_log spread above which a step takes the per-row stable form (see above)
 
 
@@ -70,7 +71,7 @@ def _forward(u, RT, gate, h0, gated, h, c):
             _linear_step(u[b, t], gate[b, t], y, state, gated, h[b, t], c[b, t])
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def _linear_step(u, g, y, state, gated, h, c):
     wide_vectors()
     for i in range(u.shape[0]):
@@ -101,7 +102,7 @@ def _backward(R, gate, h, h0, c, dh, gated, du, dgate, dh0):
             dh0[b, i] = carry[i]
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def _linear_step_back(g, h, prev, c, dh, carry, gated, dz, dgate):
     """dz_t and dgate_t from g_t = dh_t + carry; carry <- g_t (1 - d_t) (R^T dz_t added by
     the caller)."""
@@ -153,101 +154,100 @@ class _Linear(torch.autograd.Function):
 
 # ---------------------------------------------------------------------------
 # Log space: the contract's pieces per element in float32, branch-free and inlined (the
-# loops over D vectorise through the ``special`` functions); R x in float64
+# loops over D vectorise through the ``special`` functions); R x accumulated in float64.
+# The forward also writes the step's local derivatives (the backward of every per-element
+# piece is linear in the incoming gradient), so the backward runs no special function.
 # ---------------------------------------------------------------------------
 
 _F = np.float32
 _ZERO, _HALF, _TWO, _THREE = _F(0.0), _F(0.5), _F(2.0), _F(3.0)
-_TINY, _SAT, _SMALL, _NEG_INF = _F(TINY), _F(TANH_SATURATED), _F(TANH_SMALL), _F(-np.inf)
+_TINY, _SAT, _SMALL, _NEG_INF, _POS_INF = _F(TINY), _F(TANH_SATURATED), _F(TANH_SMALL), _F(-np.inf), _F(np.inf)
+_NARROW = _F(NARROW)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _slae(la, sa, lb, sb):
-    """The contract's signed_logaddexp: (log|x + y|, sign) with the clamp at 2^-126."""
-    always_inline()
-    m = la if la >= lb else lb
-    ms = _ZERO if m == _NEG_INF else m
-    r = sa * fexp(la - ms) + sb * fexp(lb - ms)
-    ar = abs(r)
-    return m + flog(_TINY if ar < _TINY else ar), (-_ONE if r < _ZERO else _ONE)
-
-
-@njit(cache=True)
-def _slae_back(la, sa, lb, sb, g):
-    """(dL/dla, dL/dlb) of the signed log-sum given g = dL/dout: s exp(l - m) / r each,
-    or under the clamp (an exact cancellation) through the max only, as torch.maximum."""
+    """The contract's signed_logaddexp with its local derivatives: (log|x + y|, sign,
+    d out / d la, d out / d lb): s exp(l - m) / r each, or under the clamp at 2^-126 (an
+    exact cancellation) through the max only, as torch.maximum (all to the larger term,
+    half to each of equal ones)."""
     always_inline()
     m = la if la >= lb else lb
     ms = _ZERO if m == _NEG_INF else m
     ea = sa * fexp(la - ms)
     eb = sb * fexp(lb - ms)
     r = ea + eb
-    clamped = abs(r) < _TINY
+    ar = abs(r)
+    clamped = ar < _TINY
     inv = _ONE / (_ONE if clamped else r)
-    tie = _HALF * g if la == lb else _ZERO
-    ga = (g if la > lb else tie) if clamped else g * ea * inv
-    gb = (g if lb > la else tie) if clamped else g * eb * inv
-    return ga, gb
+    tie = _HALF if la == lb else _ZERO
+    wa = (_ONE if la > lb else tie) if clamped else ea * inv
+    wb = (_ONE if lb > la else tie) if clamped else eb * inv
+    return m + flog(_TINY if clamped else ar), (-_ONE if r < _ZERO else _ONE), wa, wb
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _log_tanh_abs(z_log):
+    """(log|tanh z|, its derivative in log|z|) from log|z|: the value log|z| + log(tanh a / a),
+    -a^2 / 3 for tiny a = |z|; the slope a (1 - tanh(a)^2) / tanh(a), 0 past the clamp."""
     always_inline()
     zc = _SAT if z_log > _SAT else z_log
     a = fexp(zc)
     small = a < _SMALL
     a_safe = _ONE if small else a
-    big = flog(ftanh(a_safe) / a_safe)
-    return zc + (-a * a / _THREE if small else big)
-
-
-@njit(cache=True)
-def _log_tanh_abs_back(z_log):
-    """d log|tanh z| / d log|z|: a (1 - tanh(a)^2) / tanh(a), a = |z|; 0 past the clamp."""
-    always_inline()
-    a = fexp(_SAT if z_log > _SAT else z_log)
-    small = a < _SMALL
-    a_safe = _ONE if small else a
     th = ftanh(a_safe)
+    value = zc + (-a * a / _THREE if small else flog(th / a_safe))
     slope = _ONE - _TWO * a * a / _THREE if small else a_safe * ((_ONE - th) * (_ONE + th)) / th
-    return _ZERO if z_log > _SAT else slope
+    return value, (_ZERO if z_log > _SAT else slope)
 
 
-@njit(cache=True)
-def _log_sigmoid(x):
-    always_inline()
-    return min(x, _ZERO) - flog1p(fexp(-abs(x)))
-
-
-@njit(cache=True)
-def _log_matvec(l, s, RT, logR, sR, xt, yt, rl, rs):
-    """R x for x = s exp(l) [D] (float32 in, float64 arithmetic): rl, rs [D] (float32);
-    xt = x~, yt = R x~ (float64, the fast form).
-    Returns True where the step took the per-row stable form (a state spread over more
-    than WIDE)."""
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _log_matvec(l, s, RT, logR, sR, xt, y, rl, rs):
+    """R x for x = s exp(l) [D] float32: rl, rs [D] float32 (log|R x|, sign). A fast step
+    writes xt = x~ = s exp(l - m) and y = R x~ (float64 [D]; R x = exp(m) y, m = max l):
+    x~ by float32 exps while the state spans at most NARROW (x~ then stays a float32
+    normal), by float64 ones up to WIDE. A wider step takes the per-row stable form and
+    writes xt = 0, y = rs (the backward's scale of each row is then exp(rl)). Returns True
+    on a wide step."""
+    wide_vectors()
     D = l.shape[0]
-    m, lo = -math.inf, math.inf
+    m, lo = _NEG_INF, _POS_INF
     for j in range(D):
-        lj = np.float64(l[j])
-        if lj > m:
-            m = lj
-        if lj > -math.inf and lj < lo:
-            lo = lj
-    if m == -math.inf:  # x = 0: R x is an exact zero
+        lj = l[j]
+        m = lj if lj > m else m
+        lo = lj if lj < lo and lj > _NEG_INF else lo
+    if m == _NEG_INF:  # x = 0: R x is an exact zero
         for i in range(D):
-            xt[i], yt[i], rl[i], rs[i] = 0.0, 0.0, -math.inf, 1.0
+            xt[i], y[i], rl[i], rs[i] = 0.0, 0.0, _NEG_INF, _ONE
         return False
-    if m - lo <= WIDE:
+    if m - lo <= _NARROW:
         for j in range(D):
-            xt[j] = s[j] * math.exp(np.float64(l[j]) - m)
-        _rows_times(RT, xt, yt)
+            xt[j] = s[j] * fexp(l[j] - m)
+    elif m - lo <= WIDE:
+        for j in range(D):
+            xt[j] = s[j] * math.exp(np.float64(l[j]) - np.float64(m))
+    else:
+        _log_matvec_rows(l, s, logR, sR, rl, rs)
         for i in range(D):
-            y = yt[i]
-            rl[i] = m + math.log(abs(y)) if y != 0.0 else -math.inf
-            rs[i] = -1.0 if y < 0.0 else 1.0
-        return False
-    for i in range(D):  # per row: terms log|R_ij| + l_j, shifted by their maximum
-        xt[i], yt[i] = 0.0, 0.0
+            xt[i], y[i] = 0.0, rs[i]
+        return True
+    _rows_times(RT, xt, y)
+    for i in range(D):
+        yi = y[i]
+        rl[i] = m + flog(np.float32(abs(yi)))  # y = 0: -inf
+        rs[i] = -_ONE if yi < 0.0 else _ONE
+    for i in range(D):  # |y| past float32's normals (a deep cancellation): the log in float64
+        ay = abs(y[i])
+        if ay < 1e-30 and ay > 0.0:
+            rl[i] = np.float64(m) + math.log(ay)
+    return False
+
+
+@njit(cache=True, error_model="numpy")
+def _log_matvec_rows(l, s, logR, sR, rl, rs):
+    """The per-row stable form: terms log|R_ij| + l_j shifted by their maximum (float64)."""
+    D = l.shape[0]
+    for i in range(D):
         mi = -math.inf
         for j in range(D):
             tij = logR[i, j] + np.float64(l[j])
@@ -259,96 +259,128 @@ def _log_matvec(l, s, RT, logR, sR, xt, yt, rl, rs):
                 total += sR[i, j] * s[j] * math.exp(logR[i, j] + np.float64(l[j]) - mi)
         rl[i] = mi + math.log(abs(total)) if total != 0.0 else -math.inf
         rs[i] = -1.0 if total < 0.0 else 1.0
-    return True
 
 
-@njit(cache=True, fastmath=FAST)
-def _log_step(u, g, l, s, rl, rs, gated, zl, zs, hl, hs):
-    """One step after R x: z = u + R x, a = log|tanh z|, the gate's mix; the new state
-    (l, s) in place and in hl, hs. Every array [D] float32."""
+@njit(cache=True, error_model="numpy")
+def _input_sum(x, rl, rs, y):
+    """z = u + R x for one element and its local derivatives: (z_log, z_sign, a, slope,
+    cu, cc) with a = log|tanh z| and slope = da / dz_log; per unit dL/da, du = cu and
+    dL/d(R x~) = cc (float64, through y = R x~)."""
+    always_inline()
+    z_log, z_sign, wu, wr = _slae(flog(abs(x)), (-_ONE if x < _ZERO else _ONE), rl, rs)
+    a, slope = _log_tanh_abs(z_log)
+    cu = _ZERO if x == _ZERO else slope * wu / x  # u = 0 passes no gradient
+    cc = np.float64(slope * wr) / y if y != 0.0 else 0.0  # an exact zero R x passes none
+    return z_log, z_sign, a, slope, cu, cc
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _log_step(u, y, rl, rs, l, s, hl, hs, cc, cu):
+    """One step without a gate after R x: h_t = (log|tanh z|, sign z), z = u + R x; the
+    state (l, s) in place and in hl, hs; the local derivatives for the backward, with g_h
+    the gradient reaching log|h_t|: dL/d(R x~) = g_h cc, du = g_h cu. Arrays [D]; y and cc
+    float64, else float32."""
     wide_vectors()
     for i in range(u.shape[0]):
-        x = u[i]
-        z_log, z_sign = _slae(flog(abs(x)), (-_ONE if x < _ZERO else _ONE), rl[i], rs[i])
-        zl[i], zs[i] = z_log, z_sign
-        a = _log_tanh_abs(z_log)
-        if gated:
-            gi = g[i]
-            nl, ns = _slae(_log_sigmoid(-gi) + l[i], s[i], _log_sigmoid(gi) + a, z_sign)
-        else:
-            nl, ns = a, z_sign
+        z_log, z_sign, a, slope, cu[i], cc[i] = _input_sum(u[i], rl[i], rs[i], y[i])
+        l[i], s[i] = a, z_sign
+        hl[i], hs[i] = a, z_sign
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _log_step_gated(u, g, y, rl, rs, l, s, hl, hs, cc, cu, ck, cg):
+    """As _log_step with the delta gate's signed log-sum after it: also dgate = g_h cg and
+    the gate's part of dL/d log|h_{t-1}| = g_h ck."""
+    wide_vectors()
+    for i in range(u.shape[0]):
+        z_log, z_sign, a, slope, cu_i, cc_i = _input_sum(u[i], rl[i], rs[i], y[i])
+        gi = g[i]
+        e = fexp(-abs(gi))
+        softplus = flog1p(e)  # log(1 + exp(-|g|)), shared by both log-sigmoids
+        inv = _ONE / (_ONE + e)
+        d = inv if gi >= _ZERO else e * inv  # sigmoid(g)
+        keep, take = min(-gi, _ZERO) - softplus, min(gi, _ZERO) - softplus  # log(1 - d), log d
+        nl, ns, wk, wt = _slae(keep + l[i], s[i], take + a, z_sign)
+        ck[i] = wk
+        cg[i] = wt * (_ONE - d) - wk * d
+        cu[i] = wt * cu_i
+        cc[i] = np.float64(wt) * cc_i
         l[i], s[i] = nl, ns
         hl[i], hs[i] = nl, ns
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _log_forward(u, RT, logR, sR, gate, h0l, h0s, gated, hl, hs, xt, yt, rl, rs, zl, zs, wide):
-    # u, gate, hl, hs, rl, rs, zl, zs [B, T, D] float32; RT, logR, sR [D, D] float64;
-    # h0l, h0s [B, D]; xt, yt [B, T, D] float64 (kept for the backward); wide [B, T] bool
+def _log_forward(u, RT, logR, sR, gate, h0l, h0s, gated, hl, hs, xt, rl, cc, cu, ck, cg, wide):
+    # u, gate, hl, hs, rl, cu, ck, cg [B, T, D] float32; RT, logR, sR [D, D] float64; h0l,
+    # h0s [B, D]; xt, cc [B, T, D] float64 (x~ and the R x coefficient); wide [B, T] bool
     B, T, D = u.shape
     for b in prange(B):
         l = h0l[b].copy()  # log|h_{t-1}|
         s = h0s[b].copy()
+        y = np.empty(D, np.float64)
+        rs = np.empty(D, np.float32)
         for t in range(T):
-            wide[b, t] = _log_matvec(l, s, RT, logR, sR, xt[b, t], yt[b, t], rl[b, t], rs[b, t])
-            _log_step(u[b, t], gate[b, t], l, s, rl[b, t], rs[b, t], gated, zl[b, t], zs[b, t], hl[b, t], hs[b, t])
+            wide[b, t] = _log_matvec(l, s, RT, logR, sR, xt[b, t], y, rl[b, t], rs)
+            if gated:
+                _log_step_gated(u[b, t], gate[b, t], y, rl[b, t], rs, l, s, hl[b, t], hs[b, t], cc[b, t], cu[b, t],
+                                ck[b, t], cg[b, t])
+            else:
+                _log_step(u[b, t], y, rl[b, t], rs, l, s, hl[b, t], hs[b, t], cc[b, t], cu[b, t])
 
 
-@njit(cache=True, fastmath=FAST)
-def _log_step_back(u, g, l, s, rl, rs, zl, zs, dhl, carry, gr, gated, du, dgate):
-    """The step's elementwise backward: gr = dL/d r_log, du, dgate; carry <- the gate's
-    part of dL/d log|h_{t-1}| (R x's part is added by the caller). Arrays [D] float32."""
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _log_step_back(dh, cc, cu, carry, c, du):
+    """g_h = dh + carry; c = dL/d(R x~) (float64) and du; carry <- 0 (R x's part of
+    dL/d log|h_{t-1}| is added by the caller). Arrays [D]."""
     wide_vectors()
-    for i in range(u.shape[0]):
-        g_h = dhl[i] + carry[i]
-        z_log, z_sign = zl[i], zs[i]
-        if gated:
-            gi = g[i]
-            g_keep, g_a = _slae_back(_log_sigmoid(-gi) + l[i], s[i], _log_sigmoid(gi) + _log_tanh_abs(z_log),
-                                     z_sign, g_h)
-            d = fsigmoid(gi)
-            dgate[i] = -g_keep * d + g_a * (_ONE - d)
-            carry[i] = g_keep
-        else:
-            g_a = g_h
-            carry[i] = _ZERO
-        g_z = g_a * _log_tanh_abs_back(z_log)
-        x = u[i]
-        g_u, gr[i] = _slae_back(flog(abs(x)), (-_ONE if x < _ZERO else _ONE), rl[i], rs[i], g_z)
-        du[i] = _ZERO if x == _ZERO else g_u / x  # u = 0 passes no gradient
+    for i in range(dh.shape[0]):
+        gh = dh[i] + carry[i]
+        c[i] = gh * cc[i]
+        du[i] = gh * cu[i]
+        carry[i] = _ZERO
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _log_step_back_gated(dh, cc, cu, ck, cg, carry, c, du, dgate):
+    """As _log_step_back, with dgate and carry <- the gate's part of dL/d log|h_{t-1}|."""
+    wide_vectors()
+    for i in range(dh.shape[0]):
+        gh = dh[i] + carry[i]
+        c[i] = gh * cc[i]
+        du[i] = gh * cu[i]
+        dgate[i] = gh * cg[i]
+        carry[i] = gh * ck[i]
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _log_backward(u, R, logR, sR, gate, hl, hs, h0l, h0s, xt, yt, rl, rs, zl, zs, wide, dhl, gated,
-                  du, dgate, dh0l, C, dR_wide):
+def _log_backward(R, hl, hs, h0l, h0s, xt, rl, cc, cu, ck, cg, wide, dhl, gated, du, dgate, dh0l, C, dR_wide):
     # as _log_forward; dhl, du, dgate [B, T, D] float32; dh0l [B, D]; R [D, D] float64;
-    # C [B, T, D] float64: dL/dr_log / y~ of the fast steps (0 on wide steps); dR_wide [B, D, D]
-    B, T, D = u.shape
+    # C [B, T, D] float64: dL/d(R x~) of the fast steps (0 on wide steps); dR_wide [B, D, D]
+    B, T, D = hl.shape
     for b in prange(B):
         carry = np.zeros(D, np.float32)  # dL/d log|h_t| from step t + 1
-        gr = np.empty(D, np.float32)  # dL/d r_log
         rtc = np.empty(D, np.float64)
         for t in range(T - 1, -1, -1):
-            l, s = (hl[b, t - 1], hs[b, t - 1]) if t > 0 else (h0l[b], h0s[b])
-            _log_step_back(u[b, t], gate[b, t], l, s, rl[b, t], rs[b, t], zl[b, t], zs[b, t], dhl[b, t], carry, gr,
-                           gated, du[b, t], dgate[b, t])
+            if gated:
+                _log_step_back_gated(dhl[b, t], cc[b, t], cu[b, t], ck[b, t], cg[b, t], carry, C[b, t], du[b, t],
+                                     dgate[b, t])
+            else:
+                _log_step_back(dhl[b, t], cc[b, t], cu[b, t], carry, C[b, t], du[b, t])
             if not wide[b, t]:
-                for i in range(D):
-                    y = yt[b, t, i]
-                    C[b, t, i] = gr[i] / y if y != 0.0 else 0.0
                 _rows_times(R, C[b, t], rtc)  # R^T c
                 for j in range(D):
                     carry[j] += np.float32(xt[b, t, j] * rtc[j])
-            else:
-                for i in range(D):
-                    C[b, t, i] = 0.0
-                    if rl[b, t, i] == -math.inf:  # an exact zero passes no gradient
-                        continue
-                    gi = np.float64(gr[i]) * rs[b, t, i]
-                    for j in range(D):
-                        w = s[j] * math.exp(np.float64(l[j]) - rl[b, t, i])  # x_j / |y_i|
-                        dR_wide[b, i, j] += gi * w
-                        carry[j] += np.float32(gi * R[i, j] * w)
+                continue
+            l, s = (hl[b, t - 1], hs[b, t - 1]) if t > 0 else (h0l[b], h0s[b])
+            for i in range(D):  # d r_log_i / d x_log_j = R_ij x_j / y_i, d r_log_i / d R_ij = x_j / y_i
+                gi = C[b, t, i]  # c_i = dL/d r_log_i times sign(y_i)
+                C[b, t, i] = 0.0
+                if rl[b, t, i] == -math.inf:  # an exact zero passes no gradient
+                    continue
+                for j in range(D):
+                    w = s[j] * math.exp(np.float64(l[j]) - rl[b, t, i])  # x_j / |y_i|
+                    dR_wide[b, i, j] += gi * w
+                    carry[j] += np.float32(gi * R[i, j] * w)
         for j in range(D):
             dh0l[b, j] = carry[j]
 
@@ -369,35 +401,36 @@ class _Log(torch.autograd.Function):
             h0l, h0s = as_array(h0_log), as_array(h0_sign)
         hl = prefer_huge_pages(new_output((B, T, D), u.dtype, u.device))
         hs = new_output((B, T, D), u.dtype, u.device)
-        work = [np.empty((B, T, D), np.float64) for _ in range(2)] + \
-            [np.empty((B, T, D), np.float32) for _ in range(4)]  # xt, yt (float64); rl, rs, zl, zs
+        xt, cc = np.empty((B, T, D), np.float64), np.empty((B, T, D), np.float64)
+        rl, cu = np.empty((B, T, D), np.float32), np.empty((B, T, D), np.float32)
+        ck, cg = (np.empty((B, T, D), np.float32) for _ in range(2)) if gated else (cu, cu)  # not written ungated
         wide = np.empty((B, T), np.bool_)
-        g_arr = as_array(gate) if gated else u_arr
+        g_arr = as_array(gate) if gated else u_arr  # not read without a gate
         _log_forward(u_arr, np.ascontiguousarray(R64.T), logR, sR, g_arr, h0l, h0s, gated, hl.numpy(), hs.numpy(),
-                     *work, wide)
-        ctx.save_for_backward(u, R, gate, hl, hs)
-        ctx.arrays = (R64, logR, sR, g_arr, h0l, h0s, work, wide)
+                     xt, rl, cc, cu, ck, cg, wide)
+        ctx.save_for_backward(R, hl, hs)
+        ctx.arrays = (R64, h0l, h0s, xt, rl, cc, cu, ck, cg, wide)
         ctx.gated, ctx.has_h0 = gated, h0_log is not None
         ctx.mark_non_differentiable(hs)
         return hl, hs
 
     @staticmethod
     def backward(ctx, dhl, _dhs):
-        u, R, gate, hl, hs = ctx.saved_tensors
-        R64, logR, sR, g_arr, h0l, h0s, work, wide = ctx.arrays
-        B, T, D = u.shape
-        du = prefer_huge_pages(torch.empty_like(u))
-        dgate = torch.empty_like(u) if ctx.gated else du  # not written without a gate
-        dh0l = torch.empty((B, D), dtype=u.dtype)
+        R, hl, hs = ctx.saved_tensors
+        R64, h0l, h0s, xt, rl, cc, cu, ck, cg, wide = ctx.arrays
+        B, T, D = hl.shape
+        du = prefer_huge_pages(torch.empty_like(hl))
+        dgate = torch.empty_like(hl) if ctx.gated else du  # not written without a gate
+        dh0l = torch.empty((B, D), dtype=hl.dtype)
         C = np.empty((B, T, D), np.float64)
         dR_wide = np.zeros((B, D, D), np.float64)
         dhl_arr = as_array(dhl) if dhl is not None else np.zeros((B, T, D), np.float32)
-        _log_backward(as_array(u), R64, logR, sR, g_arr, hl.numpy(), hs.numpy(), h0l, h0s, *work, wide, dhl_arr,
-                      ctx.gated, du.numpy(), dgate.numpy(), dh0l.numpy(), C, dR_wide)
-        xt = work[0]
-        dR = C.reshape(-1, D).T @ xt.reshape(-1, D) + dR_wide.sum(0)  # sum_{b,t} c_{b,t} x~_{b,t}^T
-        return (du, torch.from_numpy(dR).to(R.dtype), (dgate if ctx.gated else None),
-                (dh0l if ctx.has_h0 else None), None)
+        _log_backward(R64, hl.numpy(), hs.numpy(), h0l, h0s, xt, rl, cc, cu, ck, cg, wide, dhl_arr, ctx.gated,
+                      du.numpy(), dgate.numpy(), dh0l.numpy(), C, dR_wide)
+        # sum_{b,t} c_{b,t} x~_{b,t}^T by torch (its thread count; NumPy's BLAS would start
+        # threads of its own, which spun for 80 ms a call beside the kernel's here)
+        dR = torch.from_numpy(C).view(-1, D).T @ torch.from_numpy(xt).view(-1, D) + torch.from_numpy(dR_wide.sum(0))
+        return (du, dR.to(R.dtype), (dgate if ctx.gated else None), (dh0l if ctx.has_h0 else None), None)
 
 
 @implements("elman_scan", dtypes=(torch.float32,))
