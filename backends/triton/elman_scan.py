@@ -18,9 +18,15 @@ import torch
 import triton
 import triton.language as tl
 
-from backends.ops.elman_scan import TANH_SATURATED, TANH_SMALL, TINY
+import backends.ops.elman_scan as contract
 from backends.registry import implements, new_output
 from backends.triton._common import contiguous, next_power_of_2, sigmoid, tanh
+
+# the contract's clamps as constexprs: a @triton.jit function may read a global only if it
+# is one (the compiler refuses a plain float; the interpreter does not check)
+TINY = tl.constexpr(contract.TINY)
+TANH_SATURATED = tl.constexpr(contract.TANH_SATURATED)
+TANH_SMALL = tl.constexpr(contract.TANH_SMALL)
 
 MAX_D = 128  # R's [D, D] tile in registers: 64 KB of float32 per program at D = 128
 

@@ -196,6 +196,13 @@ def _blocks(S, D):
     return max(16, triton.next_power_of_2(S)), min(MAX_BLOCK_D, max(16, triton.next_power_of_2(D)))
 
 
+def _tokens_warps(block_d):
+    """Warps of the backward's token kernel: 8 at BLOCK_D = 128, where its tiles (x, the
+    dstates and routing blocks, dx: [BLOCK_T or BLOCK_S, 128] each) live together and 4
+    warps spilled past 255 registers in bfloat16 (ptxas, sm_90 and sm_80); 4 below."""
+    return 8 if block_d >= 128 else 4
+
+
 class _NsmRoute(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w_route, b_route, mask, top_k):
@@ -237,7 +244,7 @@ class _NsmRoute(torch.autograd.Function):
         dx = torch.empty((B, T, D), dtype=x.dtype, device=x.device)
         _bwd_tokens_kernel[(B, triton.cdiv(T, BLOCK_T))](
             x, w_route, args["bias"], args["mask"], g_states, g_weights, dl, dx, T, S, D, ctx.top_k or S,
-            *args["strides"], *g_states.stride(), *g_weights.stride(), **flags)
+            *args["strides"], *g_states.stride(), *g_weights.stride(), num_warps=_tokens_warps(block_d), **flags)
         n_d = triton.cdiv(D, block_d)
         rows = B * T
         splits = _splits(triton.cdiv(rows, BLOCK_T), n_d, x.device)

@@ -1,7 +1,10 @@
 """``arsenal gpu-compile``: every Triton and Numba CUDA kernel compiled ahead of time for
 sm_90 (H100) and sm_80 (A100), no GPU needed (``bench.gpu_compile``); prints the kernel
 x chip table and appends kind="gpu_compile" records. Exit 1 when a kernel does not
-compile, spills, or launches beyond a chip's limits."""
+compile, spills, or launches beyond a chip's limits. By default each kernel is compiled
+once per chip at each constexpr and warp choice the suites and grids make, standing for
+its variants in pointer dtype and pipeline stages (bench.gpu_compile.run.cover); --all
+compiles every variant."""
 
 from __future__ import annotations
 
@@ -20,6 +23,9 @@ def add_arguments(sp) -> None:
     sp.add_argument("--chip", help="comma-separated: sm_90, sm_80 (default: both)")
     sp.add_argument("--suite", help="comma-separated op suites (default: every suite of suites/op_shapes.py)")
     sp.add_argument("--no-models", action="store_true", help="leave out the op calls of the model grids")
+    sp.add_argument("--all", action="store_true",
+                    help="every specialisation (each pointer dtype and pipeline-stage count too); default: each "
+                         "kernel x chip once at each constexpr and warp choice, standing for the rest")
     sp.add_argument("--out", default="out/results.jsonl", help="results file (appended)")
 
 
@@ -43,7 +49,7 @@ def run(args, console) -> int:
         backends=tuple(_args.names(args.backend, list(GPU_BACKENDS), "backend") or GPU_BACKENDS),
         ops=None if ops is None else tuple(ops),
         suites=None if args.suite is None else tuple(_args.names(args.suite, list(SUITES), "suite")),
-        models=not args.no_models, out=args.out)
+        models=not args.no_models, out=args.out, every=args.all)
     records = compile_all(cfg, progress=lambda msg: console.print(msg, markup=False, highlight=False, style="dim"))
     console.print(table(records))
     bad = failures(records)

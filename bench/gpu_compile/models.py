@@ -9,6 +9,12 @@ fastlane's checks) runs on the CPU with real weights instead. Grids: ``main`` (R
 ``arsenal run``) and ``quick`` (``arsenal models``' default); the longer grids run the
 same families at more lengths, which change the launchers' choices only through T and
 B*D, which the op suites' long cases already cover.
+
+A family that loops over tokens in Python (suites/model_runs.PER_TOKEN) and needs the
+CPU makes the same calls at every length (one token at a time: [B, 1, ...]), and runs
+on the CPU at about 0.4 s a token (the stackformer at T=256: 110 s); it is run at
+SHORT lengths instead, and its calls are kept only when both lengths make the same
+ones (else it runs at its T).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from bench.gpu_compile.specs import Call
 
 GRIDS = ("main", "quick")
 VOCAB = 256  # the byte-level tasks' vocabulary
+SHORT = (4, 8)  # the lengths a per-token family is run at on the CPU (see above)
 
 
 class _Recorder:
@@ -64,24 +71,44 @@ def _forward(family: str, overrides: dict, B: int, T: int, ops, device: str) -> 
         model(torch.zeros(B, T, dtype=torch.long))
 
 
+def _on_cpu(family: str, config_id: str, overrides: dict, B: int, T: int, impls_for, calls: dict) -> None:
+    """The family forward on the CPU with real weights, its calls added to ``calls``; a
+    per-token family at the SHORT lengths when they agree (see the module docstring)."""
+    from suites.model_runs import PER_TOKEN
+
+    if (family, config_id) in PER_TOKEN:
+        found = []
+        for t in SHORT:
+            found.append({})
+            _forward(family, overrides, B, t, impls_for(found[-1], "cpu"), "cpu")
+        if all(f.keys() == found[0].keys() for f in found):
+            for key, value in found[0].items():
+                calls.setdefault(key, value)
+            return
+    _forward(family, overrides, B, T, impls_for(calls, "cpu"), "cpu")
+
+
 def model_calls(grids=GRIDS) -> list[Call]:
     """The distinct op calls of the model grids' families at their shapes."""
     import backends
     from backends.mix import OpTable
     from suites.model_runs import SUITES
 
+    def impls_for(calls: dict, device: str):
+        """An OpTable recording into ``calls``; its device is the model's (a family may
+        make its tensors on ops.device)."""
+        impls = {op: _Recorder(op, backends.BACKENDS["torch"].impl(op), calls) for op in backends.OPS}
+        return OpTable(mix={op: "torch" for op in backends.OPS}, device=device, _impls=impls)
+
     calls: dict = {}
-    impls = {op: _Recorder(op, backends.BACKENDS["torch"].impl(op), calls) for op in backends.OPS}
-    # the table's device is the model's (a family may make its tensors on ops.device)
-    ops = {d: OpTable(mix={op: "torch" for op in backends.OPS}, device=d, _impls=impls) for d in ("meta", "cpu")}
     sources: dict = {}
     runs = {(r.family, r.config_id, r.B, r.T): r for grid in grids for r in SUITES[grid]}
     for (family, config_id, B, T), run in runs.items():
         before = set(calls)
         try:
-            _forward(family, run.overrides, B, T, ops["meta"], "meta")
+            _forward(family, run.overrides, B, T, impls_for(calls, "meta"), "meta")
         except (RuntimeError, NotImplementedError):  # reads data on the host: real weights on the CPU
-            _forward(family, run.overrides, B, T, ops["cpu"], "cpu")
+            _on_cpu(family, config_id, run.overrides, B, T, impls_for, calls)
         for key in set(calls) - before:
             sources[key] = f"model {family}/{config_id} B{B}-T{T}"
     return [Call(op, {}, sources[key], inputs=inputs) for key, (op, inputs) in calls.items()]

@@ -69,6 +69,20 @@ def specialise(launch: Launch, chip: Chip) -> tuple[tuple, dict]:
                      grid=launch.grid)
 
 
+def cover_key(key: tuple, spec: dict) -> tuple:
+    """Numba specialises on the argument types (dtypes and ranks) and the block: each is
+    its own kernel, so the covering compile (run.py) compiles every one."""
+    return key
+
+
+def preference(spec: dict) -> tuple:
+    return ()
+
+
+def variant(spec: dict) -> str:
+    return describe(spec)
+
+
 def describe(spec: dict) -> str:
     """"(array(float32, 3d, C), ..., bool)" plus the block size: what Numba specialises on."""
     return f"block={spec['threads']} ({', '.join(str(t) for t in spec['types'])})"

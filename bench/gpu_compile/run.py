@@ -33,6 +33,7 @@ class GpuCompileConfig:
     out: Path | None = None  # results file the records are appended to
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)  # compiling processes
     extra_calls: tuple[Call, ...] = field(default=())  # more calls (tests)
+    every: bool = False  # every specialisation; False: the covering set (see cover)
 
 
 def _modules(backend: str):
@@ -77,6 +78,28 @@ def _compile(entries: list[dict], jobs: int):
             yield from pool.map(_compile_pending, range(len(entries)))
     finally:
         _PENDING.clear()
+
+
+def cover(entries: list[dict]) -> list[dict]:
+    """The covering set: each kernel once per chip at each of its constexpr, warp and
+    argument-type (dtype) choices (for Numba: each argument typing and block), at the
+    variant its backend's ``preference`` picks; the others (an autotune config's
+    pipeline stages, the arguments' alignment) are named in ``variants`` and their uses
+    become its uses. Two thirds of the specialisations of the suites and grids, so
+    that CI's 2 cores compile them in minutes; ``every`` compiles all of them."""
+    groups: dict[tuple, list[dict]] = {}
+    for e in entries:
+        groups.setdefault(e["module"].cover_key(e["key"], e["spec"]), []).append(e)
+    out = []
+    for members in groups.values():
+        module = members[0]["module"]
+        chosen = max(members, key=lambda e: module.preference(e["spec"]))
+        merged = dict(chosen, uses=[u for e in members for u in e["uses"]], variants=sorted(
+            {module.variant(e["spec"]) for e in members if e is not chosen}))
+        merged["ops"] = list(dict.fromkeys(op for e in members for op in e["ops"]))
+        merged["dtypes"] = list(dict.fromkeys(d for e in members for d in e["dtypes"]))
+        out.append(merged)
+    return out
 
 
 def check_environment() -> None:
@@ -125,8 +148,9 @@ def compile_all(cfg: GpuCompileConfig, progress: Callable[[str], None] = print) 
                     for direction, launches in run_call(impl, call, dtype, module.captured, chip).items():
                         for launch in launches:
                             key, spec = module.specialise(launch, chip)
-                            entry = unique.setdefault(key, {"spec": spec, "module": module, "uses": [], "ops": [],
-                                                            "direction": direction, "dtypes": [], "chip": chip})
+                            entry = unique.setdefault(key, {"key": key, "spec": spec, "module": module, "uses": [],
+                                                            "ops": [], "direction": direction, "dtypes": [],
+                                                            "chip": chip, "variants": []})
                             entry["uses"].append(f"{call.op} {direction} {dtype_name} {call.source} {call.case_id}")
                             if call.op not in entry["ops"]:
                                 entry["ops"].append(call.op)
@@ -134,12 +158,16 @@ def compile_all(cfg: GpuCompileConfig, progress: Callable[[str], None] = print) 
                                 entry["dtypes"].append(dtype_name)
                             if spec["grid"] > entry["spec"]["grid"]:
                                 entry["spec"] = dict(entry["spec"], grid=spec["grid"])
-    progress(f"{len(todo)} op calls x {len(cfg.chips)} chips: {len(unique)} kernel specialisations to compile")
+    entries = list(unique.values()) if cfg.every else cover(list(unique.values()))
+    progress(f"{len(todo)} op calls x {len(cfg.chips)} chips: {len(unique)} kernel specialisations, "
+             + ("all compiled" if cfg.every else f"{len(entries)} compiled, each standing for its variants "
+                                                 f"(pipeline stages, alignment; --all compiles every one)"))
     run_id, fingerprint = results.new_run_id(), env.environment("cpu")
     out = []
-    entries = list(unique.values())
     for i, (entry, compiled) in enumerate(zip(entries, _compile(entries, cfg.jobs)), 1):
         compiled.uses = sorted(set(entry["uses"]))
+        if entry["variants"]:
+            compiled.specialization += f" [stands for: {'; '.join(entry['variants'])}]"
         rec = record(compiled, entry["ops"], entry["direction"], entry["dtypes"], run_id, fingerprint)
         out.append(rec)
         if cfg.out is not None:

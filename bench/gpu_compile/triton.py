@@ -85,6 +85,31 @@ def specialise(launch: Launch, chip: Chip) -> tuple[tuple, dict]:
                      options=options, grid=grid)
 
 
+def cover_key(key: tuple, spec: dict) -> tuple:
+    """What the covering compile (run.py) compiles once: the kernel on the chip at its
+    constexprs, warp count and argument types (pointer dtypes). The variants it stands
+    for differ only in the pipeline stages of an autotune config and in which integer
+    and pointer arguments are 16-byte aligned (Triton's ``tt.divisibility``)."""
+    return (*key[:3], repr(sorted(spec["constexprs"].items())), spec["options"].num_warps,
+            repr(sorted(spec["signature"].items())))
+
+
+def _aligned(spec: dict) -> int:
+    return sum(1 for values in spec["attrs"].values() for name, _ in values if name == "tt.divisibility")
+
+
+def preference(spec: dict) -> tuple:
+    """The variant a covering compile picks: the most pipeline stages (the most shared
+    memory and live registers a software-pipelined loop takes), then the most aligned
+    arguments (vectorised loads, the usual case on a GPU), then the largest grid."""
+    return spec["options"].num_stages, _aligned(spec), spec["grid"]
+
+
+def variant(spec: dict) -> str:
+    """"num_stages=2, 9 aligned arguments": how a variant of a covering group differs."""
+    return f"num_stages={spec['options'].num_stages}, {_aligned(spec)} aligned arguments"
+
+
 def describe(spec: dict) -> str:
     """"BLOCK_T=64 BLOCK_D=32 HAS_H0=True num_warps=4 num_stages=2 a:*fp32 ..." (the
     constexprs by name, then the launch options, then the pointer types)."""
@@ -94,6 +119,17 @@ def describe(spec: dict) -> str:
     options = spec["options"]
     pointers = sorted({t for t in spec["signature"].values() if t.startswith("*")})
     return " ".join(consts + [f"num_warps={options.num_warps}", f"num_stages={options.num_stages}"] + pointers)
+
+
+def message(exc: BaseException) -> str:
+    """The exception and its causes: Triton's CompilationError names the outermost call
+    of a nested @triton.jit function; the reason (a type or shape error inside it) is
+    in the chain of causes."""
+    parts = []
+    while exc is not None and len(parts) < 8:
+        parts.append(f"{type(exc).__name__}: {exc}".strip())
+        exc = exc.__cause__ or exc.__context__
+    return "\ncaused by ".join(parts)
 
 
 def compile_one(spec: dict, chip: Chip) -> Compiled:
@@ -118,6 +154,6 @@ def compile_one(spec: dict, chip: Chip) -> Compiled:
                                get_ptxas(chip.capability).path, flags)
         out.resources = found[kernel.metadata.name]
     except Exception as exc:  # a compile error is a finding: recorded with the compiler's message
-        out.error = f"{type(exc).__name__}: {exc}".strip()
+        out.error = message(exc)
     out.seconds = time.perf_counter() - start
     return out
