@@ -7,7 +7,7 @@ A family receives its kernels as an OpTable (``self.ops``) and calls them only a
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -80,6 +80,15 @@ class TwoTowerHead(nn.Module):
         return self.mlp(torch.cat([x1, x2, x1 * x2, x1 - x2], dim=-1))
 
 
+class StepLoop(NamedTuple):
+    """What ``SequenceModel.compile_step`` compiles: ``methods``, the names of the model's
+    step methods its loop over time calls (empty: none), and ``why_not``, the reason
+    when there are none (a peer records it)."""
+
+    methods: tuple[str, ...]
+    why_not: str = ""
+
+
 class SequenceModel(nn.Module):
     """The base of every family (DESIGN.md 7.1).
 
@@ -109,11 +118,43 @@ class SequenceModel(nn.Module):
             self.head = TwoTowerHead(config.d_model, config.n_classes)
         else:
             self.head = None
+        self.step_compiled = ""  # compile_step's mode once the step is compiled
 
     @classmethod
     def ops_used(cls, config: ModelConfig) -> tuple[str, ...]:
         """The registry ops this config calls (what a mix must provide, with gradients)."""
         return ()
+
+    @classmethod
+    def step_loop(cls, config: ModelConfig) -> StepLoop:
+        """The methods this config's Python loop over time calls, each one function of
+        fixed-shape tensors (DESIGN 9), or why it has none. Default: no loop (the work is
+        a few calls over the whole sequence; torch.compile of the whole model is one graph)."""
+        return StepLoop((), f"{config.family}: no Python loop over time (the work is a few calls over the whole "
+                            "sequence); torch.compile of the whole model is one graph")
+
+    def compile_step(self, mode: str | None = "auto", backend: str = "inductor") -> SequenceModel:
+        """Compile this model's step once and have its loop call it (DESIGN 9): each of
+        ``step_loop(config).methods`` becomes ``torch.compile(step, dynamic=False)`` on this
+        instance, so compile time is independent of T (the shapes are fixed by the config
+        and the batch; another batch size compiles once more). ``mode="auto"``:
+        "reduce-overhead" (CUDA graphs) on CUDA, the default mode on the CPU; None: the
+        default mode. ``backend``: torch.compile's backend ("aot_eager" traces the same
+        graphs without generating code: the tests' choice, seconds instead of minutes on
+        a CPU). Raises ValueError where the config has no step loop, with why.
+        Returns the model; ``self.step_compiled`` says the mode ("" while eager)."""
+        loop = self.step_loop(self.config)
+        if not loop.methods:
+            raise ValueError(f"{self.config.family}: compile_step expected a config with a step loop, got none: "
+                             f"{loop.why_not}")
+        if mode == "auto":
+            mode = "reduce-overhead" if torch.device(self.ops.device).type == "cuda" else None
+        for name in loop.methods:
+            eager = getattr(type(self), name).__get__(self)  # the bound method, not an earlier compiled one
+            options = {"mode": mode} if backend == "inductor" else {}  # mode is an inductor option
+            setattr(self, name, torch.compile(eager, dynamic=False, backend=backend, **options))
+        self.step_compiled = mode or "default"
+        return self
 
     def forward(self, tokens, state: State = None, mask=None):
         raise NotImplementedError
@@ -145,13 +186,14 @@ class SequenceModel(nn.Module):
                              "got a state: a bidirectional model cannot continue a sequence in chunks")
 
 
-def through_layers(layers, x, state: State):
-    """Run ``x`` through residual layers that each map (x, own state) -> (x, new state);
-    ``state`` is one entry per layer, or None (every layer starts from its zero state).
-    Returns x and the list of new states: the carried state of a stack of recurrent layers."""
+def through_layers(layers, x, state: State, **extra):
+    """Run ``x`` through residual layers that each map (x, own state, **extra) -> (x, new
+    state); ``state`` is one entry per layer, or None (every layer starts from its zero
+    state). Returns x and the list of new states: the carried state of a stack of
+    recurrent layers."""
     new_states = []
     for layer, own in zip(layers, state if state is not None else [None] * len(layers)):
-        x, own = layer(x, own)
+        x, own = layer(x, own, **extra)
         new_states.append(own)
     return x, new_states
 

@@ -70,7 +70,7 @@ from torch import nn
 from torch.nn.utils import parametrizations, parametrize
 
 from models import register_family
-from models.common import RMSNorm, SequenceModel, through_layers
+from models.common import RMSNorm, SequenceModel, StepLoop, through_layers
 from models.config import ModelConfig, choices, invalid, limits
 
 R_H_MODES = ("free", "spectral_norm", "scaled_orthogonal")
@@ -172,20 +172,21 @@ class ElmanLayer(nn.Module):
             return torch.sigmoid(self.r_scale) * self.r_h.weight
         return self.r_h.weight
 
-    def forward(self, x, h0):
-        """x [B, T, d]; h0 None or the layer's state -> x [B, T, d], state."""
+    def forward(self, x, h0, steps):
+        """x [B, T, d]; h0 None or the layer's state; steps: the model, whose (possibly
+        compiled) ``linear_step`` and ``log_step`` the per-step path calls -> x [B, T, d], state."""
         xn = self.norm(x)  # [B, T, d]
         u = self.w_x(xn)  # [B, T, d]
         g = self.w_d(xn) if self.rung >= 1 else None  # [B, T, d] gate logits
         if self.rung == 4:
             h = self.ops.parallel_scan(torch.sigmoid(-g), torch.sigmoid(g) * u, h0)  # [B, T, d]
             state = h[:, -1]
-        elif self.fused:
+        elif self.fused and not steps.step_compiled:
             h, state = self.scan(u, g, h0)
         elif self.rung == 3:
-            h, state = self.log_space_loop(u, g, h0)
+            h, state = self.log_space_loop(u, g, h0, steps.log_step)
         else:
-            h, state = self.linear_loop(u, g, h0)
+            h, state = self.linear_loop(u, g, h0, steps.linear_step)
         if self.rung >= 2:
             B, T, d = h.shape
             compete = h.view(B, T, d // self.group, self.group).softmax(-1).view(B, T, d)
@@ -204,8 +205,9 @@ class ElmanLayer(nn.Module):
         h = self.ops.elman_scan(u, R, g, state)  # [B, T, d]
         return h, h[:, -1]
 
-    def linear_loop(self, u, g, h):
-        """Rungs 0-2: u, g [B, T, d]; h None (zeros) or [B, d] -> all h [B, T, d], h_last."""
+    def linear_loop(self, u, g, h, step):
+        """Rungs 0-2: u, g [B, T, d]; h None (zeros) or [B, d]; step: ``Elman.linear_step``
+        -> all h [B, T, d], h_last."""
         R = self.recurrent_matrix()  # [d, d]
         # per-step views by unbind, not u[:, t]: the backward of T selects would build T
         # zero-filled [B, T, d] gradients (O(T^2) memory traffic), unbind's builds one
@@ -213,17 +215,17 @@ class ElmanLayer(nn.Module):
         gates = torch.sigmoid(g).unbind(1) if g is not None else None
         hs = []
         for t, u_t in enumerate(us):
-            cand = torch.tanh(u_t if h is None else u_t + F.linear(h, R))  # [B, d]
-            if gates is None:
-                h = cand
+            d_t = None if gates is None else gates[t]
+            if h is None:  # R_h 0 = 0 and (1 - d) 0 = 0
+                h = torch.tanh(u_t) if d_t is None else d_t * torch.tanh(u_t)
             else:
-                h = gates[t] * cand if h is None else h + gates[t] * (cand - h)
+                h = step(u_t, d_t, h, R)
             hs.append(h)
         return torch.stack(hs, 1), h
 
-    def log_space_loop(self, u, g, state):
-        """Rung 3: the linear loop with h held as (log|h|, sign h).
-        state None (h = 0) or (h_log, h_sign) [B, d] each -> all h [B, T, d], state."""
+    def log_space_loop(self, u, g, state, step):
+        """Rung 3: the linear loop with h held as (log|h|, sign h). state None (h = 0) or
+        (h_log, h_sign) [B, d] each; step: ``Elman.log_step`` -> all h [B, T, d], state."""
         R = self.recurrent_matrix()  # [d, d]
         # T x [B, d] each, by unbind (see linear_loop)
         u_log, u_sign = (x.unbind(1) for x in to_log(u))
@@ -234,10 +236,7 @@ class ElmanLayer(nn.Module):
                 z_log, z_sign = u_log[t], u_sign[t]
                 state = (take_log[t] + log_tanh_abs(z_log), z_sign)
             else:
-                h_log, h_sign = state
-                r_log, r_sign = self.ops.logspace_matvec(R, h_log, h_sign)  # R_h h_{t-1}, [B, d]
-                z_log, z_sign = signed_logaddexp(u_log[t], u_sign[t], r_log, r_sign)
-                state = signed_logaddexp(keep_log[t] + h_log, h_sign, take_log[t] + log_tanh_abs(z_log), z_sign)
+                state = step(u_log[t], u_sign[t], keep_log[t], take_log[t], *state, R)
             hs.append(state[1] * torch.exp(state[0]))
         return torch.stack(hs, 1), state
 
@@ -273,8 +272,33 @@ class Elman(SequenceModel):
             return ("elman_scan",)
         return ("logspace_matvec",) if config.rung == 3 else ()
 
+    @classmethod
+    def step_loop(cls, config):
+        """Rungs 0-3: the per-step cell. A fused rung's loop is inside ``ops.elman_scan``
+        (the torch backend's step loop, behind the registry), which a compiled model cannot
+        reach without unrolling it; so a compiled step runs the per-step path of the same
+        contract (DESIGN 2.8) with this cell compiled, whatever ``fused`` says. Rung 4
+        has no loop (one parallel_scan call)."""
+        if config.rung == 4:
+            return StepLoop((), "elman rung 4: no Python loop over time (one parallel_scan call per layer); "
+                                "torch.compile of the whole model is one graph")
+        return StepLoop(("log_step",) if config.rung == 3 else ("linear_step",))
+
+    def linear_step(self, u_t, d_t, h, R):
+        """One step of rungs 0-2 after the first: u_t [B, d] (W_x x_t + b), d_t [B, d] the
+        delta gate or None (rung 0), h [B, d], R [d, d] -> h_t [B, d]."""
+        cand = torch.tanh(u_t + F.linear(h, R))  # [B, d]
+        return cand if d_t is None else h + d_t * (cand - h)
+
+    def log_step(self, u_log, u_sign, keep_log, take_log, h_log, h_sign, R):
+        """One step of rung 3 after the first, all [B, d] but R [d, d]: u as (log|u|, sign u),
+        log(1 - d_t), log d_t, h_{t-1} as (log|h|, sign h) -> h_t as (log|h|, sign h)."""
+        r_log, r_sign = self.ops.logspace_matvec(R, h_log, h_sign)  # R_h h_{t-1}, [B, d]
+        z_log, z_sign = signed_logaddexp(u_log, u_sign, r_log, r_sign)
+        return signed_logaddexp(keep_log + h_log, h_sign, take_log + log_tanh_abs(z_log), z_sign)
+
     def forward(self, tokens, state=None, mask=None):
         """tokens [B, T] int64; state None or one entry per layer (see the module docstring)."""
         self.check_tokens(tokens, state, mask)
-        x, new_states = through_layers(self.layers, self.embed(tokens), state)  # [B, T, d]
+        x, new_states = through_layers(self.layers, self.embed(tokens), state, steps=self)  # [B, T, d]
         return self.norm(x), new_states

@@ -85,8 +85,9 @@ of each chunk the call completed, 0 rows if none; None without communication), d
 into the ``kind="routing"`` result records of the report.
 
 ``NSM.chunk_step(tokens, layers)`` is one aligned chunk through an NSM-only model as a
-function of fixed-shape tensors (what bench/ compiles once; the loop over chunks stays
-outside).
+function of fixed-shape tensors. ``model.compile_step()`` compiles it once (a causal
+NSM-only config); a call of whole chunks from a chunk boundary without a mask then runs
+as a Python loop over the compiled step (``_by_chunks``), any other call eagerly.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import register_family
-from models.common import RMSNorm, SequenceModel, SwiGLU
+from models.common import RMSNorm, SequenceModel, StepLoop, SwiGLU
 from models.config import ModelConfig, choices, invalid, limits
 from models.nsm_gates import GATE_WIDTH, StateGate
 from models.nsm_memory import NTMemory
@@ -341,6 +342,18 @@ class NSM(SequenceModel):
     def ops_used(cls, config):
         return ("nsm_route",)
 
+    @classmethod
+    def step_loop(cls, config):
+        """``chunk_step`` for a causal NSM-only model; the hybrid's KV cache grows with T
+        (no fixed shapes) and an encoder's tokens read the whole sequence's final states."""
+        if "T" in config.layers():
+            return StepLoop((), "nsm: the hybrid's transformer blocks carry a KV cache that grows with T, so no "
+                                "step has fixed shapes; torch.compile of the whole model is the peer")
+        if not config.causal:
+            return StepLoop((), "nsm: an encoder's tokens (causal=False) read the states after the last chunk, so "
+                                "no chunk can be finished on its own")
+        return StepLoop(("chunk_step",))
+
     def _tables(self, start, stop):
         if stop > self.cos.shape[0]:  # grow the RoPE tables (long generation)
             self.cos, self.sin = rope_tables(2 * stop, self.cos.shape[1] * 2, self.rope_base, self.cos.device)
@@ -351,6 +364,8 @@ class NSM(SequenceModel):
         hidden [B, T, d_model] and the state after the last token."""
         self.check_tokens(tokens, state, mask)
         B, T = tokens.shape
+        if self.step_compiled and self._whole_chunks(tokens, state, mask):
+            return self._by_chunks(tokens, state)
         x = self.embed(tokens)
         own = None if self.nsm_embed is None else self.nsm_embed(tokens)
         pos = 0 if state is None else state["pos"]
@@ -374,6 +389,24 @@ class NSM(SequenceModel):
         self.routing = routing if self.record_routing else None
         self.communication = communication if self.record_routing else None
         return self.norm(x), {"pos": pos + T, "mask": key_mask if "T" in self.kinds else None, "layers": new_states}
+
+    def _whole_chunks(self, tokens, state, mask) -> bool:
+        """Whether a call is whole chunks from a chunk boundary, without a mask or routing
+        record: what the compiled ``chunk_step`` loop runs (anything else runs eagerly)."""
+        C = self.config.chunk
+        pos = 0 if state is None else state["pos"]
+        return mask is None and not self.record_routing and pos % C == 0 and tokens.shape[1] % C == 0
+
+    def _by_chunks(self, tokens, state):
+        """``forward`` as a Python loop over ``chunk_step`` (the compiled step's loop)."""
+        layers = self.initial_layers(tokens.shape[0]) if state is None else state["layers"]
+        hidden = []
+        for chunk in tokens.split(self.config.chunk, dim=1):  # [B, chunk] each
+            h, layers = self.chunk_step(chunk, layers)
+            hidden.append(h)
+        self.routing = self.communication = None
+        pos = 0 if state is None else state["pos"]
+        return torch.cat(hidden, 1), {"pos": pos + tokens.shape[1], "mask": None, "layers": layers}
 
     def initial_layers(self, B: int) -> list[dict]:
         """The NSM layers' states before the first token (what ``chunk_step`` starts from)."""

@@ -82,8 +82,8 @@ is their normed embedding.
 
 ``think_step`` is one thinking step as a function of fixed-shape tensors (a ``Thought``;
 shapes fixed by the config and the batch), so torch.compile can compile the step once
-and the loop over tokens and steps stays in Python (DESIGN 9):
-``model.think_step = torch.compile(model.think_step, dynamic=False)``. Measured on the
+and the loop over tokens and steps stays in Python (DESIGN 9): ``model.compile_step()``
+(models/common.py) compiles it. Measured on the
 tiny test config: three graphs (the first step's inputs differ only in requires_grad:
 the first token's, a later token's first step, every later step), none again for another
 sequence length, and the same hidden states as eager within 1e-6.
@@ -110,7 +110,7 @@ import torch
 from torch import nn
 
 from models import register_family
-from models.common import RMSNorm, SequenceModel, SwiGLU
+from models.common import RMSNorm, SequenceModel, StepLoop, SwiGLU
 from models.config import ModelConfig, choices, invalid, limits
 
 MIN_TOP_MASS = 1e-6  # the read of the top memories divides by mass_0, floored here (halt_mass = 0 configs)
@@ -280,6 +280,10 @@ class Stackformer(SequenceModel):
     @classmethod
     def ops_used(cls, config):
         return ("banked_attention", "stack_step")
+
+    @classmethod
+    def step_loop(cls, config):
+        return StepLoop(("think_step",))
 
     def _empty_banks(self, B, ref):
         s, z = self.config.pool_sizes()
