@@ -202,13 +202,14 @@ def _log_tanh_abs(z_log):
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
-def _log_matvec(l, s, RT, logR, sR, xt, y, rl, rs):
+def _log_matvec(l, s, RT, logR, sR, xt, y, rl, rs, scratch):
     """R x for x = s exp(l) [D] float32: rl, rs [D] float32 (log|R x|, sign). A fast step
     writes xt = x~ = s exp(l - m) and y = R x~ (float64 [D]; R x = exp(m) y, m = max l):
     x~ by float32 exps while the state spans at most NARROW (x~ then stays a float32
     normal), by float64 ones up to WIDE. A wider step takes the per-row stable form and
-    writes xt = 0, y = rs (the backward's scale of each row is then exp(rl)). Returns True
-    on a wide step."""
+    writes xt = 0, y = rs (the backward's scale of each row is then exp(rl)). scratch
+    [D] float32: each loop keeps to one float width (a float64 array beside float32
+    arithmetic halves a loop's vector width). Returns True on a wide step."""
     wide_vectors()
     D = l.shape[0]
     m, lo = _NEG_INF, _POS_INF
@@ -222,7 +223,9 @@ def _log_matvec(l, s, RT, logR, sR, xt, y, rl, rs):
         return False
     if m - lo <= _NARROW:
         for j in range(D):
-            xt[j] = s[j] * fexp(l[j] - m)
+            scratch[j] = s[j] * fexp(l[j] - m)
+        for j in range(D):
+            xt[j] = scratch[j]
     elif m - lo <= WIDE:
         for j in range(D):
             xt[j] = s[j] * math.exp(np.float64(l[j]) - np.float64(m))
@@ -234,8 +237,10 @@ def _log_matvec(l, s, RT, logR, sR, xt, y, rl, rs):
     _rows_times(RT, xt, y)
     for i in range(D):
         yi = y[i]
-        rl[i] = m + flog(np.float32(abs(yi)))  # y = 0: -inf
+        scratch[i] = abs(yi)
         rs[i] = -_ONE if yi < 0.0 else _ONE
+    for i in range(D):
+        rl[i] = m + flog(scratch[i])  # y = 0: -inf
     for i in range(D):  # |y| past float32's normals (a deep cancellation): the log in float64
         ay = abs(y[i])
         if ay < 1e-30 and ay > 0.0:
@@ -262,38 +267,36 @@ def _log_matvec_rows(l, s, logR, sR, rl, rs):
 
 
 @njit(cache=True, error_model="numpy")
-def _input_sum(x, rl, rs, y):
-    """z = u + R x for one element and its local derivatives: (z_log, z_sign, a, slope,
-    cu, cc) with a = log|tanh z| and slope = da / dz_log; per unit dL/da, du = cu and
-    dL/d(R x~) = cc (float64, through y = R x~)."""
+def _input_sum(x, rl, rs):
+    """z = u + R x for one element and its local derivatives: (z_log, z_sign, a, cu, cr)
+    with a = log|tanh z|; per unit dL/da, du = cu and dL/d r_log = cr."""
     always_inline()
     z_log, z_sign, wu, wr = _slae(flog(abs(x)), (-_ONE if x < _ZERO else _ONE), rl, rs)
     a, slope = _log_tanh_abs(z_log)
     cu = _ZERO if x == _ZERO else slope * wu / x  # u = 0 passes no gradient
-    cc = np.float64(slope * wr) / y if y != 0.0 else 0.0  # an exact zero R x passes none
-    return z_log, z_sign, a, slope, cu, cc
+    return z_log, z_sign, a, cu, slope * wr
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
-def _log_step(u, y, rl, rs, l, s, hl, hs, cc, cu):
+def _log_step(u, rl, rs, l, s, hl, hs, cr, cu):
     """One step without a gate after R x: h_t = (log|tanh z|, sign z), z = u + R x; the
     state (l, s) in place and in hl, hs; the local derivatives for the backward, with g_h
-    the gradient reaching log|h_t|: dL/d(R x~) = g_h cc, du = g_h cu. Arrays [D]; y and cc
-    float64, else float32."""
+    the gradient reaching log|h_t|: dL/d r_log = g_h cr, du = g_h cu. Arrays [D] float32
+    (a float64 array in this loop would halve its vector width)."""
     wide_vectors()
     for i in range(u.shape[0]):
-        z_log, z_sign, a, slope, cu[i], cc[i] = _input_sum(u[i], rl[i], rs[i], y[i])
+        z_log, z_sign, a, cu[i], cr[i] = _input_sum(u[i], rl[i], rs[i])
         l[i], s[i] = a, z_sign
         hl[i], hs[i] = a, z_sign
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
-def _log_step_gated(u, g, y, rl, rs, l, s, hl, hs, cc, cu, ck, cg):
+def _log_step_gated(u, g, rl, rs, l, s, hl, hs, cr, cu, ck, cg):
     """As _log_step with the delta gate's signed log-sum after it: also dgate = g_h cg and
     the gate's part of dL/d log|h_{t-1}| = g_h ck."""
     wide_vectors()
     for i in range(u.shape[0]):
-        z_log, z_sign, a, slope, cu_i, cc_i = _input_sum(u[i], rl[i], rs[i], y[i])
+        z_log, z_sign, a, cu_i, cr_i = _input_sum(u[i], rl[i], rs[i])
         gi = g[i]
         e = fexp(-abs(gi))
         softplus = flog1p(e)  # log(1 + exp(-|g|)), shared by both log-sigmoids
@@ -304,9 +307,19 @@ def _log_step_gated(u, g, y, rl, rs, l, s, hl, hs, cc, cu, ck, cg):
         ck[i] = wk
         cg[i] = wt * (_ONE - d) - wk * d
         cu[i] = wt * cu_i
-        cc[i] = np.float64(wt) * cc_i
+        cr[i] = wt * cr_i
         l[i], s[i] = nl, ns
         hl[i], hs[i] = nl, ns
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _per_unit_of_y(cr, y, cc):
+    """cc = dL/d(R x~) per unit g_h = cr / y (float64 [D]; 0 where y = 0: an exact zero
+    R x passes no gradient). On a wide step y = rs, so cc = cr rs."""
+    wide_vectors()
+    for i in range(cr.shape[0]):
+        yi = y[i]
+        cc[i] = np.float64(cr[i]) / yi if yi != 0.0 else 0.0
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -317,15 +330,18 @@ def _log_forward(u, RT, logR, sR, gate, h0l, h0s, gated, hl, hs, xt, rl, cc, cu,
     for b in prange(B):
         l = h0l[b].copy()  # log|h_{t-1}|
         s = h0s[b].copy()
-        y = np.empty(D, np.float64)
+        y = np.empty(D, np.float64)  # R x~
         rs = np.empty(D, np.float32)
+        cr = np.empty(D, np.float32)  # dL/d r_log per unit g_h
+        scratch = np.empty(D, np.float32)
         for t in range(T):
-            wide[b, t] = _log_matvec(l, s, RT, logR, sR, xt[b, t], y, rl[b, t], rs)
+            wide[b, t] = _log_matvec(l, s, RT, logR, sR, xt[b, t], y, rl[b, t], rs, scratch)
             if gated:
-                _log_step_gated(u[b, t], gate[b, t], y, rl[b, t], rs, l, s, hl[b, t], hs[b, t], cc[b, t], cu[b, t],
-                                ck[b, t], cg[b, t])
+                _log_step_gated(u[b, t], gate[b, t], rl[b, t], rs, l, s, hl[b, t], hs[b, t], cr, cu[b, t], ck[b, t],
+                                cg[b, t])
             else:
-                _log_step(u[b, t], y, rl[b, t], rs, l, s, hl[b, t], hs[b, t], cc[b, t], cu[b, t])
+                _log_step(u[b, t], rl[b, t], rs, l, s, hl[b, t], hs[b, t], cr, cu[b, t])
+            _per_unit_of_y(cr, y, cc[b, t])
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
