@@ -133,13 +133,13 @@ class SequenceModel(nn.Module):
         return StepLoop((), f"{config.family}: no Python loop over time (the work is a few calls over the whole "
                             "sequence); torch.compile of the whole model is one graph")
 
-    def compile_step(self, mode: str | None = "auto", backend: str = "inductor") -> SequenceModel:
+    def compile_step(self, mode: str | None = "auto", backend: Any = "inductor") -> SequenceModel:
         """Compile this model's step once and have its loop call it (DESIGN 9): each of
         ``step_loop(config).methods`` becomes ``torch.compile(step, dynamic=False)`` on this
         instance, so compile time is independent of T (the shapes are fixed by the config
         and the batch; another batch size compiles once more). ``mode="auto"``:
         "reduce-overhead" (CUDA graphs) on CUDA, the default mode on the CPU; None: the
-        default mode. ``backend``: torch.compile's backend ("aot_eager" traces the same
+        default mode. ``backend``: torch.compile's backend, a name or a callable ("aot_eager" traces the same
         graphs without generating code: the tests' choice, seconds instead of minutes on
         a CPU). Raises ValueError where the config has no step loop, with why.
         Returns the model; ``self.step_compiled`` says the mode ("" while eager)."""
@@ -196,6 +196,14 @@ def through_layers(layers, x, state: State, **extra):
         x, own = layer(x, own, **extra)
         new_states.append(own)
     return x, new_states
+
+
+def time_steps(x) -> tuple:
+    """x [B, T, ...] -> T tensors [B, ...], views of one time-major copy: their strides do
+    not depend on T (a compiled step guards on strides, and x.unbind(1)'s views would
+    compile it again for every length), and the backward builds one gradient, not the T
+    zero-filled [B, T, ...] ones of x[:, t]."""
+    return x.transpose(0, 1).contiguous().unbind(0)
 
 
 def detach_state(state: State) -> State:

@@ -69,15 +69,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrizations, parametrize
 
+from backends import log_tanh_abs, signed_logaddexp, to_log  # the contract's pieces (DESIGN 2.8)
 from models import register_family
-from models.common import RMSNorm, SequenceModel, StepLoop, through_layers
+from models.common import RMSNorm, SequenceModel, StepLoop, through_layers, time_steps
 from models.config import ModelConfig, choices, invalid, limits
 
 R_H_MODES = ("free", "spectral_norm", "scaled_orthogonal")
 R_H_NORM = 0.99  # the spectral norm of R_h at init (every mode) and always (spectral_norm)
 SQUARINGS = 12  # spectral_norm: (W^T W)^(2^12), i.e. 4096 power steps
-TANH_SATURATED = 15.0  # log|z| above which tanh(|z|) is 1 in float32 and float64
-TINY = torch.finfo(torch.float32).tiny  # 2^-126: the floor of |x + y| relative to the terms
 
 
 @dataclass(frozen=True)
@@ -114,33 +113,6 @@ class SpectralNorm(nn.Module):
                 P = P @ P
             v = F.normalize(P @ self.v0, dim=0)  # the top right singular vector
         return R_H_NORM * W / torch.linalg.vector_norm(W @ v)
-
-
-def signed_logaddexp(la, sa, lb, sb):
-    """(log|x + y|, sign(x + y)) of x = sa * exp(la), y = sb * exp(lb); 0 + 0 is (-inf, +1).
-
-    An exact cancellation (equal magnitudes, opposite signs: it happens in training)
-    gives log|x + y| = max(la, lb) + log(2^-126): a residue float32's smallest normal
-    relative to the terms, far below their rounding (2^-24), with no gradient (the
-    clamp), where autograd through log|0| would give 0 * inf = NaN."""
-    m = torch.maximum(la, lb)
-    m_safe = torch.where(torch.isneginf(m), 0.0, m)  # both terms zero: exp(-inf - 0) = 0
-    r = sa * torch.exp(la - m_safe) + sb * torch.exp(lb - m_safe)
-    return m + torch.log(r.abs().clamp_min(TINY)), torch.where(r < 0, -1.0, 1.0).to(r.dtype)
-
-
-def log_tanh_abs(z_log):
-    """log|tanh z| from log|z|: log|z| + log(tanh|z| / |z|), with -|z|^2 / 3 for tiny |z|."""
-    z_log = z_log.clamp(max=TANH_SATURATED)
-    a = torch.exp(z_log)  # |z|
-    small = a < 1e-3
-    a_safe = torch.where(small, torch.ones_like(a), a)  # keeps the unused branch's gradient finite
-    return z_log + torch.where(small, -a * a / 3, torch.log(torch.tanh(a_safe) / a_safe))
-
-
-def to_log(x):
-    """(log|x|, sign x) of a linear tensor; sign +1 at 0."""
-    return torch.log(x.abs()), torch.where(x < 0, -1.0, 1.0).to(x.dtype)
 
 
 class ElmanLayer(nn.Module):
@@ -209,10 +181,8 @@ class ElmanLayer(nn.Module):
         """Rungs 0-2: u, g [B, T, d]; h None (zeros) or [B, d]; step: ``Elman.linear_step``
         -> all h [B, T, d], h_last."""
         R = self.recurrent_matrix()  # [d, d]
-        # per-step views by unbind, not u[:, t]: the backward of T selects would build T
-        # zero-filled [B, T, d] gradients (O(T^2) memory traffic), unbind's builds one
-        us = u.unbind(1)  # T x [B, d]
-        gates = torch.sigmoid(g).unbind(1) if g is not None else None
+        us = time_steps(u)  # T x [B, d]
+        gates = time_steps(torch.sigmoid(g)) if g is not None else None
         hs = []
         for t, u_t in enumerate(us):
             d_t = None if gates is None else gates[t]
@@ -227,9 +197,8 @@ class ElmanLayer(nn.Module):
         """Rung 3: the linear loop with h held as (log|h|, sign h). state None (h = 0) or
         (h_log, h_sign) [B, d] each; step: ``Elman.log_step`` -> all h [B, T, d], state."""
         R = self.recurrent_matrix()  # [d, d]
-        # T x [B, d] each, by unbind (see linear_loop)
-        u_log, u_sign = (x.unbind(1) for x in to_log(u))
-        keep_log, take_log = F.logsigmoid(-g).unbind(1), F.logsigmoid(g).unbind(1)  # log(1 - d_t), log d_t
+        u_log, u_sign = (time_steps(x) for x in to_log(u))  # T x [B, d] each
+        keep_log, take_log = time_steps(F.logsigmoid(-g)), time_steps(F.logsigmoid(g))  # log(1 - d_t), log d_t
         hs = []
         for t in range(u.shape[1]):
             if state is None:  # R_h 0 = 0 and (1 - d) 0 = 0

@@ -401,8 +401,9 @@ class NSM(SequenceModel):
         """``forward`` as a Python loop over ``chunk_step`` (the compiled step's loop)."""
         layers = self.initial_layers(tokens.shape[0]) if state is None else state["layers"]
         hidden = []
+        # contiguous: a view's row stride is T, and the compiled step guards on strides
         for chunk in tokens.split(self.config.chunk, dim=1):  # [B, chunk] each
-            h, layers = self.chunk_step(chunk, layers)
+            h, layers = self.chunk_step(chunk.contiguous(), layers)
             hidden.append(h)
         self.routing = self.communication = None
         pos = 0 if state is None else state["pos"]

@@ -4,7 +4,8 @@ models and longer sequences), ``scaling`` (step time and memory against length).
 
 A mix is named by its id: "torch", "numba_cpu" (one backend for every op), or
 "torch+parallel_scan=numba_cpu" (a default plus per-op moves); the peer
-"torch_compile" is torch.compile of the whole all-torch model. Mixes a machine cannot
+"torch_compile" is the all-torch model compiled: its step, compiled once, for the
+families that loop over time in Python; the whole model for the others. Mixes a machine cannot
 run (triton, numba_cuda without a GPU) are recorded as unavailable, never dropped.
 """
 
@@ -25,19 +26,13 @@ MODELS: tuple[tuple[str, str, dict], ...] = (
     ("nsm", "simple", dict(d_model=64, n_layers=2, variant="simple")),
 )
 
-# torch.compile of the whole model unrolls a family's Python loop over time (tokens, or
-# chunks for the NSM), so its compile time grows with T. Measured on the 2-core CPU machine
-# (loaded) at B=2, T=256: elman rung 3 had not finished after 400 s, the NSM took 350 s,
-# the stackformer 45 s (its loop breaks the graph), elman rung 4 20 s. Above the length
-# given here the peer is recorded "unavailable" with the reason, never silently dropped.
-COMPILE_MAX_T: dict[tuple[str, str], tuple[int, str]] = {
-    ("elman", "rung3"): (0, "torch.compile unrolls elman rung 3's per-token loop (T steps x layers): at T=256 it "
-                            "had not finished compiling after 400 s on the 2-core CPU machine"),
-    ("nsm", "simple"): (128, "torch.compile unrolls the NSM's loop over chunks: 350 s to compile at T=256 on the "
-                             "2-core CPU machine, growing with T"),
-    ("stackformer", "d64"): (256, "torch.compile of the stackformer's per-token thinking loop: 45 s at T=256 on "
-                                  "the 2-core CPU machine, growing with T"),
-}
+# (family, config id) -> (the longest T, why) where the torch_compile peer is refused.
+# Empty: torch.compile of a whole loop-bound model unrolls its Python loop over time
+# (at T=256 on the 2-core CPU machine elman rung 3 had not compiled after 400 s, the NSM
+# took 350 s, the stackformer 45 s and 19.4 GB resident), so the peer compiles such a
+# family's step once instead (bench/modelbench/bench.py compiled_loss, issue 20): a
+# compile time independent of T, a figure at every length.
+COMPILE_MAX_T: dict[tuple[str, str], tuple[int, str]] = {}
 
 
 def compile_refused(family: str, config_id: str, T: int) -> str | None:

@@ -5,6 +5,8 @@ Nothing here asserts a speed."""
 
 from __future__ import annotations
 
+import pathlib
+
 import math
 
 import pytest
@@ -120,6 +122,37 @@ def test_slope_break_even_and_best_mix():
         {"mix_id": "torch+gated_update=numba_cpu", "status": "incorrect", "speedup_vs_torch": None},
     ]
     assert best_mix(swaps) == {"default": "torch", "parallel_scan": "triton"}
+
+
+def test_scaling_fits_carry_the_break_even_into_records_and_the_report(tmp_path):
+    """Scaling records -> one kind="scaling_fit" record per model and mix with its slopes
+    and its break-even length against the transformer; the report's models section shows it."""
+    import reports
+    from bench import results
+    from bench.modelbench.fits import scaling_fits
+
+    lengths = [256, 512, 1024, 2048]
+
+    def rec(family, mix, T, ns):
+        return results.new_record("model", run_id="r", env=None, family=family, config_id="d64", mix_id=mix,
+                                  mix={"default": mix}, backend=mix, task="lm", case={"B": 4, "T": T},
+                                  case_id=f"B4-T{T}", role="scaling", device="cpu", dtype="float32", status="ok",
+                                  samples_ns=[ns] * 5, median_ns=ns, q1_ns=ns, q3_ns=ns, peak_mem_bytes=1e6 * T)
+
+    recs = [rec("transformer", "torch", T, 0.01 * T * T * 1e3) for T in lengths]
+    recs += [rec("nsm", "torch", T, 10.0 * T * 1e3) for T in lengths]  # cheaper from T = 1000
+    fits = scaling_fits(recs)
+    nsm = next(f for f in fits if f["family"] == "nsm")
+    assert nsm["break_even_T"] == pytest.approx(1000.0) and nsm["reference_mix"] == "torch"
+    assert abs(nsm["slope"] - 1.0) < 1e-9 and nsm["memory_slope"] == pytest.approx(1.0)
+    out = tmp_path / "r.jsonl"
+    for r in recs:
+        results.append(out, r)
+    for f in fits:
+        results.append(out, results.new_record("scaling_fit", run_id="r", env=None, status="ok", **f))
+    assert all(not results.validate(r)[1] for r in results.read(out))
+    html = reports.write_report([str(out)], str(tmp_path / "r.html"))
+    assert "1,000 tokens" in pathlib.Path(html).read_text()
 
 
 def test_training_equivalence_record():

@@ -6,8 +6,9 @@ For each run of a grid (suites/model_runs.py) every mix is
    states and gradients (bench/modelbench/gate.py); a failing mix is "incorrect", never timed;
 3. prepared: one model per mix holding the same weights, its training-step closure
    (forward, LM loss, backward, AdamW step with lr 0 so the weights and the work stay
-   the same from one repetition to the next), and the peer ``torch_compile``:
-   torch.compile of the all-torch model's loss (the optimizer step stays eager);
+   the same from one repetition to the next), and the peer ``torch_compile``: the
+   all-torch model with its step compiled once (loop-bound families) or its whole loss
+   compiled (the others), ``compiled_loss``; the optimizer step stays eager;
 4. timed interleaved with the others (bench/timing.py), then prefill (no-grad forward
    of the whole sequence) and decode (one token from the prefilled state) likewise;
 5. profiled once: peak memory of one step (CUDA: the allocator's peak; CPU: the running
@@ -16,7 +17,8 @@ For each run of a grid (suites/model_runs.py) every mix is
    opens (bench/modelbench/profile.py; summed per op; "rest" is the clocked step minus the
    ops; ``breakdown_step_ns`` against ``median_ns`` says how well the rows cover the
    timed step).
-Records (kind="model", fields in bench/results.py) are appended as produced. Mix ids:
+Records (kind="model", fields in bench/results.py) are appended as produced, each with
+the peak resident set of the process that measured it (``process_peak_rss_bytes``). Mix ids:
 backends/mix.py; profiling: bench/modelbench/profile.py; slopes, break-even and the best
 mix: bench/modelbench/fits.py; training equivalence: bench/modelbench/equivalence.py.
 """
@@ -121,21 +123,48 @@ class Prepared:
     extra: dict = field(default_factory=dict)
 
 
+def compiled_loss(model) -> tuple[Callable, str]:
+    """The peer ``torch_compile``'s loss for ``model`` (all-torch) and its scope: a
+    loop-bound family (``step_loop`` names its step) has that step compiled once and its
+    Python loop calls it, a compile time independent of T ("step"); any other family's
+    whole loss is one graph ("model"). torch.compile of a whole loop-bound model would
+    unroll its loop over time: minutes of compiling growing with T, and 19.4 GB resident
+    for the stackformer at B=4, T=256 (issue 20)."""
+    if model.step_loop(model.config).methods:
+        model.compile_step()
+        return lm_loss, "step"
+    return torch.compile(lm_loss), "model"
+
+
 def prepare(name: str, config, tokens, targets, reference, device="cpu") -> Prepared:
     """The training-step closure of ``config`` under mix ``name`` (or the peer
-    ``torch_compile``) holding ``reference``'s weights; the first calls (JIT, autotune,
-    compile) happen here and are reported as ``compile_seconds``, never timed."""
+    ``torch_compile``: ``compiled_loss``) holding ``reference``'s weights; the first calls
+    (JIT, autotune, compile) happen here and are reported as ``compile_seconds``, never
+    timed. A peer's ``extra`` holds ``compile_scope``."""
     compiled = name == "torch_compile"
     ops = backends.resolve("torch" if compiled else parse_mix(name), device)
     model = models.build(config, ops)
     model.load_state_dict(reference.state_dict())
-    step = step_closure(torch.compile(lm_loss) if compiled else lm_loss, model, tokens, targets)
+    loss, extra = lm_loss, {}
+    if compiled:
+        loss, extra["compile_scope"] = compiled_loss(model)
+    step = step_closure(loss, model, tokens, targets)
     t0 = time.perf_counter()
     step()
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
     step()
-    return Prepared(name, model, step, compile_seconds=max(0.0, first - (time.perf_counter() - t0)))
+    return Prepared(name, model, step, compile_seconds=max(0.0, first - (time.perf_counter() - t0)), extra=extra)
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set so far (getrusage; Linux reports KiB, macOS
+    bytes): with ``isolate`` (the CLI) the group's own process, so its peak is the group's."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
 def prepare_run(family: str, overrides: dict, name: str, B: int, T: int, device="cpu", seed: int = 0) -> Prepared:
@@ -296,6 +325,7 @@ class ModelBench:
                 rec.update(status="error", error=f"prepare: {measure.error_text(exc)}")
                 continue
             rec["compile_seconds"] = prepared[name].compile_seconds
+            rec.update(prepared[name].extra)
         self.log(f"{family}-{config_id} B{B}-T{T}: timing {', '.join(prepared)}")
         self._time(prepared, records, B * T)
         if self.cfg.prefill:
@@ -306,8 +336,10 @@ class ModelBench:
                     records[name].update(metrics.measure(metrics.MetricContext(
                         name, p.model, p.step, tokens, device, peer=name in PEERS)))
         out = [records[n] for n in names]
+        rss = peak_rss_bytes()
         for rec in out:
             rec["env"] = self.env
+            rec["process_peak_rss_bytes"] = rss
             if self.out is not None:
                 results.append(self.out, rec)
         if self.out is not None and hasattr(reference, "routing_weights"):

@@ -12,6 +12,7 @@ import models
 from backends.mix import mix_id, parse_mix
 from bench.modelbench.peers import MODEL_PEERS as PEERS
 
+
 def fit_slope(lengths, times) -> dict:
     """Least-squares slope of log(time) against log(length) with its 95% interval."""
     from scipy import stats
@@ -39,6 +40,38 @@ def break_even(lengths, family_times, transformer_times) -> float | None:
     if pts and pts[0][1] <= pts[0][2]:
         return float(pts[0][0])  # cheaper already at the shortest length measured
     return None
+
+
+def scaling_fits(records) -> list[dict]:
+    """One fit per (family, config, mix) over its role="scaling" records: the log-log
+    slopes of step time and peak memory against T, and the break-even length against the
+    transformer under the same mix (all-torch when the transformer was not run under it),
+    interpolated between the lengths both were measured at. The fields of a
+    kind="scaling_fit" record."""
+    from collections import defaultdict
+
+    pts = defaultdict(list)
+    for r in records:
+        if r.get("kind") == "model" and r.get("role") == "scaling" and r.get("status") == "ok":
+            pts[(r["family"], r["config_id"], r["mix_id"])].append((r["case"]["T"], r["median_ns"], r.get("peak_mem_bytes")))
+    fits = {}
+    for key, p in pts.items():
+        p.sort()
+        lengths, times, mem = [t for t, _, _ in p], [m for _, m, _ in p], [b for _, _, b in p]
+        fit = fit_slope(lengths, times)
+        fits[key] = {"family": key[0], "config_id": key[1], "mix_id": key[2], "lengths": lengths, "times_ns": times,
+                     "slope": fit["slope"], "slope_ci95": fit["ci95"],
+                     "memory_slope": fit_slope(lengths, mem)["slope"] if all(mem) else None}
+    base = {mix: f for (fam, _, mix), f in fits.items() if fam == "transformer"}
+    for (fam, _, mix), f in fits.items():
+        ref_mix = mix if mix in base else ("torch" if "torch" in base else None)
+        f["reference_mix"], f["break_even_T"] = (None, None) if fam == "transformer" else (ref_mix, None)
+        if fam != "transformer" and ref_mix is not None:
+            ref = base[ref_mix]
+            common = [t for t in f["lengths"] if t in ref["lengths"]]
+            f["break_even_T"] = break_even(common, [f["times_ns"][f["lengths"].index(t)] for t in common],
+                                           [ref["times_ns"][ref["lengths"].index(t)] for t in common])
+    return sorted(fits.values(), key=lambda f: (f["family"], f["config_id"], f["mix_id"]))
 
 
 def best_mix(swaps: list[dict]) -> dict:

@@ -16,7 +16,9 @@ def refused(family: str, config_id: str, T: int, skip: str | None = None) -> dic
 def profile(runs, bench, console, mixes=None, peers: bool = True) -> list[dict]:
     """Every run of a grid through ``bench`` (a ModelBench), then the console tables;
     ``arsenal models`` and ``arsenal run`` (the "main" suite) call this."""
+    from bench import results
     from bench.modelbench import summary as model_summary
+    from bench.modelbench.fits import scaling_fits
 
     records = []
     for r in runs:
@@ -24,7 +26,12 @@ def profile(runs, bench, console, mixes=None, peers: bool = True) -> list[dict]:
                              peers=r.peers if peers else (), role=r.role, refused=refused(r.family, r.config_id, r.T, r.skip_compile))
     model_summary.print_grid(console, records)
     if any(r["role"] == "scaling" for r in records):
-        model_summary.print_scaling(console, records)
+        fits = scaling_fits(records)
+        model_summary.print_scaling(console, fits)
+        if bench.out is not None:  # the slopes and break-even lengths as records (the report reads them)
+            for f in fits:
+                results.append(bench.out, results.new_record("scaling_fit", run_id=bench.run_id, env=bench.env,
+                                                             device=bench.cfg.device, status="ok", **f))
     return records
 
 

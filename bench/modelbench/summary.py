@@ -3,9 +3,7 @@ break-even lengths, and the swap ablation with its best mix."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 
-from bench.modelbench.fits import break_even, fit_slope
 
 
 def _ms(ns) -> str:
@@ -66,42 +64,24 @@ def print_grid(console, records) -> None:
                           markup=False, highlight=False)
 
 
-def scaling_fits(records) -> dict:
-    """{(family-config, mix): {"slope", "ci95", "n", "lengths", "times", "mem_slope"}} over role=scaling."""
-    pts = defaultdict(list)
-    for r in records:
-        if r.get("kind") == "model" and r.get("role") == "scaling" and r.get("status") == "ok":
-            pts[(f"{r['family']}-{r['config_id']}", r["mix_id"])].append(
-                (r["case"]["T"], r["median_ns"], r.get("peak_mem_bytes")))
-    fits = {}
-    for key, p in pts.items():
-        p.sort()
-        fit = fit_slope([t for t, _, _ in p], [m for _, m, _ in p])
-        mem = [b for _, _, b in p]
-        fit["mem_slope"] = fit_slope([t for t, _, _ in p], mem)["slope"] if all(mem) else None
-        fits[key] = dict(fit, lengths=[t for t, _, _ in p], times=[m for _, m, _ in p])
-    return fits
-
-
-def print_scaling(console, records) -> None:
+def print_scaling(console, fits: list[dict]) -> None:
+    """The scaling_fit records (bench.modelbench.fits.scaling_fits) as a table."""
     from rich.table import Table
 
-    fits = scaling_fits(records)
-    base = {mix: f for (fam, mix), f in fits.items() if fam.startswith("transformer-")}
     table = Table(title="Scaling: log-log slope of step time against length (95% interval); "
                         "break-even length against the transformer (same mix)")
     for col in ("model", "mix", "lengths", "slope", "memory slope", "break-even vs transformer"):
         table.add_column(col)
-    for (fam, mix), f in sorted(fits.items()):
-        be = "-"
-        ref = base.get(mix) or base.get("torch")
-        if ref and not fam.startswith("transformer-"):
-            common = [t for t in f["lengths"] if t in ref["lengths"]]
-            x = break_even(common, [f["times"][f["lengths"].index(t)] for t in common],
-                           [ref["times"][ref["lengths"].index(t)] for t in common])
-            be = "never within the lengths measured" if x is None else f"{x:,.0f} tokens"
-        table.add_row(fam, mix, f"{min(f['lengths'])}-{max(f['lengths'])}", _x(f["slope"], f["ci95"]),
-                      _x(f["mem_slope"]), be)
+    for f in fits:
+        be = f["break_even_T"]
+        if f["family"] == "transformer":
+            text = "-"
+        elif be is None:
+            text = "never within the lengths measured" if f["reference_mix"] else "no transformer reference"
+        else:
+            text = f"{be:,.0f} tokens"
+        table.add_row(f"{f['family']}-{f['config_id']}", f["mix_id"], f"{min(f['lengths'])}-{max(f['lengths'])}",
+                      _x(f["slope"], f["slope_ci95"]), _x(f["memory_slope"]), text)
     console.print(table)
 
 

@@ -119,13 +119,27 @@ def _scaling(models: pd.DataFrame):
     return sc[sc["T"].notna()]
 
 
-def _slopes(sc: pd.DataFrame) -> pd.DataFrame:
+def _break_even(fits: pd.DataFrame, family: str, mix: str) -> str:
+    """The break-even length of a scaling_fit record (bench/modelbench/fits.py), as text."""
+    if not len(fits) or family == REFERENCE_FAMILY:
+        return ""
+    row = fits[(fits["family"] == family) & (fits["mix_id"] == mix)]
+    if not len(row):
+        return ""
+    be, ref = row.iloc[-1].get("break_even_T"), row.iloc[-1].get("reference_mix")
+    if isinstance(be, (int, float)) and np.isfinite(be):
+        return f"{be:,.0f} tokens" + (f" (vs {ref})" if isinstance(ref, str) and ref != mix else "")
+    return "never within the lengths measured" if isinstance(ref, str) else "no transformer reference"
+
+
+def _slopes(sc: pd.DataFrame, fits: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (family, mix), g in sc.groupby(["family", "mix_id"], sort=False):
         t, tlo, thi = loglog_slope(g["T"], g["median_ns"])
         m, mlo, mhi = loglog_slope(g["T"], g["peak_mem_bytes"])
         rows.append({"family": family, "mix": mix, "lengths": g["T"].nunique(), "time slope": t,
-                     "time 95% interval": interval(tlo, thi), "memory slope": m, "memory 95% interval": interval(mlo, mhi)})
+                     "time 95% interval": interval(tlo, thi), "memory slope": m, "memory 95% interval": interval(mlo, mhi),
+                     "break-even vs transformer": _break_even(fits, family, mix)})
     return pd.DataFrame(rows)
 
 
@@ -186,8 +200,10 @@ def build(ctx: Context) -> Section:
         s.add_table(best, "Best mix per model and shape.")
     sc = _scaling(models)
     if len(sc):
-        s.add_table(_slopes(sc), "Scaling: the slope of log(step time) and log(peak memory) against log(T) per "
-                                 "family and mix (1: linear, 2: quadratic), with its 95% t interval.")
+        s.add_table(_slopes(sc, ctx.frame("scaling_fit")),
+                    "Scaling: the slope of log(step time) and log(peak memory) against log(T) per family and mix "
+                    "(1: linear, 2: quadratic), with its 95% t interval; break-even: the length from which the "
+                    "family's step is cheaper than the transformer's (kind=\"scaling_fit\" records).")
         memory = _memory(ctx, sc)
         if memory is not None:
             s.figure("memory", memory)
