@@ -48,6 +48,7 @@ class TrainConfig:
     clip: str | None = "norm"  # "norm": global norm <= clip_to; "value": each element in [-clip_to, clip_to]; None
     clip_to: float = 1.0  # the clipping bound
     bf16: bool = False  # bfloat16 autocast for forward and loss
+    compile_step: bool = False  # loop-bound families: model.compile_step() (their step compiled once, DESIGN 9)
     # LM streams (TBPTT)
     seq_len: int | None = None  # chunk length; None: the task's seq_len
     carry: bool | None = None  # carry the state between chunks; None: every family but the transformer
@@ -109,7 +110,7 @@ class TrainConfig:
             raise _bad("optimizer", f"one of {', '.join(OPTIMIZERS)}", self.optimizer)
         if self.clip not in CLIPS:
             raise _bad("clip", "'norm', 'value' or None", self.clip)
-        for name in ("bf16", "resume", "progress", "sample_stop"):
+        for name in ("bf16", "compile_step", "resume", "progress", "sample_stop"):
             if not isinstance(getattr(self, name), bool):
                 raise _bad(name, "a bool", getattr(self, name))
         if self.carry is not None and not isinstance(self.carry, bool):

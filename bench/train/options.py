@@ -39,6 +39,8 @@ def add_arguments(parser) -> None:
     a("--clip", choices=("norm", "value", "none"), help="global norm, each element to [-c, c], or none (default norm)")
     a("--clip-to", type=float, help="the clipping bound c (default 1.0)")
     a("--bf16", action="store_true", help="bfloat16 autocast")
+    a("--compile-step", action="store_true",
+      help="compile the step of a loop-bound family once (stackformer, nsm, elman rungs 0-3; model.compile_step())")
     a("--seq-len", type=int, help="TBPTT chunk length on LM streams (default: the task's)")
     carry = parser.add_mutually_exclusive_group()
     carry.add_argument("--carry", dest="carry", action="store_const", const=True,
@@ -84,7 +86,7 @@ def config_from_args(args):
         values["clip"] = None if args.clip == "none" else args.clip
     if args.out is not None:
         values["out"] = None if args.out.lower() == "none" else args.out
-    values.update(bf16=args.bf16, resume=args.resume, progress=not args.quiet, carry=args.carry,
+    values.update(bf16=args.bf16, compile_step=args.compile_step, resume=args.resume, progress=not args.quiet, carry=args.carry,
                   sample_stop=not args.no_sample_stop)
     return TrainConfig(**values)
 
