@@ -69,6 +69,15 @@ from bench.gpu_compile.occupancy import CHIPS
 chip = CHIPS["sm_90"]
 
 
+SCALE = 2.0  # a plain float: a @triton.jit function may not read it (only constexpr globals)
+
+
+@triton.jit
+def scale_by_global(x, y, n, BLOCK: tl.constexpr):
+    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(y + i, SCALE * tl.load(x + i, mask=i < n), mask=i < n)
+
+
 @triton.jit
 def scale(x, y, n, BLOCK: tl.constexpr):
     i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
@@ -96,6 +105,9 @@ for name, block in (("good", 128), ("planted", 96)):  # 96: tl.arange needs a po
     with triton_aot.captured(chip) as launches:
         scale[(8,)](x, torch.empty_like(x), 1000, BLOCK=block)
     out[name] = compiled(triton_aot, launches)
+with triton_aot.captured(chip) as launches:
+    scale_by_global[(8,)](x, torch.empty_like(x), 1000, BLOCK=128)
+out["global"] = compiled(triton_aot, launches)
 with numba_cuda.captured(chip) as launches:
     launch(scale_cuda, 8, 128, x, torch.empty_like(x))
 out["numba"] = compiled(numba_cuda, launches)
@@ -130,11 +142,44 @@ def test_planted_bad_constexpr_is_a_failure_with_the_compilers_message(child):
     bad = child["planted"]
     assert bad["status"] == "error" and bad.get("registers") is None
     assert "power of 2" in bad["error"]  # Triton's own words about tl.arange(0, 96)
-    (line,) = child["failures"]
-    assert "scale" in line and "power of 2" in line
+    (line,) = [f for f in child["failures"] if "power of 2" in f]
+    assert ".scale [" in line
+
+
+def test_compile_error_of_a_nested_cause_is_reported_with_the_reason(child):
+    """Triton's CompilationError names the statement; the reason is its cause (here the
+    plain-float global that the interpreter accepts and the compiler refuses)."""
+    bad = child["global"]
+    assert bad["status"] == "error" and "Cannot access global variable SCALE" in bad["error"]
+    assert len(child["failures"]) == 2
 
 
 def test_numba_cuda_kernel_compiles_for_sm90(child):
     rec = child["numba"]
     assert rec["status"] == "ok", rec["error"]
     assert 0 < rec["registers"] <= 255 and rec["threads_per_block"] == 128 and rec["spill_stores"] == 0
+
+
+def _entry(module, stages, dtype, use):
+    from types import SimpleNamespace
+
+    spec = dict(constexprs={(3,): 128}, options=SimpleNamespace(num_warps=4, num_stages=stages),
+                signature={"x": f"*{dtype}", "n": "i32", "BLOCK": "constexpr"},
+                attrs={(0,): [["tt.divisibility", 16]]}, grid=(8,))
+    key = ("m", "k", "sm_90", repr(spec["signature"]), repr(spec["constexprs"]), "", 4, stages, 1)
+    return dict(key=key, spec=spec, module=module, uses=[use], ops=["parallel_scan"], dtypes=[dtype],
+                direction="forward", chip=None, variants=[])
+
+
+def test_covering_set_compiles_each_dtype_once_at_the_most_stages():
+    from bench.gpu_compile import triton as triton_aot
+    from bench.gpu_compile.run import cover
+
+    entries = [_entry(triton_aot, 2, "fp32", "a"), _entry(triton_aot, 3, "fp32", "b"),
+               _entry(triton_aot, 2, "bf16", "c")]
+    by_dtype = {e["spec"]["signature"]["x"]: e for e in cover(entries)}
+    assert sorted(by_dtype) == ["*bf16", "*fp32"]
+    fp32 = by_dtype["*fp32"]
+    assert fp32["spec"]["options"].num_stages == 3 and sorted(fp32["uses"]) == ["a", "b"]
+    assert fp32["variants"] == ["num_stages=2, 1 aligned arguments"]
+    assert by_dtype["*bf16"]["variants"] == []

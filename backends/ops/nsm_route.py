@@ -94,17 +94,6 @@ def bytes_moved(case: dict, dtype=torch.float32, mode: str = "forward") -> float
     return by_mode(mode, fwd, bwd)
 
 
-# Register spills the ahead-of-time compile (arsenal gpu-compile, issue 23) accepts, by
-# "backend/kernel", with why. Found at the first compile for sm_90: the Triton backward's
-# token kernel in bfloat16 at BLOCK_D = 128, BLOCK_S = 16, 4 warps spills 32 bytes stored
-# and 52 loaded at 255 registers (x, dstates and the routing tiles live together); a few
-# words per thread that stay in L1. Accepted until its launcher gives that tile 8 warps
-# (to be measured on a GPU).
-ACCEPTED_SPILLS = {
-    "triton/_bwd_tokens_kernel": "bfloat16 tiles at BLOCK_D = 128 exceed 255 registers by a few words (see above)",
-}
-
-
 SPEC = register_op(OpSpec(
     name="nsm_route",
     reference=nsm_route,

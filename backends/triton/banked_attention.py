@@ -41,8 +41,16 @@ import triton.language as tl
 from backends.ops.banked_attention import EPS, check_decay
 from backends.registry import implements, new_output
 
-CHUNK_TOKENS = 64  # L * N_pad (L >= 16): the [L, L, N_pad] decay tile holds 64 L numbers
+# L = 16 tokens a chunk for every N (the smallest a tl.dot takes): at L = 64 (N = 1) the
+# backward's [L, L] tiles needed 72 KB of spills a thread (ptxas -v, sm_90, arsenal gpu-compile)
+CHUNK_TOKENS = 16  # L * N_pad (L >= 16): the [L, L, N_pad] decay tile holds 16 L numbers
 MAX_BLOCK_V = 64  # value columns per forward program
+# Both kernels at 8 warps: the decay tile, the state [N * Dk, BLOCK_V] and the chunk
+# operands are live together; at 4 warps even the quick suite's N = 4, Dk = Dv = 16
+# spilled (112 bytes forward, 732 backward, sm_90), at 8 not. Unpipelined (1 stage):
+# the chunk loop's multi-buffered state loads took 270 KB of shared memory in the
+# backward at N = 4, Dk = Dv = 64 (more than either chip has), 103 KB at 1 stage.
+NUM_WARPS, NUM_STAGES = 8, 1
 _EPS = tl.constexpr(EPS)
 
 
@@ -303,12 +311,6 @@ def _sizes(q, v, read_logits):
     return B, T, H, Dk, Dv, N, dict(L=L, BN=BN, BK=max(16, triton.next_power_of_2(Dk)))
 
 
-def _num_warps(state_elements):
-    """8 warps once a program carries a large state tile ([N * Dk, BLOCK_V] floats): fewer
-    registers per thread."""
-    return 8 if state_elements >= 8192 else 4
-
-
 def _token_strides(*tensors):
     return [s for t in tensors for s in t.stride()]
 
@@ -358,7 +360,8 @@ class _BankedAttention(torch.autograd.Function):
             *grads, dla, q if dS0 is None else dS0, q if dz0 is None else dz0, T, H, N, Dk, Dv, n_chunks,
             *_token_strides(q, k, v, read_logits, write_logits), *_decay_strides(decay_logits),
             *_token_strides(g_o, g_S, g_z),
-            HAS_STATE=S0 is not None, PER_TOKEN=per_token, BV=block_v, num_warps=_num_warps(BNK * block_v), **blocks)
+            HAS_STATE=S0 is not None, PER_TOKEN=per_token, BV=block_v, num_warps=NUM_WARPS,
+            num_stages=NUM_STAGES, **blocks)
         # per token: every token's gradient; else each (batch, head) program wrote its part of
         # d decay_logits, and the batch sum is [H, N]
         return (*grads, (dla if per_token else dla.sum(0)).to(decay_logits.dtype), dS0, dz0)
@@ -376,7 +379,7 @@ def _launch_states(inputs, S0, z0, outs, n_chunks, block_v, blocks, write_out):
         o, S, z, chunk_S, chunk_z, T, H, N, Dk, Dv, n_chunks,
         *_token_strides(q, k, v, read_logits, write_logits), *_decay_strides(decay_logits), *state_strides,
         HAS_STATE=has_state, WRITE_OUT=write_out, SAVE_CHUNKS=not write_out, BV=block_v,
-        num_warps=_num_warps(blocks["BN"] * blocks["BK"] * block_v), **blocks)
+        num_warps=NUM_WARPS, num_stages=NUM_STAGES, **blocks)
 
 
 @implements("banked_attention", dtypes=(torch.float32, torch.bfloat16))
