@@ -421,6 +421,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
         "group": integer(), "family": text(), "config_id": text(), "layer": integer(hi=1e6),
         "weights": listof(listof(number(lo=0.0, hi=1.0)), "[T][S] token x state weights"),
         "tokens": listof(integer(lo=None, hi=None), "[T]"), "mask": listof(flag(), "[T]"),
+        "communication": listof(listof(listof(number(lo=0.0, hi=1.0))),
+                                "[H][S][S] the communication attention among the states, mean over the chunks"),
     }, required=("weights",)),
     Kind("drift", "an op's forward error against float64 at one T (bench/ops/drift.py)", {
         "op": text(), "backend": text(), "variant": text(), "T": integer(lo=1),

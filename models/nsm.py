@@ -456,12 +456,22 @@ class NSM(SequenceModel):
 
 
 def routing_records(weights: list, tokens, mask=None, config_id: str = "", example: int = 0,
-                    family: str = "nsm") -> list[dict]:
+                    family: str = "nsm", communication: list | None = None) -> list[dict]:
     """Result records of kind "routing" (bench/results.py) for one example of a batch:
-    weights, one [B, T, S] tensor per NSM layer; tokens [B, T]; mask [B, T] or None.
-    One record per layer: weights [T][S], tokens [T] and mask [T] as nested lists."""
+    weights, one [B, T, S] tensor per NSM layer; tokens [B, T]; mask [B, T] or None;
+    communication (``communication_weights``), one [B, commits, H, S, S] tensor or None per
+    layer. One record per layer: weights [T][S], tokens [T] and mask [T] as nested lists,
+    and where the layer communicates, ``communication`` [H][S][S]: each head's attention
+    among the states, averaged over the chunks committed (the communication patterns)."""
     T = tokens.shape[1]
     row_mask = [True] * T if mask is None else [bool(m) for m in mask[example]]
-    return [{"kind": "routing", "family": family, "config_id": config_id, "layer": layer,
-             "weights": w[example].double().cpu().tolist(), "tokens": [int(t) for t in tokens[example]],
-             "mask": row_mask} for layer, w in enumerate(weights)]
+    comm = communication or [None] * len(weights)
+    out = []
+    for layer, (w, c) in enumerate(zip(weights, comm)):
+        rec = {"kind": "routing", "family": family, "config_id": config_id, "layer": layer,
+               "weights": w[example].double().cpu().tolist(), "tokens": [int(t) for t in tokens[example]],
+               "mask": row_mask}
+        if c is not None and c.shape[1] > 0:
+            rec["communication"] = c[example].double().mean(dim=0).cpu().tolist()  # [H, S, S]
+        out.append(rec)
+    return out

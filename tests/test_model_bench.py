@@ -199,6 +199,22 @@ def test_nsm_runs_write_routing_records(tmp_path):
     routing = [r for r in results.read(out) if r.get("kind") == "routing"]
     assert routing and routing[0]["family"] == "nsm" and len(routing[0]["weights"]) == 8
     assert all(abs(sum(row) - 1) < 1e-5 for row in routing[0]["weights"])
+    assert "communication" not in routing[0]  # simple: no communication among the states
+
+
+def test_nsm_communication_weights_are_recorded_beside_routing_and_drawn(tmp_path):
+    import reports
+
+    out = tmp_path / "r.jsonl"
+    over = dict(variant="hybrid", d_model=16, n_layers=2, layer_pattern="NT", n_heads=2, n_states=4, chunk=4,
+                communication=True)
+    ModelBench(FAST, out=out).run("nsm", "hybrid", over, 2, 8, ["torch"], peers=())
+    routing = [r for r in results.read(out) if r.get("kind") == "routing"]
+    comm = [r["communication"] for r in routing if "communication" in r]
+    assert comm and len(comm[0]) == 2 and len(comm[0][0]) == 4  # [H][S][S]
+    assert all(abs(sum(row) - 1) < 1e-5 for head in comm[0] for row in head)  # attention rows sum to 1
+    html = pathlib.Path(reports.write_report([str(out)], str(tmp_path / "r.html"))).read_text()
+    assert "fig-routing-communication" in html
 
 
 def test_equivalence_with_a_diverged_run_is_not_ok(monkeypatch):

@@ -355,7 +355,9 @@ class ModelBench:
 
         with torch.no_grad():
             weights = model.routing_weights(tokens[:1, :T])
-        for rec in routing_records(weights, tokens[:1, :T], None, config_id=config_id, family=model.config.family):
+            communication = model.communication_weights(tokens[:1, :T]) if model.config.communication else None
+        for rec in routing_records(weights, tokens[:1, :T], None, config_id=config_id, family=model.config.family,
+                                   communication=communication):
             fields = {k: v for k, v in rec.items() if k != "kind"}
             results.append(self.out, results.new_record("routing", run_id=self.run_id, env=self.env, **fields,
                                                         group=self.group, device=self.cfg.device, status="ok"))

@@ -66,4 +66,31 @@ def build(ctx: Context) -> Section:
     s.figure("weights", heat, f"The first example of each layer (at most {MAX_TOKENS} tokens); masked tokens blank.")
     s.figure("usage", usage, "Mean over every recorded example's unmasked tokens.")
     s.figure("entropy", entropy)
+    comm = _communication(examples)
+    if comm is not None:
+        s.figure("communication", comm, "Each head's attention among the states (query state -> key state), mean "
+                                        "over the chunks committed; one panel per layer and head in the menu.")
     return s
+
+
+def _communication(examples) -> go.Figure | None:
+    """Heatmaps of the communication attention [H][S][S] of the layers that have it."""
+    fig = figures.new("Communication patterns: attention among the states", "key state", "query state", height=460)
+    groups = []
+    for r, _ in examples:
+        try:
+            c = np.asarray(getattr(r, "communication", None), dtype=float)
+        except (TypeError, ValueError):
+            continue
+        if c.ndim != 3 or c.size == 0:
+            continue
+        for head, a in enumerate(c):
+            label = f"{r.family}/{r.config_id} layer {r.layer} head {head}"
+            fig.add_trace(go.Heatmap(z=a, colorscale="Viridis", zmin=0, zmax=1, meta=label,
+                                     colorbar=dict(title="weight"),
+                                     hovertemplate="state %{y} -> state %{x}: %{z:.3f}<extra></extra>"))
+            groups.append(label)
+    if not groups:
+        return None
+    figures.dropdown(fig, groups)
+    return fig
