@@ -15,7 +15,6 @@ from __future__ import annotations
 NAME = "generate"
 HELP = "sample text from a training checkpoint (greedy, temperature, top-k, confidence stop)"
 TIMING = False
-CHECKPOINT_FIELDS = ("model_config", "mix", "model")  # what a model is rebuilt from
 
 
 def add_arguments(parser) -> None:
@@ -40,8 +39,6 @@ def add_arguments(parser) -> None:
 def run(args, console) -> int:
     import torch
 
-    import backends
-    import models
     from backends.mix import parse_mix
     from bench.cli import UsageError
     from bench.train import checkpoint, decode
@@ -49,19 +46,9 @@ def run(args, console) -> int:
     from models.generate import Sampling, generate
 
     try:
-        state = checkpoint.load(args.checkpoint, fields=CHECKPOINT_FIELDS)
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            fields = dict(state["model_config"])
-            family = fields.pop("family")
-            cfg = models.config(family, **fields)
-            ops = backends.resolve(parse_mix(args.mix) if args.mix else state["mix"], device)
-            model = models.build(cfg, ops, train=False)
-            model.load_state_dict(state.get("model_eval") or state["model"])
-        except (KeyError, TypeError, AttributeError, RuntimeError) as exc:  # a foreign file with the right keys
-            raise checkpoint.CheckpointError(args.checkpoint, f"does not build a model "
-                                                              f"({checkpoint.describe(exc)})") from None
-        model.eval()
+        model = checkpoint.load_model(args.checkpoint, parse_mix(args.mix) if args.mix else None, device)
+        cfg = model.config
         if args.prompt is not None:
             ids = list(args.prompt.encode())
             if cfg.vocab_size < 256:

@@ -139,6 +139,27 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:200] if text else 'no message'}"
 
 
+MODEL_FIELDS = ("model_config", "mix", "model")  # what a model is rebuilt from
+
+
+def load_model(path, mix: dict | None = None, device: str = "cpu"):
+    """The trained model of a checkpoint, for inference (evaluation weights where the run
+    kept them: schedule-free's average), under ``mix`` or the run's own mix. A file that is
+    not a checkpoint, or does not build a model, is refused by name (CheckpointError)."""
+    import backends
+    import models
+
+    state = load(path, fields=MODEL_FIELDS)
+    try:
+        fields = dict(state["model_config"])
+        family = fields.pop("family")
+        model = models.build(models.config(family, **fields), backends.resolve(mix or state["mix"], device), train=False)
+        model.load_state_dict(state.get("model_eval") or state["model"])
+    except (KeyError, TypeError, AttributeError, RuntimeError) as exc:  # a foreign file with the right keys
+        raise CheckpointError(path, f"does not build a model ({describe(exc)})") from None
+    return model.eval()
+
+
 def rng_state() -> dict:
     """Every generator a training step may draw from: torch (CPU and CUDA), NumPy, Python."""
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
