@@ -173,6 +173,6 @@ def compile_all(cfg: GpuCompileConfig, progress: Callable[[str], None] = print) 
         if cfg.out is not None:
             results.append(cfg.out, rec)
         mark = "ok" if rec["status"] == "ok" else "FAILED"
-        progress(f"[{i}/{len(unique)}] {rec['chip']} {rec['backend']} {rec['op']} {rec['kernel']} "
+        progress(f"[{i}/{len(entries)}] {rec['chip']} {rec['backend']} {rec['op']} {rec['kernel']} "
                  f"({rec['specialization']}): {mark} {compiled.seconds:.1f} s")
     return out
