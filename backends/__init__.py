@@ -15,6 +15,7 @@ import importlib
 from backends import ops as _ops  # noqa: F401  (registers the seven contracts)
 from backends.mix import OpTable, resolve
 from backends.ops.micro_mlp import init_params as micro_mlp_init_params
+from backends.ops.elman_scan import log_tanh_abs, signed_logaddexp, to_log  # elman's per-step path: the contract's pieces
 from backends.registry import BACKENDS_REGISTRY as BACKENDS
 from backends.registry import IMPLS, OPS_REGISTRY as OPS
 from backends.registry import Backend, Impl, OpClock, OpSpec, implements, new_output, op_clock, poison_outputs
@@ -44,5 +45,6 @@ def get(op: str, backend: str) -> Impl:
     return b.impl(op)
 
 
-__all__ = ["micro_mlp_init_params", "OPS", "BACKENDS", "BACKEND_NAMES", "OP_NAMES", "get", "resolve", "OpTable", "OpSpec", "Backend",
-           "Impl", "implements", "new_output", "op_clock", "OpClock", "poison_outputs"]
+__all__ = ["micro_mlp_init_params", "signed_logaddexp", "log_tanh_abs", "to_log", "OPS", "BACKENDS", "BACKEND_NAMES",
+           "OP_NAMES", "get", "resolve", "OpTable", "OpSpec", "Backend", "Impl", "implements", "new_output", "op_clock",
+           "OpClock", "poison_outputs"]

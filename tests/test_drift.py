@@ -13,7 +13,8 @@ from bench import results
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
     path = tmp_path_factory.mktemp("drift") / "results.jsonl"
-    cfg = drift.DriftConfig(Ts=(8, 40), reference_max_T={"banked_attention": 8})  # T=40: the torch-float64 truth
+    # T=40: the torch-float64 truth
+    cfg = drift.DriftConfig(Ts=(8, 40), reference_max_T={"banked_attention": 8, "elman_scan": 8})
     written = drift.run(cfg, names=["torch", "numba_cpu"], out=path)
     return written, results.read(path)
 
@@ -27,7 +28,11 @@ def test_records_are_written_and_parse(records):
             assert key in rec, key
     got = {(r["op"], r["variant"]) for r in read}
     assert got == {(op, variant) for op, variant, _ in drift.VARIANTS}
-    assert {r["oracle"] for r in read if r["op"] == "banked_attention"} == {"reference", "torch-float64"}
+    for op in ("banked_attention", "elman_scan"):
+        assert {r["oracle"] for r in read if r["op"] == op} == {"reference", "torch-float64"}, op
+    assert {r["variant"] for r in read if r["op"] == "elman_scan"} == {"plain", "gated", "log"}
+    assert {r["backend"] for r in read if r["op"] == "elman_scan"} == {"torch", "numba_cpu"}
+    assert all(set(r["errors"]) == {"h"} for r in read if r["op"] == "elman_scan")  # the log pair as one state
     assert {r["variant"] for r in read if r["op"] == "gated_update"} == {"bounded", "free"}
     assert all(r["case"]["bound"] == (1.0 if r["variant"] == "bounded" else None)
                for r in read if r["op"] == "gated_update")
@@ -45,6 +50,17 @@ def test_float32_is_close_and_bfloat16_is_further(records):
         assert err > f32[key], (key, err, f32[key])
 
 
+def test_log_space_pair_is_compared_as_the_state():
+    """(log|h|, sign h) -> h = sign exp(log|h|): a sign flip at |h| = 1e-9 weighs 2e-9, not 2."""
+    import torch
+
+    ref = [torch.tensor([[0.0, -20.723]], dtype=torch.float64), torch.tensor([[1.0, 1.0]], dtype=torch.float64)]
+    got = [ref[0].float(), torch.tensor([[1.0, -1.0]])]
+    want, have = (drift.compared("elman_scan", {"log_space": True}, x)["h"] for x in (ref, got))
+    assert drift.relative_error(have, want) == pytest.approx(2e-9, rel=1e-3)
+    assert drift.compared("elman_scan", {"log_space": False}, ref[:1]).keys() == {"h"}
+
+
 def test_relative_error():
     import torch
 
@@ -58,5 +74,5 @@ def test_relative_error():
 
 
 def test_unknown_op_is_refused():
-    with pytest.raises(ValueError, match="drift covers parallel_scan, gated_update, banked_attention"):
+    with pytest.raises(ValueError, match="drift covers parallel_scan, gated_update, banked_attention, elman_scan"):
         drift.run(drift.DriftConfig(Ts=(4,)), ops=["stack_step"])

@@ -95,6 +95,35 @@ def test_peers_say_why_a_case_does_not_fit():
     assert "bound" in peers.PEERS["mingru"].fits("gated_update", dict(B=1, T=8, D=4, bound=2.0))
 
 
+def test_elman_scan_peers_say_which_cases_they_take():
+    rnn, compiled = peers.PEERS["torch_rnn"], peers.PEERS["torch_compile"]
+    rung0 = dict(B=1, T=8, D=4, gate=False)
+    assert rnn.fits("elman_scan", rung0) is None
+    assert "delta gate" in rnn.fits("elman_scan", dict(B=1, T=8, D=4))  # the contract's cases are gated by default
+    assert "log_space=True" in rnn.fits("elman_scan", dict(rung0, log_space=True))
+    limit, log_limit = peers.COMPILE_MAX_T["elman_scan"], peers.COMPILE_MAX_T["elman_scan/log_space"]
+    assert compiled.fits("elman_scan", dict(rung0, T=limit)) is None
+    reason = compiled.fits("elman_scan", dict(rung0, T=limit + 1))
+    assert "unrolls" in reason and f"T={limit + 1}" in reason
+    assert log_limit < limit and compiled.fits("elman_scan", dict(rung0, T=log_limit, log_space=True)) is None
+    assert "log_space" in compiled.fits("elman_scan", dict(rung0, T=log_limit + 1, log_space=True))
+    assert compiled.fits("parallel_scan", dict(B=1, T=10 * limit, D=4)) is None  # a chunked scan: no loop over t
+    assert "torch_rnn" in of_op("elman_scan") and "torch_rnn" not in of_op("parallel_scan")
+
+
+@pytest.mark.parametrize("h0", [True, False])
+def test_torch_rnn_is_the_rung0_elman_scan(h0):
+    """torch.rnn_tanh with W_ih = I passes elman_scan's gate (forward and every gradient);
+    the forms it has no kernel for are refused."""
+    case = dict(B=2, T=9, D=5, gate=False, h0=h0)
+    fn = implementation("elman_scan", "torch_rnn")
+    r = check_pair("elman_scan", "torch_rnn", case, torch.float32, "cpu", fn=fn)
+    assert r.ok, r.problems
+    inputs = backends.OPS["elman_scan"].make_inputs(dict(case, gate=True), torch.float32, "cpu", 0)
+    with pytest.raises(ValueError, match=r"elman_scan\[torch_rnn\].*gate=None"):
+        fn(**inputs)
+
+
 @pytest.mark.parametrize("name", ["accelerated_scan", "fla"])
 def test_cuda_peers_report_their_reason_here(name):
     if peers.PEERS[name].probe() is None:

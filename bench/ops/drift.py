@@ -1,7 +1,8 @@
 """Numerical drift: each recurrent op's forward error against float64 as T grows.
 
-For parallel_scan, gated_update (bounded, bound=1.0, and free, bound=None) and
-banked_attention, every available backend runs the contract's inputs (``make_inputs``,
+For parallel_scan, gated_update (bounded, bound=1.0, and free, bound=None),
+banked_attention and elman_scan (the rung-0 form "plain", the delta gate "gated", and
+the signed log-space state "log", gated as rung 3), every available backend runs the contract's inputs (``make_inputs``,
 B and the widths small) in float32 and, where it takes it, bfloat16, for each T in
 ``DriftConfig.Ts``. The ground truth is computed in float64 from those same inputs
 (the low-precision tensors upcast), so the figure is the error the arithmetic adds over
@@ -11,12 +12,16 @@ T steps, not the rounding of the inputs:
 
 (tiny: float64's smallest normal, so a zero reference gives 0, not NaN; an output with
 a NaN or Inf where the reference is finite gives inf, written as null, status
-"nonfinite").
+"nonfinite"). elman_scan's log-space pair (log|h|, sign h) is compared as the state it
+stands for, h = sign exp(log|h|): relative to max |h| like every other state, and a
+sign that flips where |h| is at rounding level (it happens over 10^5 steps) weighs
+what that h weighs, not 2.
 
 Ground truth. The contract's float64 reference is plain and sequential: about 30 us a
 step for the scans (3 s at T = 100,000) but about 4 ms a step for banked_attention
-(minutes at T = 10,000). Above ``reference_max_T`` of the op (banked_attention: 1,000;
-others: every T) the truth is the torch backend run in float64 (its chunked form;
+(minutes at T = 10,000); elman_scan's log space about 0.2 ms a step (its D x D terms
+per row; 20 s at T = 100,000, as long as its torch backend's loop takes). Above
+``reference_max_T`` of the op (banked_attention, elman_scan: 1,000; others: every T) the truth is the torch backend run in float64 (its chunked form;
 float64 rounding, about 1e-16 relative, is far below any float32 drift), and the
 record says so in ``oracle`` ("reference" or "torch-float64").
 
@@ -47,12 +52,16 @@ VARIANTS: tuple[tuple[str, str | None, dict], ...] = (
     ("gated_update", "bounded", {"bound": 1.0}),
     ("gated_update", "free", {"bound": None}),
     ("banked_attention", None, {}),
+    ("elman_scan", "plain", {"gate": False}),
+    ("elman_scan", "gated", {}),
+    ("elman_scan", "log", {"log_space": True}),
 )
 # the sizes besides T: small, so that T = 100,000 stays cheap
 SIZES: dict[str, dict] = {
     "parallel_scan": dict(B=2, D=16),
     "gated_update": dict(B=2, D=16),
     "banked_attention": dict(B=1, H=2, N=2, Dk=8, Dv=8),
+    "elman_scan": dict(B=2, D=16),
 }
 TINY = torch.finfo(torch.float64).tiny
 
@@ -65,7 +74,8 @@ class DriftConfig:
     seed: int = 0
     # the longest T whose truth is the sequential float64 reference (longer: the torch
     # backend in float64); an op not named here always uses the reference
-    reference_max_T: Mapping[str, int] = field(default_factory=lambda: {"banked_attention": 1_000})
+    reference_max_T: Mapping[str, int] = field(default_factory=lambda: {"banked_attention": 1_000,
+                                                                         "elman_scan": 1_000})
 
 
 def relative_error(got: torch.Tensor, ref: torch.Tensor) -> float:
@@ -77,6 +87,15 @@ def relative_error(got: torch.Tensor, ref: torch.Tensor) -> float:
         return 0.0
     err = ((got - ref).abs().max() / (ref.abs().max() + TINY)).item()
     return err if math.isfinite(err) else math.inf
+
+
+def compared(op: str, inputs: dict, outputs: list) -> dict[str, torch.Tensor]:
+    """{name: tensor} of what the error is taken on: the op's outputs, except elman_scan's
+    log-space pair, which is the one state h = sign exp(log|h|) (float64)."""
+    if op == "elman_scan" and inputs.get("log_space"):
+        h_log, h_sign = (t.detach().to("cpu", torch.float64) for t in outputs)
+        return {"h": h_sign * torch.exp(h_log)}
+    return dict(zip(backends.OPS[op].outputs, outputs))
 
 
 def _float64(value):
@@ -138,7 +157,8 @@ def run(cfg: DriftConfig = DriftConfig(), ops: Sequence[str] | None = None, name
                         got = flatten(fn(**inputs))
                         backends.BACKENDS[backend].synchronize(torch.device(cfg.device))
                         seconds = time.perf_counter() - start
-                    errors = {name: relative_error(g, r) for name, g, r in zip(spec.outputs, got, ref)}
+                    want = compared(op, inputs, ref)
+                    errors = {name: relative_error(g, want[name]) for name, g in compared(op, inputs, got).items()}
                     error = max(errors.values())
                     rec = results.new_record("drift", run_id=run_id, env=fingerprint, op=op, backend=backend,
                                              dtype=dtype_name, variant=variant, T=T, error=error, errors=errors,

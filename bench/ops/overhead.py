@@ -48,6 +48,7 @@ TINY_CASES: dict[str, dict] = {
     "banked_attention": dict(B=1, T=4, H=2, N=2, Dk=8, Dv=8, state=True),
     "stack_step": dict(B=4, K=8, D=16),
     "nsm_route": dict(B=2, T=8, D=16, S=4, top_k=2, mask=True),
+    "elman_scan": dict(B=4, T=8, D=16, log_space=True),  # gate and h0 (a log pair): every check runs
 }
 # Backends whose CPU device is an interpreter, and the variable that turns it on.
 EMULATORS = {"triton": "TRITON_INTERPRET", "numba_cuda": "NUMBA_ENABLE_CUDASIM"}

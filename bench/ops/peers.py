@@ -7,7 +7,15 @@ with ``fn=``), and counts every conversion it needs (layout transposes, split si
 as its own cost.
 
 - ``torch_compile``: ``torch.compile`` of the torch backend's raw implementation, one
-  specialised graph per shape (``dynamic=False``). Always available.
+  specialised graph per shape (``dynamic=False``). Always available. elman_scan's torch
+  backend is a Python loop over t, which the compile unrolls (its compile time and
+  memory grow with T): refused above ``COMPILE_MAX_T`` steps (the log-space form
+  sooner), the reason recorded.
+- ``torch_rnn``: ``torch.rnn_tanh``, the kernel behind ``torch.nn.RNN`` (cuDNN on CUDA,
+  ATen's fused CPU loop elsewhere), for elman_scan's rung-0 form: with W_ih = I and no
+  biases its ``h_t = tanh(W_ih x_t + W_hh h_{t-1})`` is ``tanh(u_t + R h_{t-1})``. The
+  input projection by I (one [B T, D] x [D, D] product) is counted as its cost: it is
+  what nn.RNN always does. The delta gate and the log-space state have no nn.RNN form.
 - ``accelerated_scan``: proger's warp-shuffle CUDA scan for parallel_scan. Its layout is
   [B, D, T] with T a power of two in [32, 65536]; h0 is folded into the first token.
 - ``fla``: flash-linear-attention. banked_attention with N = 1 is a gated linear
@@ -96,6 +104,51 @@ def _torch_compile(op: str) -> Callable:
 
     _configure_compile()
     return torch.compile(_fresh_copy(backends.get(op, "torch").fn), dynamic=False)
+
+
+# the longest T compiled for an op whose torch backend loops over t in Python: the graph
+# holds one copy of the step per t, so compile time and memory grow with T. Measured here
+# (2-core CPU, loaded, forward + backward compile, B=4 D=64): elman_scan's rung-0 form
+# 32 s at T=16 and 151 s at T=256 (about 0.5 s a step); the gated log-space form 147 s
+# at T=16 (about 7 s a step: each step is ~40 ops of signed log-sums and a [B, D, D]
+# matvec). The limits keep one compile to a few minutes here.
+COMPILE_MAX_T = {"elman_scan": 256, "elman_scan/log_space": 16}
+
+
+def _torch_compile_fits(op: str, case: dict) -> str | None:
+    key = f"{op}/log_space" if case.get("log_space") else op
+    limit = COMPILE_MAX_T.get(key)
+    if limit is not None and case["T"] > limit:
+        return (f"torch.compile unrolls the torch backend's loop over t ({key}: one graph copy of the step per t, "
+                f"compile time and memory growing with T); compiled up to T={limit}, the case has T={case['T']}")
+    return None
+
+
+# ---------------------------------------------------------------------------
+# torch_rnn (torch.nn.RNN's kernel)
+# ---------------------------------------------------------------------------
+
+
+def _torch_rnn_elman_scan(u, R, gate=None, h0=None, log_space=False):
+    if gate is not None or log_space:
+        raise ValueError("elman_scan[torch_rnn]: torch.nn.RNN computes h_t = tanh(u_t + R h_{t-1}) only; "
+                         f"expected gate=None and log_space=False, got gate={'a tensor' if gate is not None else None}, "
+                         f"log_space={log_space}")
+    B, T, D = u.shape
+    hx = (h0 if h0 is not None else u.new_zeros(B, D))[None]  # [1, B, D]: one layer, one direction
+    eye = torch.eye(D, dtype=u.dtype, device=u.device)  # W_ih = I: x_t = u_t
+    out, _ = torch.rnn_tanh(u, hx, [eye, R], has_biases=False, num_layers=1, dropout=0.0, train=torch.is_grad_enabled(),
+                            bidirectional=False, batch_first=True)
+    return out  # [B, T, D]
+
+
+def _torch_rnn_fits(op: str, case: dict) -> str | None:
+    if case.get("gate", True):
+        return ("torch.nn.RNN (tanh) has no delta gate: it computes the rung-0 form h_t = tanh(u_t + R h_{t-1}), "
+                "the case has a gate")
+    if case.get("log_space"):
+        return "torch.nn.RNN keeps its state in linear space; the case asks for the signed log-space state (log_space=True)"
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -229,9 +282,13 @@ PEERS: dict[str, Peer] = {
     p.name: p
     for p in (
         Peer("torch_compile", ops=("micro_mlp", "gated_update", "logspace_matvec", "parallel_scan",
-                                   "banked_attention", "stack_step", "nsm_route"),
+                                   "banked_attention", "stack_step", "nsm_route", "elman_scan"),
              probe=lambda: None, adapter=_torch_compile, devices=("cpu", "cuda"),
-             dtypes=(torch.float32, torch.bfloat16), description="torch.compile of the torch backend"),
+             dtypes=(torch.float32, torch.bfloat16), fits=_torch_compile_fits,
+             description="torch.compile of the torch backend"),
+        Peer("torch_rnn", ops=("elman_scan",), probe=lambda: None, adapter=lambda op: _torch_rnn_elman_scan,
+             devices=("cpu", "cuda"), fits=_torch_rnn_fits,
+             description="torch.rnn_tanh, torch.nn.RNN's kernel (cuDNN on CUDA), W_ih = I: the rung-0 form only"),
         Peer("accelerated_scan", ops=tuple(_ADAPTERS["accelerated_scan"]),
              probe=_needs("accelerated_scan", "accelerated-scan", cuda=True), adapter=_table("accelerated_scan"),
              devices=("cuda",), dtypes=(torch.float32, torch.bfloat16), fits=_accelerated_scan_fits,
