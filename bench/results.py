@@ -407,6 +407,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
         "final": flag("the run's last record"), "baseline": number("the trivial figure", 0.0, LOSS_MAX),
         "anchors": Field(("list", "object"), "published figures (suites/tasks/anchors.py)"),
         "sample": text("generated text (prompt|continuation)"),
+        "thinking": obj("stackformer: steps per token and stack mass over the evaluated tokens",
+                        values=Field(("number", "list"), "a figure, or the steps histogram")),
         "perplexity": number("word-level LMs: exp of the loss per token", 0.0, 1e300),
         "seed": integer("the run's seed (data order, weights)"),
         "budget_minutes": number("training wall clock allowed (None: steps only)", 0.0, SECONDS_MAX),

@@ -14,8 +14,12 @@ QUICK = TimingConfig(budget_s=0.05, min_reps=2, min_rounds=1, max_reps=2, warmup
 TINY = dict(d_model=16, d_core=8, n_heads=2, n_banks=2, n_layers=1, stack_depth=3, max_steps=3)
 
 
+def _bench_to(out):
+    return ModelBench(ModelBenchConfig(device="cpu", timing=QUICK, decode_timing=QUICK, prefill=False, gate_T=8), out=out)
+
+
 def _bench():
-    return ModelBench(ModelBenchConfig(device="cpu", timing=QUICK, decode_timing=QUICK, prefill=False, gate_T=8), out=None)
+    return _bench_to(None)
 
 
 def test_registered_metrics_fill_the_record_and_pass_the_schema():
@@ -26,6 +30,26 @@ def test_registered_metrics_fill_the_record_and_pass_the_schema():
     assert sum(think["steps_hist"]) == 6 and len(think["steps_hist"]) == TINY["max_steps"] + 1
     _, problems = results.validate(rec)
     assert not problems, problems
+
+
+def test_thinking_reaches_the_training_records_and_the_report(tmp_path):
+    """The stackformer's thinking in arsenal models records and in the trainer's
+    evaluations, and the report's thinking section draws both."""
+    import pathlib
+
+    import reports
+    from bench.train import TrainConfig, train
+
+    out = tmp_path / "r.jsonl"
+    _bench_to(out).run("stackformer", "tiny", TINY, 1, 6, ["torch"], peers=(), role="grid")
+    train(TrainConfig(family="stackformer", model=TINY, task="selective_copy", steps=2, batch_size=4, eval_every=1,
+                      task_args={"length": 16, "n_tokens": 4, "vocab": 8, "n_train": 16, "n_valid": 8, "n_test": 8},
+                      out=str(out), progress=False, device="cpu"))
+    recs = results.read(out)
+    evals = [r for r in recs if r.get("kind") == "train" and r["split"] in ("val", "test")]
+    assert evals and all(sum(r["thinking"]["steps_hist"]) == r["thinking"]["tokens"] > 0 for r in evals)
+    html = pathlib.Path(reports.write_report([str(out)], str(tmp_path / "r.html"))).read_text()
+    assert all(f"fig-thinking-{name}" in html for name in ("steps", "mass", "training"))
 
 
 def test_a_new_metric_is_one_function_and_a_failing_one_is_named(monkeypatch):

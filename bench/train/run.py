@@ -382,6 +382,7 @@ class Run:
         obj, cfg = self.objective, self.cfg
         obj.eval()
         sums = torch.zeros(3, dtype=torch.float64, device=self.device)
+        thought: list[dict] = []  # thinking summaries per batch (the stackformer)
         hist = torch.zeros(self._n_targets(), dtype=torch.float64, device=self.device)
 
         def add(batch, state):
@@ -390,6 +391,9 @@ class Run:
             sums.add_(torch.stack([loss.double(), correct.double(), n.double()]))
             target = batch["target"][batch["target"] != IGNORE]
             hist.add_(torch.bincount(target, minlength=hist.numel()).double())
+            if hasattr(self.model, "thinking"):  # the stackformer: steps per token and stack mass of this batch
+                mask = batch.get("mask2" if self.kind == "retrieval" else "mask")
+                thought.append(self.model.thinking(mask))
             return new
 
         rows_b = cfg.eval_batch_size or cfg.batch_size
@@ -415,7 +419,8 @@ class Run:
         self._reduce(hist)
         obj.train()
         loss, correct, n = (float(x) for x in sums.cpu())
-        return {"loss": loss / max(n, 1), "accuracy": correct / max(n, 1), "count": n, "hist": hist.cpu()}
+        return {"loss": loss / max(n, 1), "accuracy": correct / max(n, 1), "count": n, "hist": hist.cpu(),
+                "thinking": _pooled_thinking(thought)}
 
     def _bits_per_byte(self, loss: float, split: str) -> float | None:
         if self.kind != "lm" or self.metric != "bits_per_byte":
@@ -463,7 +468,8 @@ class Run:
         train = self.record("train", loss_sum / max(n, 1), correct / max(n, 1), "train", steps_per_s=steps_per_s)
         with self._eval_mode():
             ev = self.evaluate("valid", self.cfg.eval_batches)
-        val = self.record("val", ev["loss"], ev["accuracy"], "valid", steps_per_s=steps_per_s)
+        val = self.record("val", ev["loss"], ev["accuracy"], "valid", steps_per_s=steps_per_s,
+                          **({"thinking": ev["thinking"]} if ev["thinking"] else {}))
         self._reset_interval()
         self.say(f"step {self.step_no:>6}  train loss {train['loss']:.4f} {self.metric} {_fmt(train['value'])}  "
                  f"val loss {val['loss']:.4f} {self.metric} {_fmt(val['value'])}  "
@@ -610,6 +616,7 @@ class Run:
             test = self.evaluate("test", cfg.test_batches)
             text = self.sample()
         final = self.record("test", test["loss"], test["accuracy"], "test", final=True, baseline=self.baseline(test),
+                            **({"thinking": test["thinking"]} if test["thinking"] else {}),
                             seed=cfg.seed, budget_minutes=cfg.minutes, budget_steps=cfg.steps,
                             stopped_by="steps" if self.step_no >= cfg.steps else "minutes",
                             tokens_per_s=self.tokens / self.wall_s if self.wall_s > 0 else None,
@@ -636,6 +643,20 @@ def _detach(state):
 
 def _names(names: list[str], shown: int = 6) -> str:
     return ", ".join(names[:shown]) + (f", ... {len(names) - shown} more" if len(names) > shown else "") or "-"
+
+
+def _pooled_thinking(summaries: list) -> dict | None:
+    """Per-batch thinking summaries (models.stackformer.thinking_summary) pooled over the
+    tokens of every batch: means weighted by tokens, histograms summed."""
+    summaries = [t for t in summaries if t and t["tokens"]]
+    if not summaries:
+        return None
+    n = sum(t["tokens"] for t in summaries)
+    out = {"tokens": n, "steps_hist": [sum(col) for col in zip(*(t["steps_hist"] for t in summaries))]}
+    for key in summaries[0]:
+        if key not in out:
+            out[key] = sum(t[key] * t["tokens"] for t in summaries) / n
+    return out
 
 
 def _fmt(x) -> str:
