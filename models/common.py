@@ -133,22 +133,25 @@ class SequenceModel(nn.Module):
         return StepLoop((), f"{config.family}: no Python loop over time (the work is a few calls over the whole "
                             "sequence); torch.compile of the whole model is one graph")
 
-    def compile_step(self, mode: str | None = "auto", backend: Any = "inductor") -> SequenceModel:
+    def compile_step(self, mode: str | None = None, backend: Any = "inductor") -> SequenceModel:
         """Compile this model's step once and have its loop call it (DESIGN 9): each of
         ``step_loop(config).methods`` becomes ``torch.compile(step, dynamic=False)`` on this
         instance, so compile time is independent of T (the shapes are fixed by the config
-        and the batch; another batch size compiles once more). ``mode="auto"``:
-        "reduce-overhead" (CUDA graphs) on CUDA, the default mode on the CPU; None: the
-        default mode. ``backend``: torch.compile's backend, a name or a callable ("aot_eager" traces the same
-        graphs without generating code: the tests' choice, seconds instead of minutes on
-        a CPU). Raises ValueError where the config has no step loop, with why.
+        and the batch; another batch size compiles once more). ``mode``: torch.compile's
+        mode; "reduce-overhead" captures the step in a CUDA graph on CUDA. It is not the
+        default: CUDA graph trees record a separate graph for each call made while the
+        outputs of earlier calls are alive, and in training every step's outputs are
+        (saved for the backward), so a step looped T times a forward would be recorded T
+        times, the growth with T that compiling the step avoids; where outputs die from
+        call to call (decoding without a graph) it pays. Not yet timed on a GPU.
+        ``backend``: torch.compile's backend, a name or a callable ("aot_eager" traces the
+        same graphs without generating code: the tests' choice, seconds instead of minutes
+        on a CPU). Raises ValueError where the config has no step loop, with why.
         Returns the model; ``self.step_compiled`` says the mode ("" while eager)."""
         loop = self.step_loop(self.config)
         if not loop.methods:
             raise ValueError(f"{self.config.family}: compile_step expected a config with a step loop, got none: "
                              f"{loop.why_not}")
-        if mode == "auto":
-            mode = "reduce-overhead" if torch.device(self.ops.device).type == "cuda" else None
         for name in loop.methods:
             eager = getattr(type(self), name).__get__(self)  # the bound method, not an earlier compiled one
             options = {"mode": mode} if backend == "inductor" else {}  # mode is an inductor option
