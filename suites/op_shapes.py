@@ -54,6 +54,7 @@ SUITES: dict[str, dict[str, list[dict]]] = {
         "banked_attention": [
             dict(B=4, T=2048, H=4, N=4, Dk=32, Dv=32),
             dict(B=4, T=2048, H=4, N=1, Dk=32, Dv=32),  # N = 1: gated linear attention (fla)
+            dict(B=4, T=2048, H=4, N=4, Dk=32, Dv=32, token_decay=True),  # decay predicted per token (stackformer)
             dict(B=8, T=4096, H=16, N=1, Dk=64, Dv=64, only_on="cuda"),
             dict(B=8, T=4096, H=16, N=4, Dk=64, Dv=64, only_on="cuda"),
         ],
