@@ -8,20 +8,31 @@ the contract's docstring per batch row, R^T dz as D rows of R scaled by dz_i; du
 for every (b, t), so R's gradient is one matrix product after the kernel,
 dR = sum_{b,t} dz_{b,t} h_{b,t-1}^T (torch, blocked; no races, no per-thread copies).
 
-Log space (float32 state in and out): R x for x = sign exp(x_log) is taken in float64
-as exp(m) R x~ with m = max_j x_log_j and x~_j = x_sign_j exp(x_log_j - m) in [-1, 1]:
-D exps and a float64 matrix-vector product per step instead of the D^2 exps of the
-per-row stable form. It is exact to float64 rounding while every finite x_log_j is
-within 600 of m (then x~_j >= 1e-261 and |R_ij| x~_j cannot underflow for any nonzero
-float32 R_ij); a step whose state spans more than that (components more than e^600
-apart) takes the per-row stable form of the contract instead (D^2 exps, that step
-only), so a state decayed far below float64's range stays right. Exact zeros (R x~ = 0)
-are (-inf, +1) and pass no gradient. The signed log-sums, log|tanh| and the clamp at
-2^-126 follow the contract (``backends/ops/elman_scan.py``) line by line in float32,
-branch-free through the vectorisable ``special`` functions (the loops over D vectorise;
-scalar libm calls measured 9-80 ns each here and made the step 4x slower).
-Backward in closed form: d r_log_i / d x_log_j = R_ij x~_j / y~_i, d r_log_i / d R_ij =
-x~_j / y~_i; the fast steps' part of dR is again one matrix product after the kernel.
+Log space (float32 state in and out): R x for x = sign exp(x_log) is accumulated in
+float64 as exp(m) R x~ with m = max_j x_log_j and x~_j = x_sign_j exp(x_log_j - m) in
+[-1, 1]: D exps and a float64 matrix-vector product per step instead of the D^2 exps of
+the per-row stable form. x~ comes from float32 exps while the state spans at most
+NARROW = 80 (x~ >= e^-80 stays a float32 normal, exact in float64), from float64 exps
+up to WIDE = 600 (x~_j >= 1e-261: |R_ij| x~_j cannot underflow for any nonzero float32
+R_ij); a step whose state spans more takes the per-row stable form of the contract
+(D^2 exps, that step only), so a state decayed far below float64's range stays right.
+log|R x~| is taken in float32 but in float64 where |R x~| < 1e-30 (a deep cancellation
+or tiny products). Exact zeros (R x~ = 0) are (-inf, +1) and pass no gradient. The
+signed log-sums, log|tanh| and the clamp at 2^-126 follow the contract
+(``backends/ops/elman_scan.py``) in float32, branch-free through the vectorisable
+``special`` functions (scalar libm calls measured 9-80 ns each here and made the step 4x
+slower). Each loop over D keeps to one float width and runs under error_model="numpy":
+a float64 store beside the float32 special functions halved the vector width (step 1.75
+-> 0.8 us per 64 units), and Python's division check kept a loop scalar.
+
+Backward: every per-element piece of a step (the two signed log-sums, log|tanh|, the
+gate's log-sigmoids) has a backward linear in the gradient g_h reaching log|h_t|, so the
+forward writes its coefficients (du = g_h cu, dgate = g_h cg, the gate's carry g_h ck,
+dL/d(R x~) = g_h cc with cc = cr / y~) and the backward runs no special function: per
+step a few multiplies, R^T c in float64 (d r_log_i / d x_log_j = R_ij x~_j / y~_i) and
+the carry. d r_log_i / d R_ij = x~_j / y~_i: the fast steps' part of dR is one matrix
+product after the kernel (torch's, at its thread count: NumPy's BLAS started threads of
+its own that spun for 80 ms a call beside the kernel's here).
 """
 
 import math
