@@ -94,6 +94,22 @@ def bytes_moved(case: dict, dtype=torch.float32, mode: str = "forward") -> float
     return by_mode(mode, fwd, bwd)
 
 
+# Register spills the ahead-of-time compile (arsenal gpu-compile, issue 23) accepts, by
+# "backend/kernel", with why. Measured (ptxas -v, Triton 3.9) after the launcher's fixes
+# (8 warps from 4,096-element tiles, BLOCK_D = 32 at S = 256, the token backward
+# unpipelined; no spill at S <= 32 on sm_90): at the full suite's S = 256 every state is
+# in one tile (the softmax is over S), and the [32, 256] routing tiles, the logits and
+# their gradient live together: the forward spills 16-64 bytes a thread, the token
+# backward 1.3-1.9 KB, the parameter backward in bfloat16 1.4 KB (sm_90 and sm_80); on
+# sm_80 the bfloat16 forward at S = 16, D = 512 spills 12 bytes. Accepted until the
+# kernels split S (an online softmax over state blocks) for S >= 128.
+ACCEPTED_SPILLS = {
+    "triton/_fwd_kernel": "S = 256 routing tiles in one program (see above); 12 bytes on sm_80 in bfloat16 at S = 16",
+    "triton/_bwd_tokens_kernel": "S = 256: the routing tiles, logits and their gradient live together (see above)",
+    "triton/_bwd_params_kernel": "S = 256 in bfloat16: the [256, 32] gradient tile and its operands (see above)",
+}
+
+
 SPEC = register_op(OpSpec(
     name="nsm_route",
     reference=nsm_route,

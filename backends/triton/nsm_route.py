@@ -25,6 +25,7 @@ from backends.triton._common import sm_count
 
 BLOCK_T = 32  # tokens per tile
 MAX_BLOCK_D = 128  # feature block: D up to this is read once per token tile
+TILE = 8192  # elements of a [BLOCK_S, BLOCK_D] tile at most (32 KB in float32)
 PROGRAMS_PER_SM = 4  # the token splits aim at this many programs per SM (4 in all under the interpreter)
 
 
@@ -193,14 +194,20 @@ def _sum_splits(partial, out):
 
 
 def _blocks(S, D):
-    return max(16, triton.next_power_of_2(S)), min(MAX_BLOCK_D, max(16, triton.next_power_of_2(D)))
+    """(BLOCK_S, BLOCK_D): every state in one tile (the softmax is over S), and a feature
+    block that keeps the [BLOCK_S, BLOCK_D] weight and state tiles to TILE elements: at
+    S = 256 and BLOCK_D = 128 the forward needed 295 KB of shared memory and the token
+    backward 606 KB (more than either chip has; ptxas, sm_90)."""
+    block_s = max(16, triton.next_power_of_2(S))
+    return block_s, min(MAX_BLOCK_D, max(16, triton.next_power_of_2(D)), max(16, TILE // block_s))
 
 
-def _tokens_warps(block_d):
-    """Warps of the backward's token kernel: 8 at BLOCK_D = 128, where its tiles (x, the
-    dstates and routing blocks, dx: [BLOCK_T or BLOCK_S, 128] each) live together and 4
-    warps spilled past 255 registers in bfloat16 (ptxas, sm_90 and sm_80); 4 below."""
-    return 8 if block_d >= 128 else 4
+def _warps(block_s, block_d):
+    """8 warps once a tile ([BLOCK_T or BLOCK_S, BLOCK_D] or the [BLOCK_T, BLOCK_S]
+    routing tiles) reaches 4,096 elements: with x, the weights and the routing tiles
+    live together, 4 warps spilled past 255 registers (the token backward in bfloat16 at
+    BLOCK_D = 128; every kernel at BLOCK_S = 256); 4 below."""
+    return 8 if max(BLOCK_T * block_d, block_s * block_d, BLOCK_T * block_s) >= 4096 else 4
 
 
 class _NsmRoute(torch.autograd.Function):
@@ -224,7 +231,8 @@ class _NsmRoute(torch.autograd.Function):
         _fwd_kernel[(B, splits, n_d)](
             x, w_route, args["bias"], args["mask"], weights, partial, T, S, D, top_k or S, per_split,
             *args["strides"], HAS_BIAS=b_route is not None, HAS_MASK=mask is not None, TOP_K=top_k is not None,
-            ONE_D=n_d == 1, BLOCK_T=BLOCK_T, BLOCK_S=block_s, BLOCK_D=block_d)
+            ONE_D=n_d == 1, BLOCK_T=BLOCK_T, BLOCK_S=block_s, BLOCK_D=block_d,
+            num_warps=_warps(block_s, block_d))
         if splits > 1:
             _sum_splits(partial.view(B, splits, S * D), states.view(B, S * D))
         ctx.save_for_backward(x, w_route, b_route, mask_u8)
@@ -244,7 +252,8 @@ class _NsmRoute(torch.autograd.Function):
         dx = torch.empty((B, T, D), dtype=x.dtype, device=x.device)
         _bwd_tokens_kernel[(B, triton.cdiv(T, BLOCK_T))](
             x, w_route, args["bias"], args["mask"], g_states, g_weights, dl, dx, T, S, D, ctx.top_k or S,
-            *args["strides"], *g_states.stride(), *g_weights.stride(), num_warps=_tokens_warps(block_d), **flags)
+            *args["strides"], *g_states.stride(), *g_weights.stride(), num_warps=_warps(block_s, block_d),
+            num_stages=1, **flags)  # unpipelined: at S = 256 three stages of its tiles took 197 KB (A100: 163)
         n_d = triton.cdiv(D, block_d)
         rows = B * T
         splits = _splits(triton.cdiv(rows, BLOCK_T), n_d, x.device)
@@ -258,7 +267,8 @@ class _NsmRoute(torch.autograd.Function):
             db_part = None if db is None else torch.empty((splits, S), dtype=torch.float32, device=x.device)
         _bwd_params_kernel[(splits, n_d)](
             x, dl, dw_part, dw_part if db_part is None else db_part, T, S, D, rows, per_split, *x.stride(),
-            HAS_BIAS=b_route is not None, BLOCK_T=BLOCK_T, BLOCK_S=block_s, BLOCK_D=block_d)
+            HAS_BIAS=b_route is not None, BLOCK_T=BLOCK_T, BLOCK_S=block_s, BLOCK_D=block_d,
+            num_warps=_warps(block_s, block_d))
         if splits > 1:
             _sum_splits(dw_part.view(1, splits, S * D), dw.view(1, S * D))
             if db is not None:
