@@ -61,8 +61,10 @@ from pathlib import Path
 from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
+# the registry's ops (tests/test_gpu_dry.py checks it); named here because the driver
+# imports nothing of the project before the wheels step has made its imports possible
 OPS = ("micro_mlp", "gated_update", "logspace_matvec", "parallel_scan", "banked_attention", "stack_step",
-       "nsm_route")
+       "nsm_route", "elman_scan")
 SIMULATION = ("TRITON_INTERPRET", "NUMBA_ENABLE_CUDASIM")
 MATRIX_TESTS = ("tests/test_matrix.py", "tests/test_edge_cases.py", "tests/test_bad_input.py",
                 "tests/test_contracts.py")
@@ -85,6 +87,7 @@ DRY_CASES = {
     "banked_attention": "B=2,T=9,H=2,N=1,Dk=4,Dv=3",
     "stack_step": "B=2,K=5,D=3",
     "nsm_route": "B=2,T=9,D=5,S=4",
+    "elman_scan": "B=2,T=9,D=5",
 }
 DRY_BACKENDS = "torch,triton,numba_cuda,accelerated_scan,fla"
 DRY_OPS = ("gated_update", "parallel_scan", "banked_attention")  # the op step's default: the ops with GPU peers
