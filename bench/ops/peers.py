@@ -197,7 +197,8 @@ def _fla_banked_attention(q, k, v, read_logits, write_logits, decay_logits, stat
     p_w = torch.softmax(write_logits, dim=-1)  # [B, T, H, 1]
     fq = (F.elu(q) + 1.0) * p_r  # [B, T, H, Dk]
     fk = (F.elu(k) + 1.0) * p_w  # [B, T, H, Dk]
-    g = p_w[..., 0] * F.logsigmoid(decay_logits[:, 0])  # [B, T, H]: log gamma
+    # decay_logits [H, 1] or per token [B, T, H, 1]: [..., 0] is [H] or [B, T, H], both broadcast
+    g = p_w[..., 0] * F.logsigmoid(decay_logits[..., 0])  # [B, T, H]: log gamma
     vz = torch.cat([v, v.new_ones(B, T, H, 1)], dim=-1)  # [B, T, H, Dv + 1]: the ones column carries z
     h0 = None
     if state is not None:
