@@ -7,6 +7,17 @@ as Numba types them at a real launch (a contiguous CUDA tensor is a C-contiguous
 of its dtype and rank; a Python bool, int, float or NumPy scalar is typed by
 ``numba.typeof``), then ``numba.cuda.compile_ptx`` (NVVM, no GPU needed) produces the
 PTX for the chip's compute capability, which ptxas assembles with ``-v``.
+
+A kernel that calls a ``@cuda.jit(device=True)`` function makes Numba compile that
+function while typing the call, and there Numba asks the driver for the current device's
+compute capability (``CUDADispatcher.compile_device``: ``get_current_device()``), which
+fails without a driver ("CUDA driver library cannot be found"). ``chip_as_current_device``
+answers that question with the chip being compiled for, so no driver is touched. A device
+function is compiled once per argument types and cached on its dispatcher, so a process
+that compiles for sm_90 and then sm_80 reuses the first one's typed and lowered function;
+its capability only picks among intrinsics at sm_60 and sm_53 (atomics on doubles, half
+precision), which both chips exceed, and the NVVM IR is linked into the kernel whose PTX
+is generated for the chip asked for, so the result is the same.
 """
 
 from __future__ import annotations
@@ -88,6 +99,32 @@ def describe(spec: dict) -> str:
     return f"block={spec['threads']} ({', '.join(str(t) for t in spec['types'])})"
 
 
+@dataclass(frozen=True)
+class _CompileTarget:
+    """What Numba reads of a device when it compiles for it: its compute capability."""
+    compute_capability: tuple[int, int]
+
+
+@contextlib.contextmanager
+def chip_as_current_device(kernel, chip: Chip):
+    """Inside, the module of ``kernel``'s dispatcher class (numba.cuda.dispatcher, or
+    numba-cuda's when that package is installed) sees ``chip`` as the current device; it
+    reads nothing else of it (the compute capability for the device functions it compiles)."""
+    import sys
+
+    module = sys.modules[type(kernel).__module__]
+    if not hasattr(module, "get_current_device"):
+        raise TypeError(f"gpu-compile numba_cuda: {module.__name__} has no get_current_device to stand a "
+                        f"chip in for; this Numba CUDA target ({module.__file__}) is not one this supports")
+    original = module.get_current_device
+    target = _CompileTarget(divmod(chip.capability, 10))
+    module.get_current_device = lambda: target
+    try:
+        yield
+    finally:
+        module.get_current_device = original
+
+
 def compile_one(spec: dict, chip: Chip) -> Compiled:
     """compile_ptx for the chip's compute capability, then ptxas -v on the PTX."""
     from numba import cuda
@@ -100,7 +137,8 @@ def compile_one(spec: dict, chip: Chip) -> Compiled:
     start = time.perf_counter()
     try:
         options = {k: v for k, v in kernel.targetoptions.items() if k in ("fastmath", "lineinfo", "debug", "opt")}
-        ptx, _ = cuda.compile_ptx(fn, spec["types"], cc=divmod(chip.capability, 10), **options)
+        with chip_as_current_device(kernel, chip):
+            ptx, _ = cuda.compile_ptx(fn, spec["types"], cc=divmod(chip.capability, 10), **options)
         found = ptxas.assemble(ptx, chip.name, ptxas.newest())
         if len(found) != 1:
             raise ptxas.PtxasError(f"expected one entry function in the PTX of {fn.__name__}, found {sorted(found)}")
