@@ -59,7 +59,8 @@ class _LogspaceMatvec(torch.autograd.Function):
             # [b, M, K]: g_bi dy_log_bi / dw_ij; x_log = -inf (x = 0) gives 0
             c = gs[s, :, None] * x_sign[s, None, :] * torch.exp(x_log[s, None, :] - y_safe[s, :, None])
             dw += c.sum(0)
-            dx_log[s] = (c * w[None]).sum(1)
+            # w_ij = 0 passes no gradient, even where exp(x_log - y_log) is inf in float32
+            dx_log[s] = torch.where(w[None] == 0, 0.0, c * w[None]).sum(1)
         return dw, dx_log, None
 
 
