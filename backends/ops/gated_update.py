@@ -65,6 +65,17 @@ def bytes_moved(case: dict, dtype=torch.float32, mode: str = "forward") -> float
     return by_mode(mode, 3.0 * n * s, 6.0 * n * s)
 
 
+# Register spills the ahead-of-time compile (arsenal gpu-compile, issue 23) accepts, by
+# "backend/kernel", with why. The Triton chunked backward with an initial state spills 8 B
+# a thread on sm_80 only (72 registers, Triton 3.9) at BLOCK_T = 128, BLOCK_D = 16 and
+# BLOCK_T = 64, BLOCK_D = 32 (4 warps); sm_90 compiles the same configs at 79-80
+# registers without a spill. Eight bytes stored once a chunk are noise beside the chunk's
+# loads; accepted rather than giving these autotune configs a second warp count.
+ACCEPTED_SPILLS = {
+    "triton/_backward_chunked": "8 B a thread on sm_80 at two autotune configs with h0 (see above)",
+}
+
+
 SPEC = register_op(OpSpec(
     name="gated_update",
     reference=gated_update,
