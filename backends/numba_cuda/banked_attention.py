@@ -58,7 +58,8 @@ def _phi_grad(u):
 
 @cuda.jit(device=True)
 def _log_sigmoid(x):
-    return min(x, ZERO) - math.log1p(math.exp(-abs(x)))
+    # (ZERO if ZERO < x else x) is min(x, ZERO): numba 0.68's CUDA target fails on the variadic min/max
+    return (ZERO if ZERO < x else x) - math.log1p(math.exp(-abs(x)))
 
 
 @cuda.jit(device=True)
@@ -73,7 +74,8 @@ def _softmax_stats(logits, b, t, h):
     N = logits.shape[3]
     m = logits[b, t, h, 0]
     for n in range(1, N):
-        m = max(m, logits[b, t, h, n])
+        v = logits[b, t, h, n]
+        m = v if v > m else m  # max(m, v), written out (numba 0.68's CUDA max fails to compile)
     total = ZERO
     for n in range(N):
         total += math.exp(logits[b, t, h, n] - m)

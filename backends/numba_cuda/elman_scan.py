@@ -159,7 +159,8 @@ def _log_tanh_abs_back(z_log):
 
 @cuda.jit(device=True)
 def _log_sigmoid(x):
-    return min(x, ZERO) - math.log1p(math.exp(-abs(x)))
+    # (ZERO if ZERO < x else x) is min(x, ZERO): numba 0.68's CUDA target fails on the variadic min/max
+    return (ZERO if ZERO < x else x) - math.log1p(math.exp(-abs(x)))
 
 
 @cuda.jit(device=True)
@@ -190,7 +191,8 @@ def _log_forward(u, logR, sR, gate, h0l, h0s, has_gate, has_h0, hl, hs, rl, rs, 
         if i < D:
             m = _NEG_INF
             for j in range(D):
-                m = max(m, lrow[j] + l_s[j])
+                v = lrow[j] + l_s[j]
+                m = v if v > m else m  # max(m, v), written out (numba 0.68's CUDA max fails to compile)
             if m == _NEG_INF:
                 m = ZERO
             p = ZERO

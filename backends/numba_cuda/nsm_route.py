@@ -60,7 +60,8 @@ def _route(x, w, bias, has_bias, mask, has_mask, top_k, weights):
                 weights[b, t, s] = NEG_INF
     m = NEG_INF
     for s in range(S):
-        m = max(m, weights[b, t, s])
+        v = weights[b, t, s]
+        m = v if v > m else m  # max(m, v), written out (numba 0.68's CUDA max fails to compile)
     total = ZERO
     for s in range(S):
         total += math.exp(weights[b, t, s] - m)
@@ -130,7 +131,9 @@ def _backward_params(x, d_logits, partial):
     slab, slabs = cuda.blockIdx.y, cuda.gridDim.y
     per = (B * T + slabs - 1) // slabs
     acc = ZERO
-    for token in range(slab * per, min((slab + 1) * per, B * T)):
+    end = (slab + 1) * per
+    end = B * T if B * T < end else end  # min(end, B * T), written out (numba 0.68's CUDA min fails to compile)
+    for token in range(slab * per, end):
         b, t = token // T, token % T
         acc += d_logits[b, t, s] * (x[b, t, d] if d < D else ONE)
     partial[slab, s, d] = acc
