@@ -56,11 +56,13 @@ def config(family: str, **overrides) -> ModelConfig:
     return cls(**overrides)
 
 
-def build(config: ModelConfig, ops, train: bool = True) -> SequenceModel:
+def build(config: ModelConfig, ops, train: bool = True, compile_step: bool = False) -> SequenceModel:
     """The model of ``config`` calling the kernels of ``ops`` (an OpTable).
 
     With ``train`` (the default) a mix whose backend has no gradient for an op the
-    family uses is refused: such a model could run but not learn."""
+    family uses is refused: such a model could run but not learn. ``compile_step``: a
+    loop-bound family's step compiled once (``SequenceModel.compile_step``; a config
+    without a step loop is refused with the reason)."""
     if not isinstance(config, ModelConfig):
         raise TypeError(f"build: argument 'config' expected a config from models.config(...), got {type(config).__name__}")
     cls = _family(config.family)
@@ -78,7 +80,8 @@ def build(config: ModelConfig, ops, train: bool = True) -> SequenceModel:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = cls(config, ops)
-    return model.to(ops.device)
+    model = model.to(ops.device)
+    return model.compile_step() if compile_step else model
 
 
 def parameter_count(model: torch.nn.Module) -> int:

@@ -100,3 +100,20 @@ def test_nsm_compiled_runs_eagerly_off_chunk_boundaries():
     for kwargs in ({}, {"mask": mask}):  # 6 tokens: not whole chunks of 4; a mask: the eager path
         torch.testing.assert_close(compiled(tokens, **kwargs)[0], eager(tokens, **kwargs)[0])
     assert counter.graphs == 0
+
+
+def test_the_trainer_and_build_ask_for_the_compiled_step():
+    """TrainConfig.compile_step (arsenal train --compile-step) and build(compile_step=True)
+    reach SequenceModel.compile_step: a family without a step loop is refused with why."""
+    import backends
+    import models
+    from bench.train import TrainConfig, train
+
+    cfg = models.config("transformer", vocab_size=16, d_model=16, n_layers=1, n_heads=2)
+    with pytest.raises(ValueError, match="transformer"):
+        models.build(cfg, backends.resolve("torch"), compile_step=True)
+    with pytest.raises(ValueError, match="transformer"):
+        train(TrainConfig(family="transformer", model={"d_model": 16, "n_layers": 1, "n_heads": 2},
+                          task="selective_copy", compile_step=True, steps=1, batch_size=4, out=None, progress=False,
+                          task_args={"length": 16, "n_tokens": 4, "vocab": 8, "n_train": 16, "n_valid": 8, "n_test": 8},
+                          device="cpu"))

@@ -195,6 +195,8 @@ class Run:
         self.metric = self.task.metric
         self.model = model if model is not None else self._build_model()
         self.model.to(self.device)
+        if cfg.compile_step:  # a loop-bound family's step compiled once (DESIGN 9); others refuse with why
+            self.model.compile_step()
         self._check_model()
         self.family = self.model.config.family
         self.streams = self.kind == "lm" and hasattr(self.task, "stream")
