@@ -660,7 +660,20 @@ def validate(record) -> tuple[dict | None, list[Problem]]:
     if missing:
         return None, problems + [Problem(", ".join(missing), f"required by kind {kind_of(safe)!r} and missing; "
                                                              "record dropped")]
+    if isinstance(clean.get("mix_id"), str):
+        clean["mix_id"] = legacy_mix_id(clean["mix_id"])
     return clean, problems
+
+
+def legacy_mix_id(text: str) -> str:
+    """A mix id as ``backends.mix.mix_id`` writes it: records written before the one
+    vocabulary (the trainer's, until 2026-12) listed the moves in the ops' contract order,
+    ``torch+micro_mlp=numba_cpu+logspace_matvec=numba_cpu``; the canonical id sorts them by
+    op name. Text only (readers import no backend); a test checks it against mix_id."""
+    default, *moves = text.split("+")
+    if not moves or not all("=" in m for m in moves):
+        return text
+    return "+".join([default, *sorted(moves)])
 
 
 def _may_hold_surrogates(record: dict) -> bool:

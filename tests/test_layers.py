@@ -159,3 +159,18 @@ def test_every_producer_writes_the_canonical_mix_id(tmp_path):
     assert [r["mix_id"] for r in recs] == [canonical]
     rec = equivalence("elman", "rung4", dict(d_model=8, n_layers=1, rung=4), given, steps=2, B=1, T=8)
     assert rec["mix_id"] == canonical
+
+
+def test_records_written_before_the_one_vocabulary_read_with_the_canonical_id():
+    """The trainer wrote moves in contract order before; reading maps them to mix_id's."""
+    from backends.mix import mix_id
+    from bench.results import legacy_mix_id, validate
+
+    old = "torch+micro_mlp=numba_cpu+logspace_matvec=numba_cpu"
+    assert legacy_mix_id(old) == mix_id(old) == "torch+logspace_matvec=numba_cpu+micro_mlp=numba_cpu"
+    for same in ("numba_cpu", "torch_compile", "torch+parallel_scan=numba_cpu"):
+        assert legacy_mix_id(same) == mix_id(same) == same
+    rec = {"schema": 1, "kind": "train", "run_id": "r", "time": "2026-11-25T12:00:00+00:00", "train_id": "t",
+           "family": "fastlane", "mix_id": old, "task": "listops", "step": 1, "split": "train", "loss": 1.0}
+    clean, problems = validate(rec)
+    assert clean["mix_id"] == "torch+logspace_matvec=numba_cpu+micro_mlp=numba_cpu" and not problems
