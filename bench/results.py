@@ -570,17 +570,21 @@ def _other_schema(record: dict) -> str | None:
     return None
 
 
-def read(path) -> list[dict]:
-    """Every record of a results file, as written; damaged lines and records of another
-    schema version are warned about (DamagedLineWarning) and skipped."""
-    records = []
+def _readable(path) -> Iterator[tuple[int, dict]]:
+    """(line number, record) of every line that holds a record of this schema; damaged
+    lines and records of another schema version are warned about and skipped."""
     for number, rec, why in lines(path):
         why = why or _other_schema(rec)
         if why:
-            warnings.warn(f"{path}:{number}: {why}", DamagedLineWarning, stacklevel=2)
+            warnings.warn(f"{path}:{number}: {why}", DamagedLineWarning, stacklevel=3)
             continue
-        records.append(rec)
-    return records
+        yield number, rec
+
+
+def read(path) -> list[dict]:
+    """Every record of a results file, as written; damaged lines and records of another
+    schema version are warned about (DamagedLineWarning) and skipped."""
+    return [rec for _, rec in _readable(path)]
 
 
 def read_valid(path) -> list[dict]:
@@ -589,11 +593,7 @@ def read_valid(path) -> list[dict]:
     (DamagedLineWarning) as file:line: field: why. What every reader but the report uses
     (the report keeps the problems for its header)."""
     records = []
-    for number, rec, why in lines(path):
-        why = why or _other_schema(rec)
-        if why:
-            warnings.warn(f"{path}:{number}: {why}", DamagedLineWarning, stacklevel=2)
-            continue
+    for number, rec in _readable(path):
         clean, problems = validate(rec)
         for problem in problems:
             warnings.warn(f"{path}:{number}: {problem}", DamagedLineWarning, stacklevel=2)
