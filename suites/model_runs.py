@@ -26,21 +26,12 @@ MODELS: tuple[tuple[str, str, dict], ...] = (
     ("nsm", "simple", dict(d_model=64, n_layers=2, variant="simple")),
 )
 
-# (family, config id) -> (the longest T, why) where the torch_compile peer is refused.
-# Empty: torch.compile of a whole loop-bound model unrolls its Python loop over time
-# (at T=256 on the 2-core CPU machine elman rung 3 had not compiled after 400 s, the NSM
-# took 350 s, the stackformer 45 s and 19.4 GB resident), so the peer compiles such a
-# family's step once instead (bench/modelbench/bench.py compiled_loss, issue 20): a
-# compile time independent of T, a figure at every length.
-COMPILE_MAX_T: dict[tuple[str, str], tuple[int, str]] = {}
-
-
-def compile_refused(family: str, config_id: str, T: int) -> str | None:
-    """Why the torch_compile peer is not run for this model at length T (None: it is)."""
-    limit = COMPILE_MAX_T.get((family, config_id))
-    if limit is not None and T > limit[0]:
-        return limit[1]
-    return None
+# No length refuses the torch_compile peer: torch.compile of a whole loop-bound model
+# unrolls its Python loop over time (at T=256 on the 2-core CPU machine elman rung 3 had not
+# compiled after 400 s, the NSM took 350 s, the stackformer 45 s and 19.4 GB resident), so
+# the peer compiles such a family's step once instead (bench/modelbench/bench.py
+# compiled_loss, issue 20): a compile time independent of T, a figure at every length.
+# A run may still skip the peer, with why (ModelRun.skip_compile: README's short main job).
 
 
 # Families that loop over time in Python run at the shorter lengths only.

@@ -5,12 +5,9 @@ models``, ``arsenal run``) parse options and call one of these."""
 from __future__ import annotations
 
 
-def refused(family: str, config_id: str, T: int, skip: str | None = None) -> dict:
-    """The peers not run for this model at length T, with why (suites/model_runs.py)."""
-    from suites.model_runs import compile_refused
-
-    reason = compile_refused(family, config_id, T) or skip
-    return {"torch_compile": reason} if reason else {}
+def refused(skip: str | None) -> dict:
+    """The peers a run does not time, with why (a grid row's ``skip_compile``)."""
+    return {"torch_compile": skip} if skip else {}
 
 
 def profile(runs, bench, console, mixes=None, peers: bool = True) -> list[dict]:
@@ -23,7 +20,7 @@ def profile(runs, bench, console, mixes=None, peers: bool = True) -> list[dict]:
     records = []
     for r in runs:
         records += bench.run(r.family, r.config_id, r.overrides, r.B, r.T, mixes or r.mixes,
-                             peers=r.peers if peers else (), role=r.role, refused=refused(r.family, r.config_id, r.T, r.skip_compile))
+                             peers=r.peers if peers else (), role=r.role, refused=refused(r.skip_compile))
     model_summary.print_grid(console, records)
     if any(r["role"] == "scaling" for r in records):
         fits = scaling_fits(records)
@@ -62,8 +59,7 @@ def ablate(families, bench, console, device: str, length: int | None = None, pee
                           role="swap")
         best = mix_id(best_mix(swaps))
         finals = bench.run(fam, cid, over, shape["B"], shape["T"], list(dict.fromkeys(["torch", best])),
-                           peers=MODEL_PEERS if peers else (), role="best",
-                           refused=refused(fam, cid, shape["T"]))
+                           peers=MODEL_PEERS if peers else (), role="best")
         model_summary.print_ablation(console, fam, cid, swaps, finals, best)
         status = max(status, int(any(r["status"] in ("incorrect", "error") for r in swaps + finals)))
     return status
