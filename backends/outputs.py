@@ -19,12 +19,17 @@ def _nan_filled(t: torch.Tensor) -> torch.Tensor:
     return t.fill_(math.nan) if t.is_floating_point() else t
 
 
+# Under torch.compile (a peer checked in the poisoned context) the allocations stay plain:
+# inductor refuses a graph that fills an empty buffer and then copies into it
+# ("n=copy_, n.args[0]=empty"), and what is checked there is the compiler, not a kernel.
 def _poisoned_empty(*args, **kwargs):
-    return _nan_filled(_EMPTY(*args, **kwargs))
+    t = _EMPTY(*args, **kwargs)
+    return t if torch.compiler.is_compiling() else _nan_filled(t)
 
 
 def _poisoned_empty_like(*args, **kwargs):
-    return _nan_filled(_EMPTY_LIKE(*args, **kwargs))
+    t = _EMPTY_LIKE(*args, **kwargs)
+    return t if torch.compiler.is_compiling() else _nan_filled(t)
 
 
 @contextlib.contextmanager

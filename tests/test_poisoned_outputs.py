@@ -76,3 +76,18 @@ def test_poisoning_is_scoped_and_restored():
         with poison_outputs(False):
             assert torch.empty is not real  # an inner "off" leaves the outer patch to its owner
     assert torch.empty is real and torch.empty_like is not None
+
+
+def test_a_compiled_peer_is_not_poisoned_into_a_compiler_failure():
+    """torch.compile traced the NaN-filled empty and inductor refused the graph
+    ("n=copy_, n.args[0]=empty"): every torch_compile peer that allocates read as
+    incorrect in the gate. Under compilation the allocations stay plain."""
+    def double(a):
+        h = torch.empty_like(a)  # every element written below
+        h.copy_(a * 2)
+        return h
+
+    compiled = torch.compile(double, dynamic=False)
+    a = torch.arange(6.0)
+    with poison_outputs():
+        assert torch.equal(compiled(a), a * 2)
