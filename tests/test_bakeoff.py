@@ -77,9 +77,16 @@ def test_grids_cover_the_issue():
 
 def test_plan_refuses_bad_arguments():
     for kwargs, word in ((dict(grid="nope"), "grid"), (dict(grid="smoke", minutes=0), "minutes"),
-                         (dict(grid="smoke", steps=0), "steps"), (dict(grid="smoke", seeds=0), "seeds")):
+                         (dict(grid="smoke", steps=0), "steps"), (dict(grid="smoke", seeds=0), "seeds"),
+                         (dict(grid="smoke", tasks=("listops", "pathx")), "tasks.*pathx"),
+                         (dict(grid="smoke", families=("nsm",)), "families.*nsm")):
         with pytest.raises(ValueError, match=f"bakeoff.*{word}"):
             plan(**kwargs)
+
+
+def test_plan_keeps_the_named_tasks_and_families():
+    specs = plan("smoke", steps=1, tasks=("listops",), families=("elman",))
+    assert [s["cell"] for s in specs] == ["elman-rung4/listops"]
 
 
 def test_plan_seeds_and_mix():

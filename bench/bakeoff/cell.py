@@ -43,6 +43,7 @@ def run_cell(spec: dict) -> list[dict]:
     grid, the cell, the task's arguments, how the mix was chosen and the peak memory."""
     import torch
 
+    from bench.env import fix_threads
     from bench.train import TrainConfig, train
     from suites import tasks
 
@@ -53,7 +54,7 @@ def run_cell(spec: dict) -> list[dict]:
         result = train(cfg, task=task)
         peak = peak_step_memory(result.model, task, cfg)
     finally:
-        torch.set_num_threads(threads)
+        fix_threads(threads)
     final = result.final
     final.update(grid=spec["grid"], cell=spec["cell"], task_args=dict(cfg.task_args), mix_source=spec["mix_source"],
                  peak_mem_bytes=peak)

@@ -22,9 +22,10 @@ def profile_records(paths) -> list[dict]:
 
 
 def plan(grid: str, minutes: float | None = None, steps: int | None = None, seeds: int = 1, mix: str | None = None,
-         profiles=(), threads: int | None = None, device: str = "cpu") -> list[dict]:
+         profiles=(), threads: int | None = None, device: str = "cpu", tasks=None, families=None) -> list[dict]:
     """One spec per cell and seed. The budget: ``minutes`` and/or ``steps``; neither: the
-    grid's default. ``profiles``: results files whose model records rank the mixes."""
+    grid's default. ``profiles``: results files whose model records rank the mixes.
+    ``tasks``/``families``: only the grid's cells of these (None: all)."""
     from bench.bakeoff import mixes
     from bench.train.config import MINUTES_ONLY_STEPS
     from suites import bakeoff
@@ -38,9 +39,17 @@ def plan(grid: str, minutes: float | None = None, steps: int | None = None, seed
         raise _bad("seeds", "an int >= 1", seeds)
     if minutes is None and steps is None:
         minutes, steps = g.minutes, g.steps
+    cells = g.cells
+    for name, wanted, of in (("tasks", tasks, lambda c: c.task), ("families", families, lambda c: c.family)):
+        if wanted:
+            known = sorted({of(c) for c in g.cells})
+            unknown = sorted(set(wanted) - set(known))
+            if unknown:
+                raise _bad(name, f"names among grid {grid!r}'s {', '.join(known)}", ",".join(unknown))
+            cells = tuple(c for c in cells if of(c) in wanted)
     records = profile_records(profiles)
     specs = []
-    for cell in g.cells:
+    for cell in cells:
         chosen, source = mixes.choose(cell.family, cell.model, records, mix)
         for seed in range(seeds):
             train = {**cell.train, "family": cell.family, "model": dict(cell.model), "task": cell.task,

@@ -4,6 +4,7 @@
     arsenal bakeoff --grid ladder --minutes 2 --seeds 2
     arsenal bakeoff --grid lm --minutes 3 --executor ray --address ray://head:10001
     arsenal bakeoff --grid smoke --steps 2 --out out/smoke.jsonl
+    arsenal bakeoff --grid lm --tasks ptb_char --minutes 3 --executor ray --workers 2 --threads 1
 
 Each cell trains under its fastest correct mix from the model profile's records in the
 results files (--out, and --profile), or numba_cpu where the family's ops have it, or
@@ -17,6 +18,10 @@ HELP = "train every cell of a grid (families x tasks) at one budget: LRA, LM, th
 TIMING = False
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
 def add_arguments(parser) -> None:
     from suites.bakeoff import GRIDS
 
@@ -24,6 +29,8 @@ def add_arguments(parser) -> None:
     a("--grid", required=True, choices=tuple(GRIDS), help="; ".join(f"{g.name}: {g.doc}" for g in GRIDS.values()))
     a("--minutes", type=float, help="training wall clock per cell from its first step, evaluation excluded")
     a("--steps", type=int, help="optimizer steps per cell (with --minutes: whichever ends first)")
+    a("--tasks", type=_names, help="only these tasks of the grid, comma-separated (default: all)")
+    a("--families", type=_names, help="only these families of the grid, comma-separated (default: all)")
     a("--seeds", type=int, default=1, help="seeds per cell, 0..N-1 (default 1)")
     a("--mix", help="one mix for every cell (default: the fastest correct profiled mix, else numba_cpu)")
     a("--profile", action="append", default=[], help="a results file with model-profile records (repeatable)")
@@ -46,7 +53,7 @@ def run(args, console) -> int:
         raise UsageError("--address needs --executor ray")
     try:
         specs = plan(args.grid, minutes=args.minutes, steps=args.steps, seeds=args.seeds, mix=args.mix,
-                     profiles=[args.out, *args.profile], threads=args.threads, device=args.device)
+                     profiles=[args.out, *args.profile], threads=args.threads, device=args.device, tasks=args.tasks, families=args.families)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     budget = specs[0]["train"]

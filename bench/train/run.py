@@ -171,8 +171,10 @@ def decay_groups(model: nn.Module) -> tuple[list[str], list[str]]:
 class Run:
     def __init__(self, cfg: TrainConfig, task=None, model=None, console=None):
         self.cfg, self.console = cfg, console
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        if cfg.threads:  # torch's and Numba's pools alike: two cells side by side (Ray) must not oversubscribe
+            from bench.env import fix_threads
+
+            fix_threads(cfg.threads)
         self._init_distributed()
         try:
             self._setup(task, model)
