@@ -6,7 +6,7 @@ Grids:
             lengths a CPU budget of minutes reaches (1,024 tokens; image 784)
     lm      every family on ptb_char, ptb_word and shakespeare_char (TBPTT, context 128)
     ladder  Elman rungs 0-4 x R_h modes (free, spectral_norm, scaled_orthogonal where the
-            rung has R_h) at one width, on selective_copy and ptb_char
+            rung has R_h) at one width, on selective_copy, mqar and ptb_char
     smoke   tiny (tests, CI): two families on two generated tasks that need no download
 
 A cell's ``train`` holds TrainConfig fields (batch size, lr, ...); the budget and the seed
@@ -35,9 +35,13 @@ LM_TASKS: tuple[tuple[str, dict], ...] = (
     ("ptb_word", dict(seq_len=64)),
     ("shakespeare_char", dict(seq_len=128)),
 )
-# Mamba's selective copying cut to a CPU length: 16 tokens among 256 slots, vocabulary 16.
+# Mamba's selective copying cut to a CPU length: 16 tokens among 256 slots, vocabulary 16;
+# Zoology's MQAR (associative recall: what separates a matrix state from a vector one) cut
+# to 8 key-value pairs in 128 tokens over 256 symbols (Zoology: 64-512 tokens, 8,192
+# symbols: a 8,192-way output layer would take most of a CPU step).
 LADDER_TASKS: tuple[tuple[str, dict], ...] = (
     ("selective_copy", dict(length=256, n_tokens=16, vocab=16, n_train=10_000)),
+    ("mqar", dict(seq_len=128, n_kv=8, vocab=256, n_train=10_000, n_valid=1_000, n_test=1_000)),
     ("ptb_char", dict(seq_len=128)),
 )
 LADDER_WIDTH = dict(d_model=64, n_layers=2)
@@ -120,7 +124,7 @@ def _smoke() -> tuple[Cell, ...]:
 GRIDS: dict[str, Grid] = {g.name: g for g in (
     Grid("lra", "every family on LRA's five tasks (CPU lengths)", _lra(), minutes=3.0),
     Grid("lm", "every family on three character/word LM streams against the transformer", _lm(), minutes=3.0),
-    Grid("ladder", "Elman rungs 0-4 x R_h modes on selective_copy and ptb_char", _ladder(), minutes=2.0),
+    Grid("ladder", "Elman rungs 0-4 x R_h modes on selective_copy, mqar and ptb_char", _ladder(), minutes=2.0),
     Grid("smoke", "tiny: tests and CI (seconds)", _smoke(), steps=2),
 )}
 

@@ -66,7 +66,7 @@ def test_grids_cover_the_issue():
     ladder = bakeoff.get("ladder").cells
     rows = {(c.model["rung"], c.model["r_h"]) for c in ladder}
     assert rows == {(r, m) for r in range(4) for m in bakeoff.R_H_MODES} | {(4, "free")}
-    assert {c.task for c in ladder} == {"selective_copy", "ptb_char"}
+    assert {c.task for c in ladder} == {"selective_copy", "mqar", "ptb_char"}
     assert len({c.model["d_model"] for c in ladder}) == 1
     for cell in ladder + lra:  # every cell's config is one the family accepts
         models.config(cell.family, **cell.model)
