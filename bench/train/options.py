@@ -36,7 +36,7 @@ def add_arguments(parser) -> None:
     a("--warmup", type=int, help=f"linear warmup steps (default {d.warmup})")
     a("--min-lr", type=float, help=f"end of the cosine as a fraction of lr (default {d.min_lr})")
     a("--weight-decay", type=float, help=f"decoupled weight decay (default {d.weight_decay})")
-    a("--clip", choices=("norm", "value", "none"), help="global norm, each element to [-c, c], or none (default norm)")
+    a("--clip", choices=("norm", "value", "none"), help="global norm, each element to [-c, c] (value: seed 004's per-parameter clipping), or none (default norm)")
     a("--clip-to", type=float, help="the clipping bound c (default 1.0)")
     a("--bf16", action="store_true", help="bfloat16 autocast")
     a("--compile-step", action="store_true",
