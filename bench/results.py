@@ -45,6 +45,14 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # ISO 8601, UTC, to the second
 STATUSES = ("ok", "incorrect", "unavailable", "error", "wrong_model")
 KEY_FIELDS = ("op", "backend", "variant", "case_id", "dtype", "mode", "device")
 BASELINES = ("torch", "torch_compile")  # a record's speedup_vs_<name> fields: against these (bench/measure.py)
+METRICS = {"accuracy": "higher", "bits_per_byte": "lower"}  # a train record's metric and which way is better
+
+
+def beats(metric: str, value: float, baseline: float) -> bool:
+    """Whether a train record's ``value`` of ``metric`` is better than ``baseline`` (the trivial figure)."""
+    if metric not in METRICS:
+        raise ValueError(f"results: metric expected one of {', '.join(METRICS)}, got {metric!r}")
+    return value > baseline if METRICS[metric] == "higher" else value < baseline
 
 # Sane ranges: what a measurement on any machine can be, so that a value outside is
 # damage (an edited file, a unit slip, an overflow), not a result.
@@ -399,7 +407,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     }, required=("family", "mix_id")),
     Kind("train", "one evaluation point of a training run (bench/train/run.py)", {
         "train_id": text(), "family": text(), "config_id": text(), "config": obj("the model config"),
-        "mix_id": text(), "task": text(), "metric": text("accuracy or bits_per_byte"),
+        "mix_id": text(), "task": text(), "metric": text("which way is better: METRICS", choices=tuple(METRICS)),
         "step": integer(), "split": text(choices=("train", "val", "test")),
         "loss": number("nats per target", 0.0, LOSS_MAX), "value": number("the metric's value", 0.0, LOSS_MAX),
         "bits_per_byte": number(lo=0.0, hi=LOSS_MAX), "tokens": integer(), "wall_s": number(lo=0.0, hi=SECONDS_MAX),

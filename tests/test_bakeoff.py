@@ -178,3 +178,32 @@ def test_report_tables(smoke_inline):
     ladder = ladder_rows(pd.DataFrame(rows))
     assert list(ladder["row"]) == ["figures", "figures", "minus the row below"]
     assert ladder.iloc[2]["ptb_char"] == "-0.5" and ladder.iloc[2]["tokens/s"] == "100"
+
+
+def test_ladder_difference_pairs_seeds_and_report_names_unlearned_cells():
+    import pandas as pd
+
+    from reports.sections.bakeoff import unlearned
+    from reports.sections.ladder import ladder_rows
+
+    rows = [dict(model=f"rung{r}-free", task="mqar", status="ok", value=v, seed=seed, step=10, wall_s=1.0,
+                 tokens_per_s=100.0, peak_mem_bytes=2**20)
+            for r, seed, v in ((0, 0, 0.5), (0, 1, 0.6), (1, 0, 0.7), (1, 1, 1.0))]
+    diff = ladder_rows(pd.DataFrame(rows)).iloc[2]
+    assert diff["row"] == "minus the row below" and diff["mqar"] == "0.3 ± 0.141"  # (0.2, 0.4) paired by seed
+
+    final = pd.DataFrame([
+        dict(model="a", task="listops", metric="accuracy", status="ok", value=0.9, baseline=0.2, step=50, wall_s=10.0,
+             tokens_per_s=1e3, error=None),
+        dict(model="b", task="listops", metric="accuracy", status="ok", value=0.2, baseline=0.2, step=4, wall_s=160.0,
+             tokens_per_s=10.0, error=None),
+        dict(model="c", task="ptb_char", metric="bits_per_byte", status="ok", value=2.0, baseline=4.5, step=50,
+             wall_s=10.0, tokens_per_s=1e3, error=None),
+        dict(model="d", task="ptb_char", metric="bits_per_byte", status="ok", value=4.6, baseline=4.5, step=50,
+             wall_s=10.0, tokens_per_s=1e3, error=None),
+        dict(model="e", task="ptb_char", metric="bits_per_byte", status="error", value=None, baseline=None, step=None,
+             wall_s=None, tokens_per_s=None, error="RuntimeError: out of memory"),
+    ])
+    table = unlearned(final)
+    assert list(table["model"]) == ["b", "d", "e"]
+    assert table.iloc[0]["s/step"] == "40" and table.iloc[2]["value"] == "error" and "memory" in table.iloc[2]["why"]

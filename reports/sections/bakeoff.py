@@ -9,6 +9,7 @@ import numbers
 
 import pandas as pd
 
+from bench.results import beats
 from reports.blocks import Section, fmt, skipped
 from reports.context import Context
 from reports.sections.learning import _anchors, model_label
@@ -83,6 +84,35 @@ def speed_table(final: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def unlearned(final: pd.DataFrame) -> pd.DataFrame:
+    """The cells that did not learn their task above its trivial baseline at the budget,
+    or did not finish, with what says why: steps reached, training tokens/s and time a
+    step (a cell a step of seconds leaves a few steps within minutes), or the error."""
+    rows = []
+    for r in final.itertuples():
+        ok = r.status == "ok" and pd.notna(r.value) and pd.notna(r.baseline)
+        if ok and beats(r.metric, r.value, r.baseline):
+            continue
+        steps = r.step if pd.notna(r.step) else 0
+        wall = getattr(r, "wall_s", None)
+        rows.append({"model": r.model, "task": r.task, "metric": r.metric,
+                     "value": fmt(r.value) if ok else r.status, "baseline": fmt(r.baseline) if pd.notna(r.baseline) else "",
+                     "steps": int(steps), "tokens/s": fmt(r.tokens_per_s) if pd.notna(r.tokens_per_s) else "",
+                     "s/step": fmt(wall / steps) if steps and wall is not None and pd.notna(wall) else "",
+                     "why": "" if ok else str(getattr(r, "error", "") or "")[:200]})
+    return pd.DataFrame(rows)
+
+
+def add_unlearned(s: Section, final: pd.DataFrame, grid: str) -> None:
+    table = unlearned(final)
+    if len(table):
+        s.add_table(table, f"Grid {grid}: the cells at or below their trivial baseline at the budget (or that did not "
+                           "finish). Steps reached and the time of a step say why where the budget allowed few steps; "
+                           "the others learned nothing above the baseline in the steps they had.")
+    else:
+        s.text(f"Grid {grid}: every cell learned its task above its trivial baseline at the budget.")
+
+
 def scaling_table(ctx: Context) -> pd.DataFrame:
     """LRA's efficiency table from the model scaling records: steps/s and memory relative
     to the transformer at each length (the fastest ok mix of each model)."""
@@ -125,6 +155,7 @@ def build(ctx: Context) -> Section:
         s.add_table(speed_table(g), f"Grid {grid}: steps reached, training tokens/s and peak memory of a "
                                     "training step, each against the transformer on the same task at the same "
                                     "budget.", sortable=True)
+        add_unlearned(s, g, grid)
     if len(scaling):
         s.add_table(scaling, "Speed (steps/s) and memory relative to the transformer at each length, from the "
                              "model scaling records (LRA's table 2; above 1: faster or larger).")

@@ -11,7 +11,7 @@ import pandas as pd
 
 from reports.blocks import Section, fmt, skipped
 from reports.context import Context
-from reports.sections.bakeoff import finals
+from reports.sections.bakeoff import add_unlearned, finals
 
 TITLE = "Elman ladder"
 ADDS = {0: "plain Elman", 1: "delta gate", 2: "compete x silu output", 3: "signed log-space state",
@@ -28,18 +28,31 @@ def _cell(values: pd.Series) -> str:
     return "" if not len(v) else fmt(v.mean()) + (f" ± {fmt(v.std())}" if len(v) > 1 else "")
 
 
+def _paired_difference(cur: pd.Series, below: pd.Series) -> pd.Series:
+    """cur - below per seed where both ran the seed (its spread is the seeds'), else the
+    difference of the means."""
+    both = cur.dropna().index.intersection(below.dropna().index)
+    if len(both):
+        return (cur[both] - below[both]).reset_index(drop=True)
+    return pd.Series([cur.mean() - below.mean()])
+
+
 def ladder_rows(final: pd.DataFrame) -> pd.DataFrame:
     final = final[final["status"] == "ok"]
+    if "seed" not in final:
+        final = final.assign(seed=0)
     tasks = list(dict.fromkeys(final["task"]))
     per = {}
     for model, g in final.groupby("model", sort=False):
         key = _rung_mode(model)
         if key is None:
             continue
+        # per seed (index): a task's metric, and the cost figures averaged over the seed's tasks
+        by_seed = g.groupby("seed")
         steps = g["step"].where(g["step"] > 0)
-        per[key] = {"step ms": 1e3 * g["wall_s"] / steps, "tokens/s": g["tokens_per_s"],
-                    "peak MiB": g["peak_mem_bytes"] / 2**20,
-                    **{t: g[g["task"] == t]["value"] for t in tasks}}
+        per[key] = {"step ms": (1e3 * g["wall_s"] / steps).groupby(g["seed"]).mean(),
+                    "tokens/s": by_seed["tokens_per_s"].mean(), "peak MiB": by_seed["peak_mem_bytes"].mean() / 2**20,
+                    **{t: g[g["task"] == t].groupby("seed")["value"].mean() for t in tasks}}
     rows = []
     for rung, mode in sorted(per):
         cur = per[(rung, mode)]
@@ -47,7 +60,7 @@ def ladder_rows(final: pd.DataFrame) -> pd.DataFrame:
                      **{k: _cell(v.reset_index(drop=True)) for k, v in cur.items()}})
         below = per.get((rung - 1, mode)) or per.get((rung - 1, "free"))
         if below is not None:
-            diff = {k: _cell(pd.Series([cur[k].mean() - below[k].mean()])) for k in cur}
+            diff = {k: _cell(_paired_difference(cur[k], below[k])) for k in cur}
             rows.append({"rung": rung, "R_h": mode, "adds": ADDS.get(rung, ""), "row": "minus the row below", **diff})
     return pd.DataFrame(rows)
 
@@ -64,4 +77,5 @@ def build(ctx: Context) -> Section:
                                     "± spread over seeds. Step ms: training wall clock over steps; the second "
                                     "row of a rung is it minus the rung below (same R_h mode): what the feature "
                                     "costs and buys.")
+    add_unlearned(s, final, "ladder")
     return s
