@@ -80,6 +80,16 @@ runs while any row still thinks; a row that stopped keeps its stacks and accumul
 Padding tokens (mask False) take no step and hand the memories on unchanged; their output
 is their normed embedding.
 
+Memory. Backpropagation through the per-token loop keeps every thinking step's graph:
+with the memory stack each step holds several [B, K, F] copies (F = 2,176 floats at the
+default width), so training memory grows as B x T x steps x K x F: B=16, T=1,024 took
+20 GB. ``checkpoint_tokens=True`` wraps each token's thinking in activation
+checkpointing (``torch.utils.checkpoint``, non-reentrant): the forward keeps only what
+crosses tokens (the embedding, the memories [B, F] handed on, the hidden vector) and the
+backward recomputes one token's steps at a time, the standard trade of deep unrolled
+recurrences (about one more forward of compute for memory O(B x T x (d + F))). Off by
+default, so a step's time is the model's own; the bake-off turns it on (suites/bakeoff.py).
+
 ``think_step`` is one thinking step as a function of fixed-shape tensors (a ``Thought``;
 shapes fixed by the config and the batch), so torch.compile can compile the step once
 and the loop over tokens and steps stays in Python (DESIGN 9): ``model.compile_step()``
@@ -108,6 +118,7 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from models import register_family
 from models.common import RMSNorm, SequenceModel, StepLoop, SwiGLU
@@ -131,6 +142,7 @@ class StackformerConfig(ModelConfig):
     memory_stack: bool = True  # slots hold (embedding, memories); False: one carried bank state (ablation)
     bank_scope: str = field(default="shared", metadata=choices("shared", "layer"))  # one pool for all layers, or one each
     token_decay: bool = True  # decay logits = bias + linear map of the token; False: a static [H, N] parameter
+    checkpoint_tokens: bool = False  # training keeps one token's thinking graph at a time (recomputed in backward)
 
     def check(self):
         if self.d_core % self.n_heads:
@@ -367,10 +379,14 @@ class Stackformer(SequenceModel):
         mem = flatten_banks(state["banks"] if state is not None else self._empty_banks(B, emb))  # [B, F]
         real = mask if mask is not None else torch.ones(B, T, dtype=torch.bool, device=tokens.device)
         hidden, records = [], []
+        think_token = self._think_token
+        if self.config.checkpoint_tokens and torch.is_grad_enabled():
+            def think_token(e, active, m):  # one token's graph alive at a time (module docstring, Memory)
+                return checkpoint(self._think_token, e, active, m, use_reentrant=False)
         # per-token views by unbind, not emb[:, t], whose T backwards would each build a
         # zero-filled [B, T, d] gradient
         for emb_t, real_t in zip(emb.unbind(1), real.unbind(1)):
-            h, mem, record = self._think_token(emb_t, real_t, mem)
+            h, mem, record = think_token(emb_t, real_t, mem)
             hidden.append(h)
             records.append(record)
         aux = {key: torch.stack([r[key] for r in records], dim=1) for key in records[0]}  # [B, T] each

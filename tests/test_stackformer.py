@@ -275,3 +275,27 @@ def test_layer_pools_on_the_memory_stack_chunked_equals_one_pass():
     rest, _ = model(toks[:, 3:], state)
     torch.testing.assert_close(torch.cat([first, rest], 1), whole, rtol=1e-5, atol=1e-6)
     assert len(state["banks"]) == cfg.n_layers
+
+
+@pytest.mark.parametrize("mix", ["torch", "numba_cpu"])
+def test_checkpointed_tokens_give_the_same_loss_and_gradients(mix):
+    """checkpoint_tokens recomputes each token's thinking in the backward: the same loss,
+    gradients and thinking record as keeping the whole graph (registry ops included)."""
+    if mix == "numba_cpu":
+        pytest.importorskip("numba")
+    ops = backends.resolve({"default": "torch", "banked_attention": mix, "stack_step": mix}, "cpu")
+    cfg = models.config("stackformer", **TINY)
+    plain = models.build(cfg, ops)
+    ckpt = models.build(models.config("stackformer", **TINY, checkpoint_tokens=True), ops)
+    ckpt.load_state_dict(plain.state_dict())
+    x = tokens(cfg, T=6)
+    grads, steps = [], []
+    for model in (plain, ckpt):
+        hidden, _ = model(x)
+        hidden.square().mean().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+        steps.append(model.last_steps)
+    assert torch.equal(steps[0], steps[1])
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-5, atol=1e-6, msg=name)

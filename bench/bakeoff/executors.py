@@ -52,7 +52,9 @@ def ray(specs: list[dict], sink: Callable[[dict, list[dict]], None], address: st
         kwargs = {"address": address} if address else {"num_cpus": workers, "include_dashboard": False}
         ray_lib.init(ignore_reinit_error=True, log_to_driver=False, **kwargs)
     try:
-        remote = ray_lib.remote(guarded)
+        # no retries: a cell Ray kills (its memory monitor, a lost node) is a result, and a
+        # retry would repeat it unseen while the other cells share the machine with it
+        remote = ray_lib.remote(max_retries=0)(guarded)
         pending = {}
         for spec in specs:
             cpus = spec["train"].get("threads") or 1
@@ -60,7 +62,11 @@ def ray(specs: list[dict], sink: Callable[[dict, list[dict]], None], address: st
         while pending:
             done, _ = ray_lib.wait(list(pending), num_returns=1)
             spec = pending.pop(done[0])
-            sink(spec, ray_lib.get(done[0]))
+            try:
+                records = ray_lib.get(done[0])
+            except Exception as exc:  # the worker died (OutOfMemoryError, WorkerCrashedError): the cell's record says so
+                records = [failure_record(spec, f"{type(exc).__name__}: {str(exc)[:500]}")]
+            sink(spec, records)
     finally:
         if started:
             ray_lib.shutdown()

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable
 
-# Config fields that size a model: a profile of another size still ranks the mixes.
+# Config fields that size a model, or trade its memory for time alike under every mix: a
+# profile of another size (or without checkpointing) still ranks the mixes.
 SIZE_FIELDS = frozenset({"d_model", "n_layers", "n_heads", "causal", "vocab_size", "head", "n_classes", "seed",
-                         "d_big", "ffn_hidden", "max_seq_len"})
+                         "d_big", "ffn_hidden", "max_seq_len", "checkpoint_tokens"})
 DEFAULT_BACKEND = "numba_cpu"
 
 
