@@ -33,6 +33,12 @@ def default_mix(family: str, model: dict) -> dict:
     return mix
 
 
+def _calls_ops(family: str, model: dict) -> bool:
+    import models
+
+    return bool(models.FAMILIES[family].ops_used(models.config(family, **model)))
+
+
 def _matches(record: dict, family: str, model: dict) -> bool:
     config = record.get("config") or {}
     return record.get("family") == family and all(config.get(k) == v for k, v in model.items() if k not in SIZE_FIELDS)
@@ -64,6 +70,8 @@ def choose(family: str, model: dict, records: list[dict], given: str | None = No
 
     if given:
         return parse_mix(given), "--mix"
+    if not _calls_ops(family, model):  # every mix is the same model: name it by what runs
+        return {"default": "torch"}, "torch: the family calls no registry op"
     best = fastest_profiled(records, family, model)
     if best is not None:
         mix, speed, n = best
