@@ -210,3 +210,14 @@ def test_ladder_difference_pairs_seeds_and_report_names_unlearned_cells():
     table = unlearned(final)
     assert list(table["model"]) == ["b", "d", "e"]
     assert table.iloc[0]["s/step"] == "40" and table.iloc[2]["value"] == "error" and "memory" in table.iloc[2]["why"]
+
+
+def test_an_interrupted_grid_goes_on_where_it_stopped(smoke_inline):
+    from bench.bakeoff.plan import finished
+
+    specs = plan("smoke", steps=1)
+    first = next(r for r in smoke_inline if r.get("final") and r["cell"] == specs[0]["cell"])
+    todo, kept = finished(specs, [first, {**first, "cell": specs[1]["cell"], "status": "error"}])
+    assert [s["cell"] for s in kept] == [specs[0]["cell"]]  # finished: kept
+    assert [s["cell"] for s in todo] == [s["cell"] for s in specs[1:]]  # the failed cell runs again
+    assert finished(plan("smoke", steps=2), [first])[1] == []  # another budget is another cell

@@ -21,6 +21,20 @@ def profile_records(paths) -> list[dict]:
     return out
 
 
+def finished(specs: list[dict], records) -> tuple[list[dict], list[dict]]:
+    """(specs still to run, specs whose cell already has a final "ok" record in
+    ``records`` at the same grid, seed and budget): an interrupted grid goes on where it
+    stopped; a failed cell runs again."""
+    done = {(r.get("grid"), r.get("cell"), r.get("seed"), r.get("budget_minutes"), r.get("budget_steps"))
+            for r in records if r.get("kind") == "train" and r.get("final") and r.get("status") == "ok"}
+    todo, skipped = [], []
+    for spec in specs:
+        t = spec["train"]
+        key = (spec["grid"], spec["cell"], t["seed"], t["minutes"], t["steps"])
+        (skipped if key in done else todo).append(spec)
+    return todo, skipped
+
+
 def plan(grid: str, minutes: float | None = None, steps: int | None = None, seeds: int = 1, mix: str | None = None,
          profiles=(), threads: int | None = None, device: str = "cpu", tasks=None, families=None) -> list[dict]:
     """One spec per cell and seed. The budget: ``minutes`` and/or ``steps``; neither: the

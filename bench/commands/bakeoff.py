@@ -6,12 +6,16 @@
     arsenal bakeoff --grid smoke --steps 2 --out out/smoke.jsonl
     arsenal bakeoff --grid lm --tasks ptb_char --minutes 3 --executor ray --workers 2 --threads 1
 
+Cells whose final record --out already holds (same grid, seed and budget, status ok)
+are skipped, so an interrupted grid goes on where it stopped (--redo: run them all).
 Each cell trains under its fastest correct mix from the model profile's records in the
 results files (--out, and --profile), or numba_cpu where the family's ops have it, or
 --mix. Records (kind="train") are appended to --out as each cell finishes.
 """
 
 from __future__ import annotations
+
+import os
 
 NAME = "bakeoff"
 HELP = "train every cell of a grid (families x tasks) at one budget: LRA, LM, the Elman ladder"
@@ -38,6 +42,7 @@ def add_arguments(parser) -> None:
     a("--address", help="a Ray cluster's address (default: a local Ray)")
     a("--workers", type=int, help="CPUs of a local Ray (default: all)")
     a("--threads", type=int, help="torch threads per cell (default: the grid's, else torch's)")
+    a("--redo", action="store_true", help="run every cell, also those --out already holds finished")
     a("--device", default="cpu", help="cpu or cuda (default cpu)")
     a("--out", default="out/results.jsonl", help="results file, appended (default out/results.jsonl)")
 
@@ -56,6 +61,16 @@ def run(args, console) -> int:
                      profiles=[args.out, *args.profile], threads=args.threads, device=args.device, tasks=args.tasks, families=args.families)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if args.out and not args.redo:  # an interrupted grid goes on: cells finished in --out are kept
+        from bench import results
+        from bench.bakeoff.plan import finished
+
+        specs, kept = finished(specs, results.read(args.out) if os.path.exists(args.out) else [])
+        if kept:
+            console.print(f"{len(kept)} cells already finished in {args.out} (--redo runs them again)",
+                          markup=False, highlight=False)
+        if not specs:
+            return 0
     budget = specs[0]["train"]
     console.print(f"bakeoff {args.grid}: {len(specs)} cells, budget "
                   + (f"{budget['minutes']:g} min" if budget["minutes"] else f"{budget['steps']} steps")
