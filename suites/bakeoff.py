@@ -74,9 +74,10 @@ class Grid:
 
 def _trainable(family: str, over: dict) -> dict:
     """A grid's model config: the stackformer trains with each token's thinking
-    checkpointed (models/stackformer.py, Memory): without it a B=16, T=1,024 cell's
-    backward held 20 GB, and two cells side by side do not fit this 24 GB machine;
-    with it 1.7 GB at T=512 (numba_cpu), for about 1.6x the step time."""
+    checkpointed (models/stackformer.py, Memory): without it a B=16 step's graph grows
+    about 8 MiB a token (2.6 GiB peak at T=256, numba_cpu), some 9 GiB at LRA's 1,024
+    for each of two cells side by side on this 24 GB machine; with it 1.7 GiB at T=512,
+    for about 1.6x the step time."""
     return {**over, "checkpoint_tokens": True} if family == "stackformer" else dict(over)
 
 
