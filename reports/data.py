@@ -26,7 +26,9 @@ TIMED = ("ok", "wrong_model")  # statuses that carry samples (bench.compare.TIME
 NOTES_LISTED = 60  # notes named one by one; the rest are counted
 
 FIELDS = {k: list(results.KINDS[k].all_fields()) for k in KINDS}
-NUMERIC = {name for k in KINDS for name, f in results.KINDS[k].all_fields().items() if f.type in ("number", "integer")}
+# per kind: a field's type is its kind's ("error" is a number in drift records, a reason elsewhere)
+NUMERIC = {k: {name for name, f in results.KINDS[k].all_fields().items() if f.type in ("number", "integer")}
+           for k in KINDS}
 LABELS = ("op", "backend", "dtype", "mode", "device", "case_id", "family", "mix_id", "config_id", "task")
 
 
@@ -49,7 +51,7 @@ class Results:
         """One row per record of ``kind``, a column per field of that kind (missing -> NaN)."""
         frame = pd.DataFrame.from_records(self.of(kind))
         frame = frame.reindex(columns=list(dict.fromkeys(FIELDS[kind] + list(frame.columns))))
-        for col in NUMERIC & set(frame.columns):
+        for col in NUMERIC.get(kind, set()) & set(frame.columns):
             frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
         if "status" in frame:
             frame["status"] = frame["status"].where(frame["status"].notna(), "unknown")

@@ -221,3 +221,28 @@ def test_an_interrupted_grid_goes_on_where_it_stopped(smoke_inline):
     assert [s["cell"] for s in kept] == [specs[0]["cell"]]  # finished: kept
     assert [s["cell"] for s in todo] == [s["cell"] for s in specs[1:]]  # the failed cell runs again
     assert finished(plan("smoke", steps=2), [first])[1] == []  # another budget is another cell
+
+
+def test_report_keeps_a_cells_last_run_and_its_error_text(tmp_path):
+    """A cell that failed and ran again counts once (its last run); a failure's reason
+    survives the report's frame (drift records' numeric "error" does not claim the column)."""
+    from bench import results as res
+    from reports import data
+    from reports.context import Context
+    from reports.palette import Palette
+    from reports.sections.bakeoff import finals, unlearned
+
+    base = dict(family="elman", task="mqar", grid="ladder", seed=0, split="test", final=True, budget_minutes=2.0,
+                budget_steps=10)
+    path = tmp_path / "r.jsonl"
+    failed = res.new_record("train", run_id="a", train_id="a", env=None, cell="elman-rung0-free/mqar", status="error",
+                            error="OutOfMemoryError: killed", **base)
+    again = res.new_record("train", run_id="b", train_id="b", env=None, cell="elman-rung0-free/mqar", status="ok", metric="accuracy",
+                           value=0.5, baseline=0.1, step=10, **base)
+    other = res.new_record("train", run_id="c", train_id="c", env=None, cell="elman-rung1-free/mqar", status="error",
+                           error="RuntimeError: boom", **base)
+    for r in (failed, again, other):
+        res.append(path, r)
+    final = finals(Context(data.read([path]), Palette([])), grids=("ladder",))
+    assert sorted(zip(final["cell"], final["status"])) == [("elman-rung0-free/mqar", "ok"), ("elman-rung1-free/mqar", "error")]
+    assert list(unlearned(final)["why"]) == ["RuntimeError: boom"]

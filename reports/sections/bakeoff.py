@@ -29,6 +29,9 @@ def finals(ctx: Context, grids=None, exclude=()) -> pd.DataFrame:
         return train.iloc[:0]
     f = train[(train["final"] == True) & train["grid"].notna()]  # noqa: E712 (object column)
     f = f[f["grid"].isin(grids)] if grids is not None else f[~f["grid"].isin(exclude)]
+    # a cell run again (a grid that went on after an interruption, --redo) counts once: its last run
+    key = [c for c in ("grid", "cell", "seed", "budget_minutes", "budget_steps") if c in f]
+    f = f.drop_duplicates(subset=key, keep="last")
     return f.assign(model=[model_label(r) for r in f.itertuples()])
 
 
@@ -99,7 +102,7 @@ def unlearned(final: pd.DataFrame) -> pd.DataFrame:
                      "value": fmt(r.value) if ok else r.status, "baseline": fmt(r.baseline) if pd.notna(r.baseline) else "",
                      "steps": int(steps), "tokens/s": fmt(r.tokens_per_s) if pd.notna(r.tokens_per_s) else "",
                      "s/step": fmt(wall / steps) if steps and wall is not None and pd.notna(wall) else "",
-                     "why": "" if ok else str(getattr(r, "error", "") or "")[:200]})
+                     "why": "" if ok or not isinstance(getattr(r, "error", None), str) else r.error[:200]})
     return pd.DataFrame(rows)
 
 
