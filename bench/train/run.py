@@ -171,13 +171,9 @@ def decay_groups(model: nn.Module) -> tuple[list[str], list[str]]:
 class Run:
     def __init__(self, cfg: TrainConfig, task=None, model=None, console=None):
         self.cfg, self.console = cfg, console
-        from bench.env import fix_allocator, fix_threads
-
-        # glibc's malloc thresholds fixed as in every benchmark process (bench/env.py): left to
-        # adapt, a fresh process maps and zero-faults its step's tensors afresh, and the first
-        # bake-off cell of each Ray worker trained 2.5-4x slower than the cells after it
-        fix_allocator()
         if cfg.threads:  # torch's and Numba's pools alike: two cells side by side (Ray) must not oversubscribe
+            from bench.env import fix_threads
+
             fix_threads(cfg.threads)
         self._init_distributed()
         try:
