@@ -69,3 +69,21 @@ def test_a_new_metric_is_one_function_and_a_failing_one_is_named(monkeypatch):
     assert rec["params_twice"] == 2 * rec["params"] and rec["peak_mem_bytes"] > 0
     assert rec["metric_errors"] == {"broken": "RuntimeError: planted"} and "never" not in rec
     assert "thinking" not in rec  # applies to the stackformer only
+
+
+def test_cpu_peak_memory_counts_live_storages_and_frees():
+    """The eager CPU peak: bytes of the storages alive at once (a view or an in-place
+    result is not counted again; a freed tensor leaves the count)."""
+    import torch
+
+    from bench.modelbench.profile import peak_memory
+
+    def fn():
+        a = torch.ones(1 << 20)  # 4 MiB
+        a.add_(1)
+        b = a.view(2, -1)  # a view: the same storage
+        del a, b
+        c = torch.zeros(1 << 19)  # 2 MiB, after the 4 MiB were freed
+        return c
+
+    assert peak_memory(fn, "cpu") == 4 << 20

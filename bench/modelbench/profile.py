@@ -2,7 +2,7 @@
 call opens (``op/backend/forward`` and ``op/backend/backward``, backends/registry.py):
 timed by ``backends.op_clock`` on the CPU, by torch.profiler's device times on CUDA.
 
-CPU peak memory is the peak of the bytes of tensor storages created during the call and
+CPU peak memory (eager code) is the peak of the bytes of tensor storages created during the call and
 still alive (``LiveStorages``, a dispatch mode that keeps one entry per live storage):
 it sees torch tensors only (a Numba kernel's own scratch arrays are not counted). It
 replaced a running sum of torch.profiler's allocation events, whose event list grew with
@@ -71,8 +71,12 @@ def _profile(fn, device, steps: int, memory: bool):
     return prof, wall
 
 
-def peak_memory(fn, device) -> int:
-    """Peak bytes allocated during one call of ``fn`` above what was live before it."""
+def peak_memory(fn, device, compiled: bool = False) -> int:
+    """Peak bytes allocated during one call of ``fn`` above what was live before it.
+    ``compiled``: ``fn`` runs torch.compile'd code, whose allocations a dispatch mode does
+    not see (inductor allocates in its generated code, and dynamo does not trace under a
+    mode): on the CPU its peak comes from torch.profiler's allocation events instead (a
+    compiled graph makes few calls, so the event list stays small)."""
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
         base = torch.cuda.memory_allocated(device)
@@ -80,9 +84,16 @@ def peak_memory(fn, device) -> int:
         fn()
         torch.cuda.synchronize(device)
         return int(torch.cuda.max_memory_allocated(device) - base)
-    with LiveStorages() as live:
-        fn()
-    return int(live.peak)
+    if not compiled:
+        with LiveStorages() as live:
+            fn()
+        return int(live.peak)
+    prof, _ = _profile(fn, device, 1, memory=True)
+    cur = peak = 0
+    for e in sorted(prof.events(), key=lambda e: e.time_range.start):
+        cur += e.cpu_memory_usage if e.name == "[memory]" else e.self_cpu_memory_usage
+        peak = max(peak, cur)
+    return int(peak)
 
 
 def op_breakdown(fn, device, steps: int = 3) -> tuple[dict, float, str]:
