@@ -59,13 +59,18 @@ def fix_threads(threads: int | None = None) -> dict:
     import torch
 
     n = threads or os.cpu_count() or 1
-    torch.set_num_threads(n)
-    counts = {"torch": torch.get_num_threads(), "numba": None}
+    counts = {"torch": None, "numba": None}
     if numba_available():
         import numba
 
+        # Numba first: its first set_num_threads launches its threading layer, and the
+        # OpenMP layer shares torch's libgomp and sets the process's OpenMP thread count to
+        # NUMBA_NUM_THREADS, so torch pinned before it ran on every core again (two
+        # one-thread bake-off cells side by side ran 2 threads each: 4-16x slower steps)
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
         counts["numba"] = numba.get_num_threads()
+    torch.set_num_threads(n)
+    counts["torch"] = torch.get_num_threads()
     return counts
 
 

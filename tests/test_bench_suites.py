@@ -87,3 +87,12 @@ def test_asv_module_pins_threads_and_skips_what_cannot_run(tmp_path):
     assert got["skipped"] and "accelerated" in got["skipped"]  # a CUDA-only peer: skipped with the reason
     assert got["compile"] >= 0.0
     assert "StackStep" in got["classes"] and "ParallelScan" in got["classes"]
+
+
+def test_fix_threads_holds_after_numba_launches_its_threads():
+    """A fresh process pinned to one thread stays at one for torch: Numba's OpenMP layer
+    shares torch's libgomp and its launch set the process's thread count to every core."""
+    code = ("import torch\nfrom bench import env\ncounts = env.fix_threads(1)\n"
+            "print(counts['torch'], torch.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["1", "1"]
