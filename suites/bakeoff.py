@@ -59,8 +59,13 @@ class Cell:
     train: dict = field(hash=False, default_factory=dict)  # TrainConfig fields
 
     @property
+    def model_id(self) -> str:
+        """The family config's name in records and reports: "elman-rung0-free"."""
+        return f"{self.family}-{self.config_id}"
+
+    @property
     def cell_id(self) -> str:
-        return f"{self.family}-{self.config_id}/{self.task}"
+        return f"{self.model_id}/{self.task}"
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,8 @@ def test_plan_refuses_bad_arguments():
     for kwargs, word in ((dict(grid="nope"), "grid"), (dict(grid="smoke", minutes=0), "minutes"),
                          (dict(grid="smoke", steps=0), "steps"), (dict(grid="smoke", seeds=0), "seeds"),
                          (dict(grid="smoke", tasks=("listops", "pathx")), "tasks.*pathx"),
-                         (dict(grid="smoke", families=("nsm",)), "families.*nsm")):
+                         (dict(grid="smoke", families=("nsm",)), "families.*nsm"),
+                         (dict(grid="smoke", models=("elman-rung9",)), "models.*elman-rung9")):
         with pytest.raises(ValueError, match=f"bakeoff.*{word}"):
             plan(**kwargs)
 
@@ -90,6 +91,13 @@ def test_plan_refuses_bad_arguments():
 def test_plan_keeps_the_named_tasks_and_families():
     specs = plan("smoke", steps=1, tasks=("listops",), families=("elman",))
     assert [s["cell"] for s in specs] == ["elman-rung4/listops"]
+
+
+def test_plan_keeps_the_named_models():
+    ladder = bakeoff.get("ladder")
+    specs = plan("ladder", steps=1, tasks=("selective_copy",), models=("elman-rung0-free", "elman-rung0-spectral_norm"))
+    assert [s["cell"] for s in specs] == ["elman-rung0-free/selective_copy", "elman-rung0-spectral_norm/selective_copy"]
+    assert {c.model_id for c in ladder.cells} >= {"elman-rung0-free", "elman-rung4-free"}
 
 
 def test_plan_seeds_and_mix():

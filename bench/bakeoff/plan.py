@@ -36,10 +36,12 @@ def finished(specs: list[dict], records) -> tuple[list[dict], list[dict]]:
 
 
 def plan(grid: str, minutes: float | None = None, steps: int | None = None, seeds: int = 1, mix: str | None = None,
-         profiles=(), threads: int | None = None, device: str = "cpu", tasks=None, families=None) -> list[dict]:
+         profiles=(), threads: int | None = None, device: str = "cpu", tasks=None, families=None,
+         models=None) -> list[dict]:
     """One spec per cell and seed. The budget: ``minutes`` and/or ``steps``; neither: the
     grid's default. ``profiles``: results files whose model records rank the mixes.
-    ``tasks``/``families``: only the grid's cells of these (None: all)."""
+    ``tasks``/``families``/``models`` (family-config ids, "elman-rung0-free"): only the
+    grid's cells of these (None: all)."""
     from bench.bakeoff import mixes
     from bench.train.config import MINUTES_ONLY_STEPS
     from suites import bakeoff
@@ -54,7 +56,8 @@ def plan(grid: str, minutes: float | None = None, steps: int | None = None, seed
     if minutes is None and steps is None:
         minutes, steps = g.minutes, g.steps
     cells = g.cells
-    for name, wanted, of in (("tasks", tasks, lambda c: c.task), ("families", families, lambda c: c.family)):
+    for name, wanted, of in (("tasks", tasks, lambda c: c.task), ("families", families, lambda c: c.family),
+                             ("models", models, lambda c: c.model_id)):
         if wanted:
             known = sorted({of(c) for c in g.cells})
             unknown = sorted(set(wanted) - set(known))

@@ -5,6 +5,7 @@
     arsenal bakeoff --grid lm --minutes 3 --executor ray --address ray://head:10001
     arsenal bakeoff --grid smoke --steps 2 --out out/smoke.jsonl
     arsenal bakeoff --grid lm --tasks ptb_char --minutes 3 --executor ray --workers 2 --threads 1
+    arsenal bakeoff --grid ladder --tasks selective_copy --models elman-rung0-free --redo
 
 Cells whose final record --out already holds (same grid, seed and budget, status ok)
 are skipped, so an interrupted grid goes on where it stopped (--redo: run them all).
@@ -35,6 +36,8 @@ def add_arguments(parser) -> None:
     a("--steps", type=int, help="optimizer steps per cell (with --minutes: whichever ends first)")
     a("--tasks", type=_names, help="only these tasks of the grid, comma-separated (default: all)")
     a("--families", type=_names, help="only these families of the grid, comma-separated (default: all)")
+    a("--models", type=_names, help="only these models of the grid (family-config, as the report names them: "
+      "elman-rung0-free), comma-separated (default: all)")
     a("--seeds", type=int, default=1, help="seeds per cell, 0..N-1 (default 1)")
     a("--mix", help="one mix for every cell (default: the fastest correct profiled mix, else numba_cpu)")
     a("--profile", action="append", default=[], help="a results file with model-profile records (repeatable)")
@@ -58,7 +61,8 @@ def run(args, console) -> int:
         raise UsageError("--address needs --executor ray")
     try:
         specs = plan(args.grid, minutes=args.minutes, steps=args.steps, seeds=args.seeds, mix=args.mix,
-                     profiles=[args.out, *args.profile], threads=args.threads, device=args.device, tasks=args.tasks, families=args.families)
+                     profiles=[args.out, *args.profile], threads=args.threads, device=args.device, tasks=args.tasks, families=args.families,
+                     models=args.models)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.out and not args.redo:  # an interrupted grid goes on: cells finished in --out are kept
