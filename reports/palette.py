@@ -15,6 +15,7 @@ FIXED = {
     "numba_cuda": "#2ca02c",
     "numba_cpu": "#1f77b4",
     "torch_compile": "#ff7f0e",
+    "torch_compile_model": "#bcbd22",
     "mingru": "#8c564b",
     "fla": "#e377c2",
     "accelerated_scan": "#17becf",

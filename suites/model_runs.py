@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench.modelbench.peers import MODEL_PEERS
+from bench.modelbench.peers import GRID_PEERS
 
 # The recurrent families of the targets (DESIGN.md 9, issue 12) and the baseline.
 MODELS: tuple[tuple[str, str, dict], ...] = (
@@ -39,7 +39,7 @@ PER_TOKEN = {("elman", "rung3"), ("stackformer", "d64")}
 
 MIXES_CPU = ("torch", "numba_cpu")
 MIXES_GPU = ("torch", "triton", "numba_cuda")
-PEERS = MODEL_PEERS  # every whole-model peer (bench/modelbench/peers.py)
+PEERS = GRID_PEERS  # the whole-model peers a grid row runs (bench/modelbench/peers.py)
 
 
 @dataclass(frozen=True)

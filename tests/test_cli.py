@@ -49,6 +49,11 @@ def test_bad_names_exit_2_listing_the_valid_ones(capsys):
     assert cli.main(["nonsense"]) == 2
     assert cli.main(["ops", "--device", "tpu"]) == 2
     assert "--device" in capsys.readouterr().err
+    assert cli.main(["models", "--family", "elman", "--peers", "torch_compile,jax_jit"]) == 2
+    err = capsys.readouterr().err
+    assert "'jax_jit'" in err and "torch_compile_model" in err
+    assert cli.main(["models", "--family", "elman", "--peers", "torch_compile", "--no-peers"]) == 2
+    assert "--no-peers" in capsys.readouterr().err
 
 
 def test_parse_case():

@@ -88,6 +88,8 @@ def test_peer_compiles_the_step_of_a_loop_bound_family_and_the_whole_model_other
     _, _, whole = _pair("transformer", dict(d_model=16, n_layers=1))
     assert compiled_loss(loop_bound)[1] == "step" and loop_bound.step_compiled == "default"
     assert compiled_loss(whole)[1] == "model" and whole.step_compiled == ""
+    _, _, unrolled = _pair(*LOOP_BOUND[0])  # the peer torch_compile_model: the loop unrolled, the step not compiled
+    assert compiled_loss(unrolled, whole=True)[1] == "model" and unrolled.step_compiled == ""
 
 
 def test_nsm_compiled_runs_eagerly_off_chunk_boundaries():

@@ -4,6 +4,7 @@
     arsenal models [run] --suite quick|full|scaling     the grid of suites/model_runs.py
     arsenal models ablate [--family fastlane]           swap ablation, then the best mix
     arsenal models equivalence --mix numba_cpu          training curves: mix vs all-torch
+    arsenal models --family stackformer --length 256 --peers torch_compile,torch_compile_model
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ def add_arguments(sp) -> None:
     sp.add_argument("--mix", help="comma-separated mix ids: torch, numba_cpu, torch+parallel_scan=numba_cpu "
                                   "(default: the suite's)")
     sp.add_argument("--length", help="comma-separated sequence lengths (default: the suite's)")
-    sp.add_argument("--no-peers", action="store_true", help="skip torch.compile of the whole model")
+    sp.add_argument("--no-peers", action="store_true", help="skip the compiled peers (torch.compile)")
+    sp.add_argument("--peers", help="comma-separated compiled peers (default: the suite's, torch_compile): "
+                                    "torch_compile (a loop-bound family's step), torch_compile_model (the "
+                                    "whole model, loop unrolled: compile time grows with T)")
     sp.add_argument("--budget", type=float, help="seconds of timing per group")
     sp.add_argument("--steps", type=int, help="equivalence: training steps (default 300)")
     sp.add_argument("--device", help=_args.DEVICE_HELP)
@@ -97,7 +101,7 @@ def _mixes(args, default, console):
     mixes = []
     for m in given:
         if m in MODEL_PEERS:
-            raise _args.UsageError(f"--mix {m}: it is a peer, timed unless --no-peers")
+            raise _args.UsageError(f"--mix {m}: it is a peer (--peers names the peers; --no-peers skips them)")
         try:
             mixes.append(mix_id(m))
             note = alias_note(m)
@@ -106,6 +110,17 @@ def _mixes(args, default, console):
         if note:
             console.print(note, markup=False, highlight=False)
     return mixes
+
+
+def _peers(args):
+    """--peers / --no-peers as the peers to time: None (each grid row's own), or a tuple."""
+    from bench.modelbench.peers import MODEL_PEERS
+
+    if args.peers is not None and args.no_peers:
+        raise _args.UsageError("--peers and --no-peers: give one of them")
+    if args.no_peers:
+        return ()
+    return None if args.peers is None else tuple(_args.names(args.peers, list(MODEL_PEERS), "peer"))
 
 
 def run(args, console) -> int:
@@ -122,16 +137,17 @@ def run(args, console) -> int:
     from bench.modelbench import grid
 
     families = _args.names(args.family, list(models.FAMILIES), "family")
+    peers = _peers(args)
     if args.action == "equivalence":
         return grid.equivalences(families, _mixes(args, ["numba_cpu"], console), args.steps, args.device, args.out, console)
     if args.action == "ablate":
         length = int(args.length.split(",")[0]) if args.length else None
-        return grid.ablate(families, _bench(args, log), console, args.device, length, peers=not args.no_peers)
+        return grid.ablate(families, _bench(args, log), console, args.device, length, peers=peers)
     runs, missing = _runs(args)
     if missing:
         console.print(f"families not built yet, skipped: {', '.join(missing)}", markup=False)
     records = grid.profile(runs, _bench(args, log, groups=len(runs)), console, mixes=_mixes(args, None, console),
-                           peers=not args.no_peers)
+                           peers=peers)
     console.print(f"{len(records)} records appended to {args.out}", markup=False, highlight=False)
     return 1 if any(r["status"] in ("incorrect", "error") for r in records) else 0
 

@@ -37,7 +37,7 @@ import models
 from bench import env, load, measure, results
 from bench.modelbench import gate as model_gate
 from backends.mix import mix_id, parse_mix
-from bench.modelbench.peers import MODEL_PEERS as PEERS
+from bench.modelbench.peers import GRID_PEERS, MODEL_PEERS as PEERS
 from bench.modelbench import metrics
 from bench.modelbench.profile import sync_of
 from bench.timing import Candidate, CpuClock, CudaClock, TimingConfig, summarize, time_interleaved
@@ -123,14 +123,14 @@ class Prepared:
     extra: dict = field(default_factory=dict)
 
 
-def compiled_loss(model) -> tuple[Callable, str]:
-    """The peer ``torch_compile``'s loss for ``model`` (all-torch) and its scope: a
+def compiled_loss(model, whole: bool = False) -> tuple[Callable, str]:
+    """A compiled peer's loss for ``model`` (all-torch) and its scope. ``torch_compile``: a
     loop-bound family (``step_loop`` names its step) has that step compiled once and its
     Python loop calls it, a compile time independent of T ("step"); any other family's
-    whole loss is one graph ("model"). torch.compile of a whole loop-bound model would
-    unroll its loop over time: minutes of compiling growing with T, and 19.4 GB resident
-    for the stackformer at B=4, T=256 (issue 20)."""
-    if model.step_loop(model.config).methods:
+    whole loss is one graph ("model"). ``whole`` (``torch_compile_model``): the whole
+    loss, loop or not: torch.compile unrolls a loop over time into one graph, minutes of
+    compiling growing with T (issue 20), the reference a compiled step is judged against."""
+    if not whole and model.step_loop(model.config).methods:
         model.compile_step()
         return lm_loss, "step"
     return torch.compile(lm_loss), "model"
@@ -141,13 +141,13 @@ def prepare(name: str, config, tokens, targets, reference, device="cpu") -> Prep
     ``torch_compile``: ``compiled_loss``) holding ``reference``'s weights; the first calls
     (JIT, autotune, compile) happen here and are reported as ``compile_seconds``, never
     timed. A peer's ``extra`` holds ``compile_scope``."""
-    compiled = name == "torch_compile"
+    compiled = name in PEERS
     ops = backends.resolve("torch" if compiled else parse_mix(name), device)
     model = models.build(config, ops)
     model.load_state_dict(reference.state_dict())
     loss, extra = lm_loss, {}
     if compiled:
-        loss, extra["compile_scope"] = compiled_loss(model)
+        loss, extra["compile_scope"] = compiled_loss(model, whole=name == "torch_compile_model")
     step = step_closure(loss, model, tokens, targets)
     t0 = time.perf_counter()
     step()
@@ -270,7 +270,7 @@ class ModelBench:
                                   case={"B": B, "T": T}, case_id=f"B{B}-T{T}", role=role, device=self.cfg.device,
                                   dtype="float32", status=None, error=None, gate=None, compile_seconds=None, load=None)
 
-    def run(self, family: str, config_id: str, overrides: dict, B: int, T: int, mixes, peers=PEERS,
+    def run(self, family: str, config_id: str, overrides: dict, B: int, T: int, mixes, peers=GRID_PEERS,
             role: str = "grid", refused: dict | None = None) -> list[dict]:
         """One group: every mix and peer of one family config and shape, interleaved.
         ``refused`` maps a peer to why it is not run here (recorded "unavailable").

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 def refused(skip: str | None) -> dict:
     """The peers a run does not time, with why (a grid row's ``skip_compile``)."""
-    return {"torch_compile": skip} if skip else {}
+    from bench.modelbench.peers import MODEL_PEERS
+
+    return {p: skip for p in MODEL_PEERS} if skip else {}
 
 
-def profile(runs, bench, console, mixes=None, peers: bool = True) -> list[dict]:
+def profile(runs, bench, console, mixes=None, peers=None) -> list[dict]:
     """Every run of a grid through ``bench`` (a ModelBench), then the console tables;
-    ``arsenal models`` and ``arsenal run`` (the "main" suite) call this."""
+    ``arsenal models`` and ``arsenal run`` (the "main" suite) call this. ``peers``: None,
+    each run's own (the grid's); else these (``()``: none)."""
     from bench import results
     from bench.modelbench import summary as model_summary
     from bench.modelbench.fits import scaling_fits
@@ -20,7 +23,7 @@ def profile(runs, bench, console, mixes=None, peers: bool = True) -> list[dict]:
     records = []
     for r in runs:
         records += bench.run(r.family, r.config_id, r.overrides, r.B, r.T, mixes or r.mixes,
-                             peers=r.peers if peers else (), role=r.role, refused=refused(r.skip_compile))
+                             peers=r.peers if peers is None else peers, role=r.role, refused=refused(r.skip_compile))
     model_summary.print_grid(console, records)
     if any(r["role"] == "scaling" for r in records):
         fits = scaling_fits(records)
@@ -32,13 +35,13 @@ def profile(runs, bench, console, mixes=None, peers: bool = True) -> list[dict]:
     return records
 
 
-def ablate(families, bench, console, device: str, length: int | None = None, peers: bool = True) -> int:
+def ablate(families, bench, console, device: str, length: int | None = None, peers=None) -> int:
     """The swap ablation of each family (every op moved alone off torch), then its best mix
     measured end to end against all-torch and torch.compile; returns the exit status."""
     import models
     from bench.modelbench import summary as model_summary
     from bench.modelbench.fits import best_mix, swap_mixes
-    from bench.modelbench.peers import MODEL_PEERS
+    from bench.modelbench.peers import GRID_PEERS
     from backends.mix import mix_id
     from suites import model_runs
 
@@ -59,7 +62,7 @@ def ablate(families, bench, console, device: str, length: int | None = None, pee
                           role="swap")
         best = mix_id(best_mix(swaps))
         finals = bench.run(fam, cid, over, shape["B"], shape["T"], list(dict.fromkeys(["torch", best])),
-                           peers=MODEL_PEERS if peers else (), role="best")
+                           peers=GRID_PEERS if peers is None else peers, role="best")
         model_summary.print_ablation(console, fam, cid, swaps, finals, best)
         status = max(status, int(any(r["status"] in ("incorrect", "error") for r in swaps + finals)))
     return status

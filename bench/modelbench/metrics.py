@@ -75,11 +75,11 @@ def measure(ctx: MetricContext) -> dict:
 @metric("peak_memory", fields=("peak_mem_bytes",), peers=True)
 def peak_memory(ctx: MetricContext) -> dict:
     """Peak memory of one training step (CUDA: the allocator's peak; CPU: the live tensor
-    storages, or torch.profiler's allocation events for the torch_compile peer, whose
+    storages, or torch.profiler's allocation events for the compiled peers, whose
     compiled code a dispatch mode does not see; torch tensors only)."""
     from bench.modelbench.profile import peak_memory as measure_peak
 
-    return {"peak_mem_bytes": measure_peak(ctx.step, ctx.device, compiled=ctx.name == "torch_compile")}
+    return {"peak_mem_bytes": measure_peak(ctx.step, ctx.device, compiled=ctx.peer)}
 
 
 @metric("op_breakdown", fields=("op_breakdown", "breakdown_step_ns", "breakdown_method"))

@@ -78,10 +78,12 @@ def _kind_commands(kind: str, recs: list[dict], threads) -> list[str]:
                                           and "T" in r["case"]))
             grid = [r for r in mine if r.get("role") in ("grid", "scaling", None)]
             if grid:
-                peers = any(r.get("mix_id") == "torch_compile" for r in grid)
+                # a peer's record has no backend mix (bench/modelbench/bench.py)
+                peers = first_seen(str(r["mix_id"]) for r in grid if r.get("mix") is None and r.get("mix_id"))
+                flags = ["--no-peers"] if not peers else [] if peers == ["torch_compile"] else [("--peers", ",".join(peers))]
                 lines.append(_command("arsenal", "models", "run", ("--family", family),
-                                      ("--mix", _names(grid, "mix_id", skip=("torch_compile",))), ("--length", lengths),
-                                      *([] if peers else ["--no-peers"]), device, ("--threads", threads)))
+                                      ("--mix", _names(grid, "mix_id", skip=tuple(peers))), ("--length", lengths),
+                                      *flags, device, ("--threads", threads)))
             if any(r.get("role") in ("swap", "best") for r in mine):
                 lines.append(_command("arsenal", "models", "ablate", ("--family", family), ("--length", lengths), device,
                                       ("--threads", threads)))
