@@ -34,8 +34,11 @@ MODELS: tuple[tuple[str, str, dict], ...] = (
 # A run may still skip the peer, with why (ModelRun.skip_compile: README's short main job).
 
 
-# Families that loop over time in Python run at the shorter lengths only.
-PER_TOKEN = {("elman", "rung3"), ("stackformer", "d64")}
+# Families whose every step loops over tokens in Python run at the shorter lengths only:
+# the stackformer thinks over its stacks token by token. Elman rung 3 left this set with
+# the fused elman_scan (one call per layer under numba_cpu; its torch backend is the step
+# loop, about 1.8 s a step at B=4, T=1,024), so it runs at every length of a grid.
+PER_TOKEN = {("stackformer", "d64")}
 
 MIXES_CPU = ("torch", "numba_cpu")
 MIXES_GPU = ("torch", "triton", "numba_cuda")
@@ -64,8 +67,9 @@ def _grid(lengths, B=4, role="grid", models=MODELS, per_token_max=256) -> list[M
             if (fam, cid) not in PER_TOKEN or T <= per_token_max]
 
 
-# The families whose torch_compile peer compiles their step (a Python loop over tokens or chunks).
-LOOP_BOUND = PER_TOKEN | {("nsm", "simple")}
+# The families whose torch_compile peer compiles their step (a Python loop over tokens or
+# chunks; rung 3's all-torch model runs its per-step path: models/elman.py step_loop).
+LOOP_BOUND = PER_TOKEN | {("elman", "rung3"), ("nsm", "simple")}
 
 MAIN_NO_COMPILE = ("not in README's main job (arsenal run), kept short: inductor compiling this family's step "
                    "(forward and backward graphs) takes minutes on a 2-core CPU; arsenal models --suite quick runs it")
