@@ -17,7 +17,10 @@ import reports
 from bench import cli
 from reports import page
 from reports.blocks import CONFIG
-from reports.palette import FIXED
+from reports import data
+from reports.context import Context
+from reports.palette import FIXED, Palette
+from reports.sections import bakeoff as bakeoff_section
 from tests import report_records as rr
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,10 +157,13 @@ def test_anchors_are_drawn_in_the_metric_units(every_kind):
 
 
 def test_models_section_fits_slopes_and_efficiency(every_kind):
-    _, report = every_kind
+    path, report = every_kind
     html = report.html
     assert "1.93 - 2.06" in html  # the transformer's time slope interval (quadratic by construction)
     assert "T=2048 steps/s" in html
+    table = bakeoff_section.scaling_table(Context(data.read([path]), Palette([])))
+    assert {"fastlane-small", "transformer-small"} <= set(table["model"])  # the bake-off's model names
+    assert set(table["mix"]) == {"torch"}
 
 
 def test_report_is_deterministic_and_within_its_budget(every_kind):

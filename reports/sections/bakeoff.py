@@ -118,7 +118,8 @@ def add_unlearned(s: Section, final: pd.DataFrame, grid: str) -> None:
 
 def scaling_table(ctx: Context) -> pd.DataFrame:
     """LRA's efficiency table from the model scaling records: steps/s and memory relative
-    to the transformer at each length (the fastest ok mix of each model)."""
+    to the transformer at each length (the fastest ok mix or peer of each model, named in
+    ``mix``); models named as the bake-off names them ("elman-rung3")."""
     models = ctx.frame("model")
     if not len(models) or "role" not in models:
         return pd.DataFrame()
@@ -126,12 +127,12 @@ def scaling_table(ctx: Context) -> pd.DataFrame:
     if not len(s):
         return pd.DataFrame()
     s = s.assign(T=[c.get("T") if isinstance(c, dict) else None for c in s["case"]],
-                 model=s["family"].astype(str) + "/" + s["config_id"].astype(str))
+                 model=s["family"].astype(str) + "-" + s["config_id"].astype(str))
     best = s.sort_values("median_ns").groupby(["model", "T"], sort=False).head(1)
     ref = best[best["family"] == BASELINE].set_index("T")
     rows = []
     for model, g in best.groupby("model", sort=False):
-        row = {"model": model}
+        row = {"model": model, "mix": ", ".join(dict.fromkeys(g.sort_values("T")["mix_id"].astype(str)))}
         for r in g.sort_values("T").itertuples():
             if r.T in ref.index:
                 row[f"T={r.T} steps/s"] = float(ref.loc[r.T, "median_ns"]) / r.median_ns
