@@ -407,6 +407,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     }, required=("family", "mix_id")),
     Kind("train", "one evaluation point of a training run (bench/train/run.py)", {
         "train_id": text(), "family": text(), "config_id": text(), "config": obj("the model config"),
+        "train_config": obj("the training recipe: TrainConfig.RECIPE's fields and the processes (DDP)"),
         "mix_id": text(), "task": text(), "metric": text("which way is better: METRICS", choices=tuple(METRICS)),
         "step": integer(), "split": text(choices=("train", "val", "test")),
         "loss": number("nats per target", 0.0, LOSS_MAX), "value": number("the metric's value", 0.0, LOSS_MAX),

@@ -207,7 +207,7 @@ def test_ladder_difference_pairs_seeds_and_report_names_unlearned_cells():
         dict(model="a", task="listops", metric="accuracy", status="ok", value=0.9, baseline=0.2, step=50, wall_s=10.0,
              tokens_per_s=1e3, error=None),
         dict(model="b", task="listops", metric="accuracy", status="ok", value=0.2, baseline=0.2, step=4, wall_s=160.0,
-             tokens_per_s=10.0, error=None),
+             tokens_per_s=10.0, error=None, train_config={"warmup": 50}),
         dict(model="c", task="ptb_char", metric="bits_per_byte", status="ok", value=2.0, baseline=4.5, step=50,
              wall_s=10.0, tokens_per_s=1e3, error=None),
         dict(model="d", task="ptb_char", metric="bits_per_byte", status="ok", value=4.6, baseline=4.5, step=50,
@@ -218,6 +218,8 @@ def test_ladder_difference_pairs_seeds_and_report_names_unlearned_cells():
     table = unlearned(final)
     assert list(table["model"]) == ["b", "d", "e"]
     assert table.iloc[0]["s/step"] == "40" and table.iloc[2]["value"] == "error" and "memory" in table.iloc[2]["why"]
+    assert table.iloc[0]["why"].startswith("the budget ended in the warmup (step 4 of 50)")
+    assert table.iloc[1]["why"] == ""  # no recipe: nothing said
 
 
 def test_an_interrupted_grid_goes_on_where_it_stopped(smoke_inline):

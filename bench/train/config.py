@@ -127,6 +127,15 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    # the fields that shape what a run learns (not what it runs on, where it writes, or the
+    # model, task and mix, which records carry in fields of their own)
+    RECIPE = ("batch_size", "accum", "optimizer", "lr", "warmup", "min_lr", "weight_decay", "betas", "clip",
+              "clip_to", "bf16", "compile_step", "seq_len", "carry", "threads")
+
+    def recipe(self) -> dict:
+        """The training recipe a record carries (``train_config``): RECIPE's fields."""
+        return {name: list(v) if isinstance(v := getattr(self, name), tuple) else v for name in self.RECIPE}
+
     @classmethod
     def from_dict(cls, values: Mapping) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}

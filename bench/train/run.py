@@ -239,7 +239,8 @@ class Run:
         self.ids = {"train_id": self.train_id, "run_id": self.train_id, "family": self.family,
                     "config_id": config_id(self.model.config), "config": self.model.config.to_dict(),
                     "mix_id": mix_id(self.model.ops.mix), "task": cfg.task, "metric": self.metric,
-                    "device": str(self.device), "dtype": "bfloat16" if cfg.bf16 else "float32"}
+                    "device": str(self.device), "dtype": "bfloat16" if cfg.bf16 else "float32",
+                    "train_config": {**cfg.recipe(), "processes": self.world}}
 
     # set-up ----------------------------------------------------------------
 

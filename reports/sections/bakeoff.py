@@ -102,8 +102,20 @@ def unlearned(final: pd.DataFrame) -> pd.DataFrame:
                      "value": fmt(r.value) if ok else r.status, "baseline": fmt(r.baseline) if pd.notna(r.baseline) else "",
                      "steps": int(steps), "tokens/s": fmt(r.tokens_per_s) if pd.notna(r.tokens_per_s) else "",
                      "s/step": fmt(wall / steps) if steps and wall is not None and pd.notna(wall) else "",
-                     "why": "" if ok or not isinstance(getattr(r, "error", None), str) else r.error[:200]})
+                     "why": _why(r, ok, steps)})
     return pd.DataFrame(rows)
+
+
+def _why(r, ok: bool, steps: int) -> str:
+    """A failed cell's error; a finished one's budget that ended inside the learning-rate
+    warmup (its recipe in ``train_config``), where the rate never reached its peak."""
+    if not ok:
+        return r.error[:200] if isinstance(getattr(r, "error", None), str) else ""
+    recipe = getattr(r, "train_config", None)
+    warmup = recipe.get("warmup") if isinstance(recipe, dict) else None
+    if isinstance(warmup, int) and steps < warmup:
+        return f"the budget ended in the warmup (step {int(steps)} of {warmup}): the learning rate never reached its peak"
+    return ""
 
 
 def add_unlearned(s: Section, final: pd.DataFrame, grid: str) -> None:
