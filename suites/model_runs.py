@@ -1,6 +1,7 @@
 """The model grids (what `arsenal models` runs), as Python data: family config x mix x
 shape. Suites: ``quick`` (README's main job; minutes on a 2-core CPU), ``full`` (wider
-models and longer sequences), ``scaling`` (step time and memory against length).
+models and longer sequences), ``scaling`` (step time and memory against length),
+``ladder`` (the Elman rungs fused and per-step, at one shape).
 
 A mix is named by its id: "torch", "numba_cpu" (one backend for every op), or
 "torch+parallel_scan=numba_cpu" (a default plus per-op moves); the peer
@@ -87,11 +88,19 @@ def _main() -> list[ModelRun]:
                      skip_compile=MAIN_NO_COMPILE if (fam, cid) in LOOP_BOUND else None) for fam, cid, over in MODELS]
 
 
+# The Elman ladder as issue 20 measures it: every rung, fused (one elman_scan call per
+# layer) and per-step (``fused=False``, the ablation), at one training shape (B=4, T=256);
+# the compile peer compiles each rung's per-step cell (models/elman.py step_loop).
+LADDER: tuple[tuple[str, str, dict], ...] = tuple(
+    ("elman", f"rung{r}" + ("" if fused else "-unfused"), dict(d_model=64, n_layers=2, rung=r, **({} if fused else {"fused": False})))
+    for r in range(5) for fused in ((True, False) if r < 4 else (True,)))
+
 SUITES: dict[str, list[ModelRun]] = {
     # `arsenal run` (README's main job): every model once, at one length
     "main": _main(),
     "quick": _grid((256, 1024)),
     "full": _grid((256, 1024, 4096)),
+    "ladder": _grid((256,), models=LADDER),
     # CPU: 256 to 2,048 (the full scaling suite adds 4,096 and 8,192; GPU runs go to 16,384)
     "scaling": _grid((256, 512, 1024, 2048), B=2, role="scaling", per_token_max=512),
     "scaling_full": _grid((256, 512, 1024, 2048, 4096, 8192), B=2, role="scaling", per_token_max=1024),

@@ -19,7 +19,9 @@ ACTIONS = ("run", "list", "ablate", "equivalence")
 
 def add_arguments(sp) -> None:
     sp.add_argument("action", nargs="?", default="run", choices=ACTIONS, help="default: run")
-    sp.add_argument("--suite", default="quick", help="quick, full, scaling, scaling_full, scaling_gpu")
+    from suites.model_runs import SUITES
+
+    sp.add_argument("--suite", default="quick", help=", ".join(SUITES) + " (suites/model_runs.py)")
     sp.add_argument("--family", help="comma-separated families (default: the suite's)")
     sp.add_argument("--mix", help="comma-separated mix ids: torch, numba_cpu, torch+parallel_scan=numba_cpu "
                                   "(default: the suite's)")
