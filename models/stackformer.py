@@ -92,13 +92,17 @@ recurrences (about one more forward of compute for memory O(B x T x (d + F)); me
 at B=16, T=256: 1.1 GiB and 1.6x the time; T=512: 1.7 GiB). Off by default, so a step's
 time is the model's own; the bake-off turns it on (suites/bakeoff.py).
 
-``think_step`` is one thinking step as a function of fixed-shape tensors (a ``Thought``;
-shapes fixed by the config and the batch), so torch.compile can compile the step once
-and the loop over tokens and steps stays in Python (DESIGN 9): ``model.compile_step()``
-(models/common.py) compiles it. Measured on the
-tiny test config: three graphs (the first step's inputs differ only in requires_grad:
-the first token's, a later token's first step, every later step), none again for another
-sequence length, and the same hidden states as eager within 1e-6.
+``think_step`` is one thinking step and ``think_token`` one token's whole thinking
+(``max_steps`` steps, no early stop: the same result), each a function of fixed-shape
+tensors (shapes fixed by the config and the batch). ``model.compile_step()``
+(models/common.py, DESIGN 9) compiles ``think_token``: one graph a token, forward and
+backward, and the loop over tokens stays in Python. Compiling the single step instead
+(four compiled calls a token and the eager work between them) was measured slower: at
+B=4, T=256, d=64 on the 2-core CPU the compiled step ran 2,069 ms a training step
+against 1,969 ms for torch.compile of the whole model, whose graph breaks at the early
+stop's host read compile it token by token too (eager: 7,518 ms). The compiled token
+compiles twice (the first token's inputs differ in requires_grad), not again for another
+length, and gives the eager hidden states and gradients (tests/test_compiled_step.py).
 
 State: ``{"banks": [(S [B, H, N, Dk, Dv], z [B, H, N, Dk]) per pool]}``, one pool when
 shared, one per core layer otherwise.
@@ -297,7 +301,7 @@ class Stackformer(SequenceModel):
 
     @classmethod
     def step_loop(cls, config):
-        return StepLoop(("think_step",))
+        return StepLoop(("think_token",))
 
     def _empty_banks(self, B, ref):
         s, z = self.config.pool_sizes()
@@ -355,14 +359,24 @@ class Stackformer(SequenceModel):
             active=active & (nm.sum(-1) >= cfg.halt_mass),
         )
 
-    def _think_token(self, e, active, mem):
+    def think_token(self, e, active, mem):
+        """One token's thinking as one function of fixed-shape tensors, what
+        ``compile_step`` compiles (one graph a token): all ``max_steps`` steps are taken,
+        with no early stop when every row has halted. A halted row keeps its thought (its
+        step is computed and discarded, as in a batch whose other rows think on), so the
+        result and gradients are those of the early-stopping loop, at the cost of the steps
+        it would have skipped (none where no row halts before the limit)."""
+        return self._think_token(e, active, mem, early_stop=False)
+
+    def _think_token(self, e, active, mem, early_stop: bool = True):
         """One token's stack loop. e [B, d]; active [B] bool; mem [B, F] the memories
         handed on by the token before. Returns the hidden vector [B, d], the memories
-        for the next token [B, F] and the token's thinking record."""
+        for the next token [B, F] and the token's thinking record. ``early_stop``: end
+        the loop once no row is active (a host read of the flags each step)."""
         cfg = self.config
         th = self.start_thought(e, active, mem)
         for _ in range(cfg.max_steps):
-            if not bool(th.active.any()):
+            if early_stop and not bool(th.active.any()):
                 break
             th = self.think_step(th)
         left = th.mass.sum(-1)
@@ -381,14 +395,16 @@ class Stackformer(SequenceModel):
         mem = flatten_banks(state["banks"] if state is not None else self._empty_banks(B, emb))  # [B, F]
         real = mask if mask is not None else torch.ones(B, T, dtype=torch.bool, device=tokens.device)
         hidden, records = [], []
-        think_token = self._think_token
+        token = self.think_token if self.step_compiled else self._think_token  # compiled: one graph a token
+        think_token = token
         if self.config.checkpoint_tokens and torch.is_grad_enabled():
             def think_token(e, active, m):  # one token's graph alive at a time (module docstring, Memory)
-                return checkpoint(self._think_token, e, active, m, use_reentrant=False)
+                return checkpoint(token, e, active, m, use_reentrant=False)
         # per-token views by unbind, not emb[:, t], whose T backwards would each build a
-        # zero-filled [B, T, d] gradient
+        # zero-filled [B, T, d] gradient; made contiguous, so a token's inputs have strides
+        # that do not depend on T (a compiled token would compile again for every length)
         for emb_t, real_t in zip(emb.unbind(1), real.unbind(1)):
-            h, mem, record = think_token(emb_t, real_t, mem)
+            h, mem, record = think_token(emb_t.contiguous(), real_t.contiguous(), mem)
             hidden.append(h)
             records.append(record)
         aux = {key: torch.stack([r[key] for r in records], dim=1) for key in records[0]}  # [B, T] each
