@@ -147,6 +147,9 @@ def prepare(name: str, config, tokens, targets, reference, device="cpu") -> Prep
     model.load_state_dict(reference.state_dict())
     loss, extra = lm_loss, {}
     if compiled:
+        from bench.ops.peers import raise_recompile_limit
+
+        raise_recompile_limit()
         loss, extra["compile_scope"] = compiled_loss(model, whole=name == "torch_compile_model")
     step = step_closure(loss, model, tokens, targets)
     t0 = time.perf_counter()

@@ -85,16 +85,23 @@ def _fresh_copy(fn: Callable) -> Callable:
     return copy
 
 
-def _configure_compile() -> None:
-    """Each (shape, grad mode) pair is its own graph; past dynamo's recompile limit a
-    function would silently run eagerly, so raise the limit (named cache_size_limit in
-    older torch, recompile_limit in newer). Donated buffers (the compiled backward
-    reusing saved activations' memory) forbid retain_graph=True, which the backward-only
-    mode needs to replay one graph: turn them off (a memory, not a time, optimisation)."""
+def raise_recompile_limit() -> None:
+    """Past dynamo's recompile limit (8 entries per code object) a function silently runs
+    eagerly, and a timed peer would be eager code under a compiled name: each (shape, grad
+    mode) of an op is its own graph, and two compiled peers of one model share the cache
+    of the model's code (the stackformer's two model peers reached it on two frames). So
+    raise it (named cache_size_limit in older torch, recompile_limit in newer)."""
     cfg = torch._dynamo.config
     for name in ("recompile_limit", "cache_size_limit"):
         if hasattr(cfg, name):
             setattr(cfg, name, max(getattr(cfg, name), 256))
+
+
+def _configure_compile() -> None:
+    """``raise_recompile_limit``; and donated buffers (the compiled backward reusing saved
+    activations' memory) forbid retain_graph=True, which the backward-only mode needs to
+    replay one graph: turn them off (a memory, not a time, optimisation)."""
+    raise_recompile_limit()
     if hasattr(torch._functorch.config, "donated_buffer"):
         torch._functorch.config.donated_buffer = False
 
