@@ -96,11 +96,12 @@ time is the model's own; the bake-off turns it on (suites/bakeoff.py).
 (``max_steps`` steps, no early stop: the same result), each a function of fixed-shape
 tensors (shapes fixed by the config and the batch). ``model.compile_step()``
 (models/common.py, DESIGN 9) compiles ``think_token``: one graph a token, forward and
-backward, and the loop over tokens stays in Python. Compiling the single step instead
-(four compiled calls a token and the eager work between them) was measured slower: at
-B=4, T=256, d=64 on the 2-core CPU the compiled step ran 2,069 ms a training step
-against 1,969 ms for torch.compile of the whole model, whose graph breaks at the early
-stop's host read compile it token by token too (eager: 7,518 ms). The compiled token
+backward, and the loop over tokens stays in Python. Measured at B=4, T=256, d=64 on the
+2-core CPU (one training step, two runs): the compiled token 1,635 and 1,610 ms against
+2,265 and 2,229 ms for torch.compile of the whole model (1.39x; its graph breaks at the
+early stop's host read every step, so it too compiles piece by piece) and 8,682 and
+7,670 ms eager; compiling the single step instead (four compiled calls a token and the
+eager work between them) ran 2,069 ms (results/cpu/2026-12-06-xeon-2core). The compiled token
 compiles twice (the first token's inputs differ in requires_grad), not again for another
 length, and gives the eager hidden states and gradients (tests/test_compiled_step.py).
 
