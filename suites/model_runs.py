@@ -29,7 +29,8 @@ MODELS: tuple[tuple[str, str, dict], ...] = (
 
 # No length refuses the torch_compile peer: torch.compile of a whole loop-bound model
 # unrolls its Python loop over time (at T=256 on the 2-core CPU machine elman rung 3 had not
-# compiled after 400 s, the NSM took 350 s, the stackformer 45 s and 19.4 GB resident), so
+# compiled after 400 s, the NSM took 350 s; the stackformer's graph breaks at every step's
+# host read, so dynamo compiles it piece by piece, its process at 5.8-7.5 GiB), so
 # the peer compiles such a family's step once instead (bench/modelbench/bench.py
 # compiled_loss, issue 20): a compile time independent of T, a figure at every length.
 # A run may still skip the peer, with why (ModelRun.skip_compile: README's short main job).

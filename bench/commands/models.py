@@ -29,7 +29,7 @@ def add_arguments(sp) -> None:
     sp.add_argument("--no-peers", action="store_true", help="skip the compiled peers (torch.compile)")
     sp.add_argument("--peers", help="comma-separated compiled peers (default: the suite's, torch_compile): "
                                     "torch_compile (a loop-bound family's step), torch_compile_model (the "
-                                    "whole model, loop unrolled: compile time grows with T)")
+                                    "whole model, its loop unrolled where dynamo can trace it)")
     sp.add_argument("--budget", type=float, help="seconds of timing per group")
     sp.add_argument("--steps", type=int, help="equivalence: training steps (default 300)")
     sp.add_argument("--device", help=_args.DEVICE_HELP)

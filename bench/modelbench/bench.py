@@ -128,8 +128,9 @@ def compiled_loss(model, whole: bool = False) -> tuple[Callable, str]:
     loop-bound family (``step_loop`` names its step) has that step compiled once and its
     Python loop calls it, a compile time independent of T ("step"); any other family's
     whole loss is one graph ("model"). ``whole`` (``torch_compile_model``): the whole
-    loss, loop or not: torch.compile unrolls a loop over time into one graph, minutes of
-    compiling growing with T (issue 20), the reference a compiled step is judged against."""
+    loss, loop or not: dynamo unrolls a loop over time where it can trace it (minutes of
+    compiling growing with T, issue 20) and breaks the graph where it cannot, the
+    reference a compiled step is judged against."""
     if not whole and model.step_loop(model.config).methods:
         model.compile_step()
         return lm_loss, "step"

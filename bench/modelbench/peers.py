@@ -4,8 +4,10 @@
                           once, for the families that loop over time in Python; of the
                           whole loss for the others (bench/modelbench/bench.py)
     torch_compile_model   torch.compile of the all-torch model's whole loss, loop or not:
-                          a loop-bound family's Python loop is unrolled into one graph, so
-                          compile time and memory grow with T. Not in the grids: the
+                          dynamo unrolls a loop-bound family's Python loop where it can
+                          trace it (compile time and memory grow with T) and breaks the
+                          graph where it cannot (the stackformer's early stop reads the
+                          host each step: compiled piece by piece). Not in the grids: the
                           reference a compiled step is judged against, asked for by name
                           (``arsenal models --peers torch_compile,torch_compile_model``)
 
