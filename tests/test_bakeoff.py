@@ -125,6 +125,26 @@ def test_mix_from_profile_records():
     assert mixes.default_mix("transformer", {}) == {"default": "torch"}
 
 
+def test_plan_ranks_mixes_by_records_already_read():
+    """The command reads --out once and hands its records to plan (no second read)."""
+    fast_torch = [_model_record("torch", 9000.0), _model_record("numba_cpu", 10.0)]
+    specs = plan("smoke", steps=1, families=("elman",), records=fast_torch)
+    assert specs and all(s["train"]["mix"] == {"default": "torch"} and s["mix_source"].startswith("profile")
+                         for s in specs)
+
+
+def test_command_keeps_the_cells_its_out_file_has_finished(smoke_inline, tmp_path, capsys):
+    from bench import cli
+
+    out = tmp_path / "grid.jsonl"
+    for rec in smoke_inline:
+        results.append(str(out), rec)
+    before = out.read_text()
+    assert cli.main(["bakeoff", "--grid", "smoke", "--steps", "1", "--out", str(out)]) == 0
+    assert f"{len(bakeoff.get('smoke').cells)} cells already finished" in capsys.readouterr().out
+    assert out.read_text() == before  # nothing trained again
+
+
 def test_minutes_budget_stops_the_run():
     task = tasks.get("selective_copy", **dict(bakeoff.SMOKE_TASKS)["selective_copy"])
     cfg = TrainConfig(family="transformer", model=dict(d_model=16, n_layers=1), task="selective_copy", steps=10**6,

@@ -10,11 +10,12 @@ def _bad(name: str, expected: str, given) -> ValueError:
     return ValueError(f"bakeoff: argument '{name}' expected {expected}, got {given!r}")
 
 
-def profile_records(paths) -> list[dict]:
-    """The model-profile records (kind="model") of the files that exist among ``paths``."""
+def profile_records(paths, records=()) -> list[dict]:
+    """The model-profile records (kind="model") of the files that exist among ``paths``,
+    and of ``records`` already read."""
     from bench import results
 
-    out = []
+    out = [r for r in records if r.get("kind") == "model"]
     for path in paths:
         if path and os.path.exists(path):
             out += [r for r in results.read(path) if r.get("kind") == "model"]
@@ -37,9 +38,10 @@ def finished(specs: list[dict], records) -> tuple[list[dict], list[dict]]:
 
 def plan(grid: str, minutes: float | None = None, steps: int | None = None, seeds: int = 1, mix: str | None = None,
          profiles=(), threads: int | None = None, device: str = "cpu", tasks=None, families=None,
-         models=None) -> list[dict]:
+         models=None, records=()) -> list[dict]:
     """One spec per cell and seed. The budget: ``minutes`` and/or ``steps``; neither: the
-    grid's default. ``profiles``: results files whose model records rank the mixes.
+    grid's default. ``profiles``: results files whose model records rank the mixes, with
+    ``records`` (a results file the caller has read already).
     ``tasks``/``families``/``models`` (family-config ids, "elman-rung0-free"): only the
     grid's cells of these (None: all)."""
     from bench.bakeoff import mixes
@@ -64,7 +66,7 @@ def plan(grid: str, minutes: float | None = None, steps: int | None = None, seed
             if unknown:
                 raise _bad(name, f"names among grid {grid!r}'s {', '.join(known)}", ",".join(unknown))
             cells = tuple(c for c in cells if of(c) in wanted)
-    records = profile_records(profiles)
+    records = profile_records(profiles, records)
     specs = []
     for cell in cells:
         chosen, source = mixes.choose(cell.family, cell.model, records, mix)

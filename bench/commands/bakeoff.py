@@ -57,19 +57,22 @@ def run(args, console) -> int:
     from bench.bakeoff.summary import COLUMNS, row
     from bench.cli import UsageError
 
+    from bench import results
+
     if args.address and args.executor != "ray":
         raise UsageError("--address needs --executor ray")
+    # --out read once: its model records rank the mixes, its final train records say which cells are done
+    done = results.read(args.out) if args.out and os.path.exists(args.out) else []
     try:
         specs = plan(args.grid, minutes=args.minutes, steps=args.steps, seeds=args.seeds, mix=args.mix,
-                     profiles=[args.out, *args.profile], threads=args.threads, device=args.device, tasks=args.tasks, families=args.families,
-                     models=args.models)
+                     profiles=args.profile, records=done, threads=args.threads, device=args.device, tasks=args.tasks,
+                     families=args.families, models=args.models)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.out and not args.redo:  # an interrupted grid goes on: cells finished in --out are kept
-        from bench import results
         from bench.bakeoff.plan import finished
 
-        specs, kept = finished(specs, results.read(args.out) if os.path.exists(args.out) else [])
+        specs, kept = finished(specs, done)
         if kept:
             console.print(f"{len(kept)} cells already finished in {args.out} (--redo runs them again)",
                           markup=False, highlight=False)
