@@ -92,6 +92,22 @@ def test_peer_compiles_the_step_of_a_loop_bound_family_and_the_whole_model_other
     assert compiled_loss(unrolled, whole=True)[1] == "model" and unrolled.step_compiled == ""
 
 
+def test_a_compiled_peer_raises_dynamos_recompile_limit(monkeypatch):
+    """Two compiled peers of one model share the cache of its code; past dynamo's limit (8)
+    a frame would run eagerly under a compiled name. prepare raises it for every peer
+    (compiled_loss stubbed: nothing is compiled here)."""
+    from bench.modelbench import bench
+
+    cfg, reference, _ = _pair("transformer", dict(d_model=16, n_layers=1))
+    tokens = torch.randint(0, cfg.vocab_size, (2, 4))
+    monkeypatch.setattr(bench, "compiled_loss", lambda model, whole=False: (bench.lm_loss, "model" if whole else "step"))
+    for peer in ("torch_compile", "torch_compile_model"):
+        monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)
+        prepared = bench.prepare(peer, cfg, tokens, tokens, reference)
+        assert torch._dynamo.config.recompile_limit >= 256, peer
+        assert prepared.extra["compile_scope"] == ("model" if peer == "torch_compile_model" else "step")
+
+
 def test_nsm_compiled_runs_eagerly_off_chunk_boundaries():
     torch._dynamo.reset()
     cfg, eager, compiled = _pair(*LOOP_BOUND[1])
