@@ -102,9 +102,9 @@ def test_a_compiled_peer_raises_dynamos_recompile_limit(monkeypatch):
     tokens = torch.randint(0, cfg.vocab_size, (2, 4))
     monkeypatch.setattr(bench, "compiled_loss", lambda model, whole=False: (bench.lm_loss, "model" if whole else "step"))
     for peer in ("torch_compile", "torch_compile_model"):
-        monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)
-        prepared = bench.prepare(peer, cfg, tokens, tokens, reference)
-        assert torch._dynamo.config.recompile_limit >= 256, peer
+        with torch._dynamo.config.patch(recompile_limit=8):  # restored on exit (monkeypatch's undo deletes the key)
+            prepared = bench.prepare(peer, cfg, tokens, tokens, reference)
+            assert torch._dynamo.config.recompile_limit >= 256, peer
         assert prepared.extra["compile_scope"] == ("model" if peer == "torch_compile_model" else "step")
 
 
