@@ -135,3 +135,34 @@ def test_the_trainer_and_build_ask_for_the_compiled_step():
                           task="selective_copy", compile_step=True, steps=1, batch_size=4, out=None, progress=False,
                           task_args={"length": 16, "n_tokens": 4, "vocab": 8, "n_train": 16, "n_valid": 8, "n_test": 8},
                           device="cpu"))
+
+
+def test_whole_model_compile_keeps_an_ops_token_loop_eager():
+    """fastlane compiles whole (no step loop of its own), but the torch gated_update's
+    bounded forward loops over tokens: it stays eager (torch.compiler.disable), so the
+    graphs dynamo traces do not grow with T (unrolled they did: 174 s of compiling at
+    T=1,024) and the compiled model gives the eager one's outputs and gradients."""
+    torch._dynamo.reset()
+    cfg, eager, compiled = _pair("fastlane", dict(d_model=8, n_layers=1, units=4, ffn_units=8))
+    nodes = []
+
+    def counting(gm, example_inputs):
+        # nested graphs too: an autograd.Function's forward is traced into a subgraph
+        nodes.append(sum(len(m.graph.nodes) for m in gm.modules() if isinstance(m, torch.fx.GraphModule)))
+        return lookup_backend("aot_eager")(gm, example_inputs)
+
+    forward = torch.compile(compiled, backend=counting, dynamic=False)
+    per_length = []
+    for T in (4, 16):
+        tokens = torch.randint(0, cfg.vocab_size, (2, T), generator=torch.Generator().manual_seed(T))
+        for model in (eager, compiled):
+            model.zero_grad(set_to_none=True)
+        h_e, g_e = _forward_backward(eager, tokens)
+        before = len(nodes)
+        hidden, _ = forward(tokens)
+        hidden.square().sum().backward()
+        per_length.append(sum(nodes[before:]))
+        torch.testing.assert_close(hidden.detach(), h_e, rtol=1e-5, atol=1e-5)
+        for name, p in compiled.named_parameters():
+            torch.testing.assert_close(p.grad, g_e[name], rtol=1e-4, atol=1e-5, msg=name)
+    assert per_length[0] > 0 and per_length[1] == per_length[0], f"traced nodes at T=4, 16: {per_length}"

@@ -87,3 +87,9 @@ def test_cpu_peak_memory_counts_live_storages_and_frees():
         return c
 
     assert peak_memory(fn, "cpu") == 4 << 20
+    # compiled code's probe (the allocator's events, op events off) sees the same peak,
+    # give or take the allocator's few bytes of bookkeeping
+    assert 4 << 20 <= peak_memory(fn, "cpu", compiled=True) < (4 << 20) + 4096
+    with torch.profiler.profile() as prof:  # and op events are on again after it
+        torch.ones(2) + 1
+    assert any(e.name == "aten::add" for e in prof.events())

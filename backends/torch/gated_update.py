@@ -4,6 +4,11 @@ Without a bound the recurrence is a cumulative sum of the gated inputs. With a b
 forward is inherently sequential (one fused step per t, written into a preallocated
 output); its backward is linear, q_t = c_t (dh_t + q_{t+1}) with c_t = 1 - (h_t/bound)^2,
 so it runs as a reversed chunked parallel_scan instead of T autograd nodes.
+
+Under torch.compile the forward's token loop stays eager (``torch.compiler.disable``):
+traced, dynamo would unroll it into T steps per call, a graph and a compile time
+growing with T (fastlane's whole-model compile took 174 s at B=4, T=1,024 on the
+2-core CPU, and its step ran 0.78x eager), so the model compiles around it.
 """
 
 import torch
@@ -13,16 +18,21 @@ from backends.torch._common import ALL_DTYPES, upcast
 from backends.torch.parallel_scan import parallel_scan as scan
 
 
+@torch.compiler.disable(reason="a Python loop over the T tokens: traced, it unrolls (issue 20)")
+def _bounded_forward(u, h0, bound: float):
+    """u [B, T, D] gated inputs, h0 [B, D] -> h [B, T, D]: one fused step per token."""
+    h = torch.empty_like(u)
+    state = h0
+    for t in range(u.shape[1]):
+        state = torch.tanh((state + u[:, t]) / bound) * bound
+        h[:, t] = state
+    return h
+
+
 class _Bounded(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, h0, bound):
-        # u: [B, T, D] gated inputs; h0: [B, D]
-        B, T, D = u.shape
-        h = torch.empty_like(u)
-        state = h0
-        for t in range(T):
-            state = torch.tanh((state + u[:, t]) / bound) * bound
-            h[:, t] = state
+        h = _bounded_forward(u, h0, bound)
         ctx.save_for_backward(h)
         ctx.bound = bound
         return h

@@ -127,7 +127,8 @@ def compiled_loss(model, whole: bool = False) -> tuple[Callable, str]:
     """A compiled peer's loss for ``model`` (all-torch) and its scope. ``torch_compile``: a
     loop-bound family (``step_loop`` names its step) has that step compiled once and its
     Python loop calls it, a compile time independent of T ("step"); any other family's
-    whole loss is one graph ("model"). ``whole`` (``torch_compile_model``): the whole
+    whole loss is compiled ("model"; an op's own token loop, the torch gated_update's
+    bounded forward, stays eager inside it). ``whole`` (``torch_compile_model``): the whole
     loss, loop or not: dynamo unrolls a loop over time where it can trace it (minutes of
     compiling growing with T, issue 20) and breaks the graph where it cannot, the
     reference a compiled step is judged against."""

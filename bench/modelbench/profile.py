@@ -7,7 +7,9 @@ still alive (``LiveStorages``, a dispatch mode that keeps one entry per live sto
 it sees torch tensors only (a Numba kernel's own scratch arrays are not counted). It
 replaced a running sum of torch.profiler's allocation events, whose event list grew with
 every op call: the stackformer's B=16, T=1,024 step (millions of small calls) took the
-probe process to 20 GB. On CUDA it is the allocator's peak.
+probe process to 20 GB. Compiled code, which a dispatch mode does not see, is measured
+from the CPU allocator's own events with the op events switched off
+(``allocator_peak``). On CUDA it is the allocator's peak.
 """
 
 from __future__ import annotations
@@ -55,14 +57,14 @@ class LiveStorages(TorchDispatchMode):
 
 RANGE = re.compile(r"^(?P<op>[a-z_]+)/(?P<backend>[a-z_0-9]+)/(?P<phase>forward|backward)$")
 
-def _profile(fn, device, steps: int, memory: bool):
+def _profile(fn, device, steps: int):
     from torch.profiler import ProfilerActivity, profile
 
     from bench.ops.profile import quiet_profiler
 
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.device(device).type == "cuda" else [])
     sync = sync_of(device)
-    with quiet_profiler(), profile(activities=acts, profile_memory=memory) as prof:
+    with quiet_profiler(), profile(activities=acts) as prof:
         t0 = time.perf_counter_ns()
         for _ in range(steps):
             fn()
@@ -88,32 +90,57 @@ def peak_memory(fn, device, compiled: bool = False) -> int:
         with LiveStorages() as live:
             fn()
         return int(live.peak)
-    prof, _ = _profile(fn, device, 1, memory=True)
+    return allocator_peak(fn)
+
+
+def allocator_peak(fn) -> int:
+    """Peak bytes the CPU allocator holds during one call of ``fn`` above what was held
+    before it, from torch.profiler's allocation events ("[memory]", +bytes on allocation,
+    -bytes on free) in time order. Op events are switched off while it records
+    (``_enable_record_function(False)``: no op opens a record, the allocator still reports),
+    so the event list holds allocations only: with op events on, the probe of the
+    stackformer's compiled thinking step (B=4, T=256; a compiled call per token and step)
+    took 98 s and 3.3 GB over a 2 s step, its list building a Python object per op call."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from bench.ops.profile import quiet_profiler
+
+    torch._C._autograd._enable_record_function(False)
+    try:
+        with quiet_profiler(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            fn()
+    finally:
+        torch._C._autograd._enable_record_function(True)
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
     cur = peak = 0
-    for e in sorted(prof.events(), key=lambda e: e.time_range.start):
-        cur += e.cpu_memory_usage if e.name == "[memory]" else e.self_cpu_memory_usage
+    for _, nbytes in events:
+        cur += nbytes
         peak = max(peak, cur)
     return int(peak)
 
 
-def op_breakdown(fn, device, steps: int = 3) -> tuple[dict, float, str]:
+def op_breakdown(fn, device, steps: int = 3, budget_s: float = 5.0) -> tuple[dict, float, str]:
     """({op: ns per step, ..., "rest": ns}, clocked ns per step, method) of ``fn``.
 
     CPU ("op_clock"): wall time of each op's forward and backward spans
     (``backends.op_clock``), each of ``steps`` calls clocked on its own; the rows are those
     of the call with the median wall time, so one call that a pause (the garbage
-    collector, a page fault storm) stretched does not skew them. The step runs at its own
+    collector, a page fault storm) stretched does not skew them. No call starts once
+    ``budget_s`` has passed: a step of seconds (the stackformer's eager one, 8 s at B=4,
+    T=256) is clocked once, where such a pause is a small share of it. The step runs at its own
     speed, so its clocked time is comparable with the timed median. CUDA
     ("torch.profiler"): device time of the kernels inside each op's ranges over
     ``steps`` calls. "rest" is the step less the ops."""
     if torch.device(device).type == "cuda":
-        prof, wall = _profile(fn, device, steps, memory=False)
+        prof, wall = _profile(fn, device, steps)
         per_op = _sum_per_op(((e.name, 1e3 * (getattr(e, "device_time_total", 0) or e.cpu_time_total))
                               for e in prof.events()), steps)
         per_op["rest"] = max(0.0, wall - sum(per_op.values()))
         return per_op, wall, "torch.profiler"
-    calls = []
+    calls, start = [], time.perf_counter()
     for _ in range(steps):
+        if calls and time.perf_counter() - start > budget_s:
+            break
         with backends.op_clock() as clock:
             t0 = time.perf_counter_ns()
             fn()
