@@ -27,7 +27,8 @@ from __future__ import annotations
 SUITES: dict[str, dict[str, list[dict]]] = {
     "quick": {
         "micro_mlp": [dict(N=1024, D=64, activation="relu")],
-        # short T: torch.compile unrolls the bounded loop, its compile time grows with T
+        # T = 64: the longest bounded loop torch.compile unrolls (backends/torch/gated_update.py
+        # TRACE_MAX_T; longer loops run eagerly inside the compiled code)
         "gated_update": [dict(B=8, T=64, D=512, bound=1.0)],
         "logspace_matvec": [dict(B=4, M=256, K=256)],
         "parallel_scan": [dict(B=4, T=1024, D=256)],

@@ -139,9 +139,12 @@ def test_the_trainer_and_build_ask_for_the_compiled_step():
 
 def test_whole_model_compile_keeps_an_ops_token_loop_eager():
     """fastlane compiles whole (no step loop of its own), but the torch gated_update's
-    bounded forward loops over tokens: it stays eager (torch.compiler.disable), so the
-    graphs dynamo traces do not grow with T (unrolled they did: 174 s of compiling at
-    T=1,024) and the compiled model gives the eager one's outputs and gradients."""
+    bounded forward loops over tokens: above TRACE_MAX_T tokens it stays eager
+    (torch.compiler.disable), so the graphs dynamo traces do not grow with T (unrolled
+    they did: 174 s of compiling at T=1,024) and the compiled model gives the eager one's
+    outputs and gradients."""
+    from backends.torch.gated_update import TRACE_MAX_T
+
     torch._dynamo.reset()
     cfg, eager, compiled = _pair("fastlane", dict(d_model=8, n_layers=1, units=4, ffn_units=8))
     nodes = []
@@ -153,7 +156,7 @@ def test_whole_model_compile_keeps_an_ops_token_loop_eager():
 
     forward = torch.compile(compiled, backend=counting, dynamic=False)
     per_length = []
-    for T in (4, 16):
+    for T in (TRACE_MAX_T + 1, TRACE_MAX_T + 16):
         tokens = torch.randint(0, cfg.vocab_size, (2, T), generator=torch.Generator().manual_seed(T))
         for model in (eager, compiled):
             model.zero_grad(set_to_none=True)
@@ -165,4 +168,4 @@ def test_whole_model_compile_keeps_an_ops_token_loop_eager():
         torch.testing.assert_close(hidden.detach(), h_e, rtol=1e-5, atol=1e-5)
         for name, p in compiled.named_parameters():
             torch.testing.assert_close(p.grad, g_e[name], rtol=1e-4, atol=1e-5, msg=name)
-    assert per_length[0] > 0 and per_length[1] == per_length[0], f"traced nodes at T=4, 16: {per_length}"
+    assert per_length[0] > 0 and per_length[1] == per_length[0], f"traced nodes at two lengths: {per_length}"

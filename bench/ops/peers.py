@@ -10,7 +10,9 @@ as its own cost.
   specialised graph per shape (``dynamic=False``). Always available. elman_scan's torch
   backend is a Python loop over t, which the compile unrolls (its compile time and
   memory grow with T): refused above ``COMPILE_MAX_T`` steps (the log-space form
-  sooner), the reason recorded.
+  sooner), the reason recorded. gated_update's bounded loop is traced (unrolled) up to
+  64 tokens and runs eagerly inside the compiled code beyond (backends/torch/
+  gated_update.py ``TRACE_MAX_T``): what torch.compile of that backend gives a user.
 - ``torch_rnn``: ``torch.rnn_tanh``, the kernel behind ``torch.nn.RNN`` (cuDNN on CUDA,
   ATen's fused CPU loop elsewhere), for elman_scan's rung-0 form: with W_ih = I and no
   biases its ``h_t = tanh(W_ih x_t + W_hh h_{t-1})`` is ``tanh(u_t + R h_{t-1})``. The
