@@ -32,6 +32,7 @@ from backends.numba_cpu._blocks import FAST
 from backends.numba_cpu._common import as_array
 from backends.numba_cpu.special import fexp
 from backends.ops.banked_attention import EPS, check_decay
+from backends.functions import apply
 from backends.registry import implements, new_output
 
 CHUNK = 32  # steps per checkpoint: the backward's buffer is CHUNK * N * Dk * Dv floats
@@ -312,5 +313,5 @@ def banked_attention(q, k, v, read_logits, write_logits, decay_logits, state=Non
     S0, z0 = (None, None) if state is None else state
     tensors = (q, k, v, read_logits, write_logits, decay_logits, S0, z0)
     save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-    o, S, z = _BankedAttention.apply(save, per_token, *tensors)
+    o, S, z = apply(_BankedAttention, save, per_token, *tensors)
     return o, (S, z)

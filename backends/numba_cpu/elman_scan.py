@@ -45,6 +45,7 @@ from backends.numba_cpu._blocks import FAST
 from backends.numba_cpu._common import always_inline, as_array, prefer_huge_pages, wide_vectors
 from backends.numba_cpu.special import fexp, flog, flog1p, fsigmoid, ftanh
 from backends.ops.elman_scan import TANH_SATURATED, TANH_SMALL, TINY
+from backends.functions import apply
 from backends.registry import implements, new_output
 
 _ONE = np.float32(1.0)
@@ -463,6 +464,6 @@ class _Log(torch.autograd.Function):
 @implements("elman_scan", dtypes=(torch.float32,))
 def elman_scan(u, R, gate=None, h0=None, log_space=False):
     if not log_space:
-        return _Linear.apply(u, R, gate, h0)
+        return apply(_Linear, u, R, gate, h0)
     h0_log, h0_sign = (None, None) if h0 is None else h0
-    return _Log.apply(u, R, gate, h0_log, h0_sign)
+    return apply(_Log, u, R, gate, h0_log, h0_sign)

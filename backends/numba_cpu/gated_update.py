@@ -21,6 +21,7 @@ from numba import njit, prange
 from backends.numba_cpu._common import (as_array, nonneg, optional_array, prefer_huge_pages, scan_chunk,
                                         scan_gradients, scan_job, wide_vectors)
 from backends.numba_cpu.special import fsigmoid, ftanh, tanh_sigmoid
+from backends.functions import apply
 from backends.registry import implements, new_output
 
 _ONE = np.float32(1.0)
@@ -136,4 +137,4 @@ class _GatedUpdate(torch.autograd.Function):
 
 @implements("gated_update", dtypes=(torch.float32,))
 def gated_update(a, b, h0=None, bound=None):
-    return _GatedUpdate.apply(a, b, h0, bound)
+    return apply(_GatedUpdate, a, b, h0, bound)

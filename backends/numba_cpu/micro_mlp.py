@@ -39,6 +39,7 @@ from backends.numba_cpu import packed
 from backends.numba_cpu._common import always_inline, as_array, nonneg, prefer_huge_pages, wide_vectors
 from backends.numba_cpu.special import TRIG_LIMIT, _fma, cos_bounded, log1p_nonneg, magnitude_bits, sin_bounded
 from backends.ops.micro_mlp import LAYOUT, RECORD
+from backends.functions import apply
 from backends.registry import implements, new_output
 
 W = 16  # units per block: one 512-bit vector of float32
@@ -374,4 +375,4 @@ class _MicroMLP(torch.autograd.Function):
 
 @implements("micro_mlp", dtypes=(torch.float32,))
 def micro_mlp(x, params, activation="relu"):
-    return _MicroMLP.apply(x, params, activation)
+    return apply(_MicroMLP, x, params, activation)

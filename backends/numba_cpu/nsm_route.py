@@ -24,6 +24,7 @@ from numba import get_num_threads, njit, prange
 from backends.numba_cpu._blocks import FAST, acc_tn, dot_nt
 from backends.numba_cpu._common import as_array, optional_array
 from backends.numba_cpu.special import fexp
+from backends.functions import apply
 from backends.registry import implements, new_output
 
 TOKENS = 64  # tokens per block: a [64, D] slice of x stays in L2 between its three uses
@@ -236,4 +237,4 @@ class _NsmRoute(torch.autograd.Function):
 
 @implements("nsm_route", dtypes=(torch.float32,))
 def nsm_route(x, w_route, b_route=None, mask=None, top_k=None):
-    return _NsmRoute.apply(x, w_route, b_route, mask, top_k)
+    return apply(_NsmRoute, x, w_route, b_route, mask, top_k)

@@ -16,6 +16,7 @@ from numba import njit, prange
 
 from backends.numba_cpu._common import (as_array, nonneg, optional_array, prefer_huge_pages, scan_chunk,
                                         scan_gradients, scan_job, wide_vectors)
+from backends.functions import apply
 from backends.registry import implements, new_output
 
 
@@ -92,4 +93,4 @@ class _ParallelScan(torch.autograd.Function):
 
 @implements("parallel_scan", dtypes=(torch.float32,))
 def parallel_scan(a, b, h0=None):
-    return _ParallelScan.apply(a, b, h0)
+    return apply(_ParallelScan, a, b, h0)

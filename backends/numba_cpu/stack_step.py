@@ -12,6 +12,7 @@ from numba import njit, prange
 
 from backends.numba_cpu._blocks import FAST
 from backends.numba_cpu._common import as_array
+from backends.functions import apply
 from backends.registry import implements, new_output
 
 
@@ -114,4 +115,4 @@ class _StackStep(torch.autograd.Function):
 
 @implements("stack_step", dtypes=(torch.float32,))
 def stack_step(values, mass, actions, push_value):
-    return _StackStep.apply(values, mass, actions, push_value)
+    return apply(_StackStep, values, mass, actions, push_value)
