@@ -33,7 +33,9 @@ def test_mix_invariance(request, family, cid, over, mid, mix):
     ref = models.build(cfg, TORCH)
     model = models.build(cfg, backends.resolve(mix, device))
     model.load_state_dict(ref.state_dict())
-    T = 6 if emulated(mix) else 12
+    # 4 tokens under the interpreters (the stackformer's thinking in the CUDA simulator took
+    # 21-23 s a mix at 6); the NSM's carry across chunks is model code, checked at 12 tokens
+    T = 4 if emulated(mix) else 12
     toks = tokens(cfg, T=T)
     h_ref, g_ref = hidden_and_grads(ref, toks)
     h, g = hidden_and_grads(model, toks.to(device))
