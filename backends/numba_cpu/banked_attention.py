@@ -28,11 +28,11 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from backends.functions import apply
 from backends.numba_cpu._blocks import FAST
 from backends.numba_cpu._common import as_array
 from backends.numba_cpu.special import fexp
 from backends.ops.banked_attention import EPS, check_decay
-from backends.functions import apply
 from backends.registry import implements, new_output
 
 CHUNK = 32  # steps per checkpoint: the backward's buffer is CHUNK * N * Dk * Dv floats

@@ -41,11 +41,11 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from backends.functions import apply
 from backends.numba_cpu._blocks import FAST
 from backends.numba_cpu._common import always_inline, as_array, prefer_huge_pages, wide_vectors
 from backends.numba_cpu.special import fexp, flog, flog1p, fsigmoid, ftanh
 from backends.ops.elman_scan import TANH_SATURATED, TANH_SMALL, TINY
-from backends.functions import apply
 from backends.registry import implements, new_output
 
 _ONE = np.float32(1.0)

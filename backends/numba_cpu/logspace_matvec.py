@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from numba import get_num_threads, njit, prange
 
+from backends.functions import apply
 from backends.numba_cpu._blocks import FAST, acc_tn, dot_nt
 from backends.numba_cpu._common import as_array
 from backends.numba_cpu.special import fexp, flog
-from backends.functions import apply
 from backends.registry import implements, new_output
 
 SPREAD = 80.0  # narrow row: finite x_log within this of the row max (exp(-80) ~ 1.8e-35 > 1.2e-38)

@@ -35,11 +35,11 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from backends.functions import apply
 from backends.numba_cpu import packed
 from backends.numba_cpu._common import always_inline, as_array, nonneg, prefer_huge_pages, wide_vectors
 from backends.numba_cpu.special import TRIG_LIMIT, _fma, cos_bounded, log1p_nonneg, magnitude_bits, sin_bounded
 from backends.ops.micro_mlp import LAYOUT, RECORD
-from backends.functions import apply
 from backends.registry import implements, new_output
 
 W = 16  # units per block: one 512-bit vector of float32

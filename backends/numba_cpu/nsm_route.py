@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from numba import get_num_threads, njit, prange
 
+from backends.functions import apply
 from backends.numba_cpu._blocks import FAST, acc_tn, dot_nt
 from backends.numba_cpu._common import as_array, optional_array
 from backends.numba_cpu.special import fexp
-from backends.functions import apply
 from backends.registry import implements, new_output
 
 TOKENS = 64  # tokens per block: a [64, D] slice of x stays in L2 between its three uses

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from backends.functions import apply
 from backends.numba_cpu._common import (as_array, nonneg, optional_array, prefer_huge_pages, scan_chunk,
                                         scan_gradients, scan_job, wide_vectors)
-from backends.functions import apply
 from backends.registry import implements, new_output
 
 

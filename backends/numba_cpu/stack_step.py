@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from backends.functions import apply
 from backends.numba_cpu._blocks import FAST
 from backends.numba_cpu._common import as_array
-from backends.functions import apply
 from backends.registry import implements, new_output
 
 
