@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from backends.functions import apply
+from backends.functions import apply, records_graph
 from backends.numba_cpu._blocks import FAST
 from backends.numba_cpu._common import as_array
 from backends.numba_cpu.special import fexp
@@ -312,6 +312,6 @@ def banked_attention(q, k, v, read_logits, write_logits, decay_logits, state=Non
     per_token = check_decay("numba_cpu", q, decay_logits)
     S0, z0 = (None, None) if state is None else state
     tensors = (q, k, v, read_logits, write_logits, decay_logits, S0, z0)
-    save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    save = records_graph(tensors)
     o, S, z = apply(_BankedAttention, save, per_token, *tensors)
     return o, (S, z)
