@@ -30,14 +30,13 @@ libm's sin/cos instead, and so does a tile holding inf or NaN.
 
 import math
 
-import numba
 import numpy as np
 import torch
 from numba import njit, prange
 
 from backends.functions import apply
 from backends.numba_cpu import packed
-from backends.numba_cpu._common import always_inline, as_array, nonneg, prefer_huge_pages, wide_vectors
+from backends.numba_cpu._common import always_inline, as_array, nonneg, num_threads, prefer_huge_pages, wide_vectors
 from backends.numba_cpu.special import TRIG_LIMIT, _fma, cos_bounded, log1p_nonneg, magnitude_bits, sin_bounded
 from backends.ops.micro_mlp import LAYOUT, RECORD
 from backends.registry import implements, new_output
@@ -276,7 +275,7 @@ _sin_libm_forward, _sin_libm_backward = _SIN_LIBM_TILES
 
 def _chunks(N):
     """How many chunks (one per thread) the row tiles are dealt to."""
-    return max(1, min(numba.get_num_threads(), -(-N // RB)))
+    return max(1, min(num_threads(), -(-N // RB)))
 
 
 @njit(cache=True, parallel=True)

@@ -19,11 +19,11 @@ with per-lane partial sums of dw_route and db reduced at the end.
 
 import numpy as np
 import torch
-from numba import get_num_threads, njit, prange
+from numba import njit, prange
 
 from backends.functions import apply
 from backends.numba_cpu._blocks import FAST, acc_tn, dot_nt
-from backends.numba_cpu._common import as_array, optional_array
+from backends.numba_cpu._common import as_array, num_threads, optional_array
 from backends.numba_cpu.special import fexp
 from backends.registry import implements, new_output
 
@@ -208,7 +208,7 @@ class _NsmRoute(torch.autograd.Function):
         S = w_route.shape[0]
         k = S if top_k is None else top_k
         sparse = 4 * k <= S
-        P = get_num_threads()
+        P = num_threads()
         nsplit = max(1, -(-P // B))
         bias, _ = optional_array(b_route, (S,))
         mask_arr = as_array(mask) if mask is not None else np.ones((0, 0), dtype=np.bool_)
@@ -225,7 +225,7 @@ class _NsmRoute(torch.autograd.Function):
     def backward(ctx, g_states, g_weights):
         x, w_route, weights = ctx.saved_tensors
         S, D = w_route.shape
-        lanes = min(get_num_threads(), x.shape[0] * ctx.nsplit)
+        lanes = min(num_threads(), x.shape[0] * ctx.nsplit)
         dx = torch.empty_like(x)
         dw_part = torch.empty((lanes, S, D), dtype=torch.float32)
         db_part = torch.empty((lanes, S), dtype=torch.float32)
