@@ -193,8 +193,9 @@ def test_models_import_only_the_public_backend_api():
 
 @pytest.mark.parametrize("family, cid, over", config_params())
 def test_learns(family, cid, over):
-    """A few dozen Adam steps on a tiny deterministic LM task (each next token is the
-    current one plus one, mod 16): the loss goes down by at least a third."""
+    """Within 40 Adam steps on a tiny deterministic LM task (each next token is the
+    current one plus one, mod 16) the loss falls below two thirds of its first value; the
+    loop stops there (the stackformer gets there in 10 steps of about 0.3 s)."""
     cfg = models.config(family, **dict(over, vocab_size=16))
     model = models.build(cfg, TORCH)
     start = torch.arange(4)[:, None]
@@ -208,4 +209,6 @@ def test_learns(family, cid, over):
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.67 * losses[0], f"{family}-{cid}: loss {losses[0]:.3f} -> {losses[-1]:.3f}"
+        if losses[-1] < 0.67 * losses[0]:
+            break
+    assert losses[-1] < 0.67 * losses[0], f"{family}-{cid}: loss {losses[0]:.3f} -> {losses[-1]:.3f} in {len(losses)} steps"
