@@ -39,11 +39,11 @@ def test_pytest_benchmark_times_the_suite_side_by_side(tmp_path):
     # the op file alone: suites/pytest also holds the model and overhead benchmarks
     _run([sys.executable, "-m", "pytest", "suites/pytest/test_bench_ops.py", "--benchmark-only", "-q",
           "-p", "no:cacheprovider",
-          "--arsenal-suite", "stable", "--arsenal-modes", "forward", "--arsenal-names", "torch,numba_cpu",
+          "--arsenal-suite", "stable", "--arsenal-modes", "forward", "--arsenal-names", "torch,torch_compile",
           "-k", "stack_step", f"--benchmark-json={out}", "--benchmark-min-rounds=3", "--benchmark-max-time=0.02",
           "--benchmark-warmup=off"], {}, tmp_path)
     benches = json.loads(out.read_text())["benchmarks"]
-    assert {b["extra_info"]["backend"] for b in benches} == {"torch", "numba_cpu"}
+    assert {b["extra_info"]["backend"] for b in benches} == {"torch", "torch_compile"}
     assert len({b["group"] for b in benches}) == 1  # one group per op, case and mode
     for b in benches:
         info = b["extra_info"]
