@@ -26,7 +26,10 @@ OMP_WAIT_POLICY=ACTIVE. Hence, in layers:
   block starts while the other pool's workers still spin. Skipped when the workers
   cannot spin (``bench.env.spin_free``: PASSIVE or GOMP_SPINCOUNT=0);
 - each block of a fast candidate starts with one untimed call (``wake_below_s``) that
-  wakes its pool, so no timed sample pays the wake-up;
+  wakes its pool, so no timed sample pays the wake-up. Fast by the median of its samples
+  so far, once it has some: the warm-up's estimate alone took a 14 us numba_cpu call for
+  a 1 s one when its first call loaded the kernel from Numba's cache, and every sample
+  of it then paid a wake-up (about 6 ms each in ``arsenal overhead``);
 - the order alternates, as above, so what is left weighs on every candidate alike.
 
 CPU samples are ``perf_counter_ns`` around the call and the backend's synchronize. GPU
@@ -210,7 +213,11 @@ def time_interleaved(candidates: Sequence[Candidate], cfg: TimingConfig = Timing
         raise ValueError(f"time_interleaved: candidate names must be distinct, got {names}")
     per_call = {c.name: _warm(c, cfg) for c in candidates}
     cap = max(1, cfg.max_reps // 10)
-    reps = {n: int(min(cap, max(1, cfg.block_s // max(t, 1e-9)))) for n, t in per_call.items()}
+
+    def block_reps(t: float) -> int:
+        return int(min(cap, max(1, cfg.block_s // max(t, 1e-9))))
+
+    reps = {n: block_reps(t) for n, t in per_call.items()}
     settle = 0.0 if env.spin_free() else cfg.settle_s
     out = {c.name: Measurement() for c in candidates}
     start = time.perf_counter()
@@ -234,6 +241,11 @@ def time_interleaved(candidates: Sequence[Candidate], cfg: TimingConfig = Timing
             if watch:
                 m.readings.append((before, watch()))
             m.samples_ns.extend(int(s) for s in samples)
+            # the samples correct the warm-up's estimate, which a first call's compile or
+            # cache load can inflate a thousandfold: a fast closure judged slow would get
+            # no wake call and one sample a block, each paying its pool's wake-up
+            per_call[c.name] = float(np.median(m.samples_ns)) / 1e9
+            reps[c.name] = block_reps(per_call[c.name])
             if host is not None:
                 m.host_ns = (m.host_ns or []) + [int(h) for h in host]
             m.rounds += 1

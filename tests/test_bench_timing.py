@@ -98,6 +98,25 @@ def test_block_size_follows_the_per_call_estimate_up_to_a_tenth_of_max_reps():
     assert clock.blocks[0][1] == 10 and out["A"].rounds >= cfg.min_rounds
 
 
+def test_a_first_call_that_compiles_does_not_make_a_fast_closure_slow():
+    """The warm-up's only call took 60 ms (a compile); the samples say 10 us. From the
+    second block on the closure gets a block of many repetitions and its wake call."""
+    calls = []
+
+    def fn():
+        if not calls:
+            import time
+            time.sleep(0.06)
+        calls.append(1)
+
+    clock = ScriptedClock({fn: lambda i: 10_000})
+    cfg = TimingConfig(**{**FAST.__dict__, "block_s": 0.02, "settle_s": 0.0, "max_reps": 300, "min_reps": 50})
+    time_interleaved([Candidate("A", fn)], cfg, clock=clock)
+    reps = [r for _, r in clock.blocks]
+    assert reps[0] == 1 and set(reps[1:]) == {30}, reps  # 0.02 s / 10 us, capped at max_reps / 10
+    assert len(calls) == 1 + sum(reps) + len(reps) - 1  # warm-up, samples, a wake call per later block
+
+
 def test_duplicate_names_are_refused():
     f = lambda: None  # noqa: E731
     with pytest.raises(ValueError, match="distinct"):
