@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 
-from backends import ops as _ops  # noqa: F401  (registers the seven contracts)
+from backends import ops as _ops  # noqa: F401  (registers the op contracts)
 from backends.mix import OpTable, resolve
 from backends.ops.micro_mlp import init_params as micro_mlp_init_params
 from backends.ops.elman_scan import log_tanh_abs, signed_logaddexp, to_log  # elman's per-step path: the contract's pieces

@@ -30,7 +30,7 @@ import torch
 class OpTable:
     """The ops a model calls: ``ops.parallel_scan(a, b)``; ``ops.mix`` is canonical."""
 
-    mix: Mapping[str, str]  # {op: backend} for all seven ops, in contract order
+    mix: Mapping[str, str]  # {op: backend} for every op, in contract order
     device: str
     _impls: Mapping
 

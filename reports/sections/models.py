@@ -190,7 +190,7 @@ def build(ctx: Context) -> Section:
         if breakdown is not None:
             s.figure("breakdown", breakdown, "From op_breakdown: each op's forward and backward spans (op/backend/phase), "
                                              "wall-clocked on the CPU, device time on CUDA; rest is everything "
-                                             "outside the seven ops.")
+                                             "outside the ops.")
     swap = _swap(ctx, models)
     if swap is not None:
         s.figure("swap", swap, "Colour: the backend the op moved to; outlined: the best mix, chosen from these "
