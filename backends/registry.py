@@ -38,6 +38,10 @@ MODES = ("forward", "backward", "forward_backward")
 # ---------------------------------------------------------------------------
 
 
+def no_options(backend, sizes, **options) -> None:
+    """check_options for ops whose only arguments are tensors (a call skips it)."""
+
+
 @dataclass(frozen=True)
 class Tolerance:
     """Allowed error against the float64 reference: |got - ref| <= atol + rtol * |ref|."""
@@ -83,15 +87,24 @@ class OpSpec:
         {"B": 2, ...}, the first argument's dtype and device). Raises TypeError or
         ValueError naming the op, the backend, the argument, what was expected and what
         was given."""
+        values, slots, dtype, device = self.accept(backend, args, kwargs)
+        return values, self.plan.sizes(slots), dtype, device
+
+    def accept(self, backend: str, args: tuple, kwargs: dict) -> tuple[list, list, torch.dtype, torch.device]:
+        """``validate`` as every op call runs it: the sizes as slots, named (a dict) only
+        for an op with options to check. Each call frame and object it saves counts
+        several times over between kernels, where the interpreter's data is out of
+        cache (scripts/scan_vs_add.py)."""
         plan = self.plan
         values = plan.bind(args, kwargs)
         slots, dtype, device = plan.check(backend, values)
-        sizes = plan.sizes(slots)
-        if plan.options:
-            self.check_options(backend, sizes=sizes, **{name: values[i] for name, i in plan.options})
-        else:
-            self.check_options(backend, sizes=sizes)
-        return values, sizes, dtype, device
+        if self.check_options is not no_options:
+            sizes = plan.sizes(slots)
+            if plan.options:
+                self.check_options(backend, sizes=sizes, **{name: values[i] for name, i in plan.options})
+            else:
+                self.check_options(backend, sizes=sizes)
+        return values, slots, dtype, device
 
     def check(self, backend: str, *args, **kwargs) -> dict:
         """Validate a call's arguments; return {"sizes": ..., "dtype": ..., "device": ...}."""
@@ -127,7 +140,7 @@ class Impl:
         self._backward_name = f"{self.op}/{self.backend}/backward"
 
     def __call__(self, *args, **kwargs):
-        values, _, dtype, device = self._spec.validate(self.backend, args, kwargs)
+        values, _, dtype, device = self._spec.accept(self.backend, args, kwargs)
         if dtype not in self.dtypes:
             names = ", ".join(DTYPE_NAMES[d] for d in self.dtypes)
             raise TypeError(f"{self.op}[{self.backend}]: tensors expected dtype in ({names}), got {DTYPE_NAMES.get(dtype, dtype)}")

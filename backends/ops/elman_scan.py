@@ -142,7 +142,7 @@ def elman_scan(u, R, gate=None, h0=None, log_space=False):
 
 
 def check_options(backend, sizes, h0=None, log_space=False):
-    """log_space must be a bool (h0 is checked by ``ElmanScanSpec.validate``, which knows
+    """log_space must be a bool (h0 is checked by ``ElmanScanSpec.accept``, which knows
     the call's dtype and device)."""
     if not isinstance(log_space, bool):
         raise TypeError(f"elman_scan[{backend}]: argument 'log_space' expected a bool, got {type(log_space).__name__}")
@@ -163,16 +163,18 @@ def _check_state(backend, name, t, B, D, dtype, device):
 class ElmanScanSpec(OpSpec):
     """The contract of elman_scan. Its h0 is a [B, D] tensor, or under log_space a
     (log, sign) pair of them, which one argument plan cannot say: the plan checks u, R
-    and gate (so the profiler's backward ranges wrap those), ``validate`` checks h0."""
+    and gate (so the profiler's backward ranges wrap those), ``accept`` (every call's
+    check, and ``validate``'s) checks h0."""
 
     @functools.cached_property
     def plan(self) -> ArgPlan:
         return ArgPlan(self.name, self.signature, {k: v for k, v in self.args.items() if k != "h0"})
 
-    def validate(self, backend, args, kwargs):
-        values, sizes, dtype, device = OpSpec.validate(self, backend, args, kwargs)
+    def accept(self, backend, args, kwargs):
+        values, slots, dtype, device = OpSpec.accept(self, backend, args, kwargs)
         h0, log_space = values[3], values[4]
         if h0 is not None:
+            sizes = self.plan.sizes(slots)
             B, D = sizes["B"], sizes["D"]
             if not log_space:
                 _check_state(backend, "h0", h0, B, D, dtype, device)
@@ -182,7 +184,7 @@ class ElmanScanSpec(OpSpec):
             else:
                 _check_state(backend, "h0.log", h0[0], B, D, dtype, device)
                 _check_state(backend, "h0.sign", h0[1], B, D, dtype, device)
-        return values, sizes, dtype, device
+        return values, slots, dtype, device
 
 
 # ---------------------------------------------------------------------------
