@@ -41,8 +41,8 @@ def mix_params():
     Each of its kernels still runs in a model of every family that uses it; a kernel's
     options are the op matrix's business, and each emulated mix took 2-18 s of the suite
     (the stackformer's thinking in the simulator). On a GPU machine nothing is emulated:
-    every mix runs here, and ``make gpu``'s models step gates each family's mixes with the
-    same check (bench/modelbench/gate.py)."""
+    every mix runs here, and ``make gpu``'s models step gates the GPU backends' mixes of
+    every family's grid model with the same check (bench/modelbench/gate.py)."""
     out = []
     for fam, cls in models.FAMILIES.items():
         seen: dict[str, set] = {}  # emulated backend -> the ops its default mixes ran so far
