@@ -13,7 +13,7 @@ import torch
 import backends
 from backends.functions import _NoGraph
 from backends.numba_cpu import parallel_scan as ps
-from backends.numba_cpu._common import optional_array, scan_chunk
+from backends.numba_cpu._common import optional_state, scan_chunk
 
 torch.manual_seed(0)
 a = torch.rand(4, 1024, 256) * 0.9
@@ -21,7 +21,7 @@ b = torch.randn(4, 1024, 256)
 out = torch.empty_like(a)
 scan = backends.get("parallel_scan", "numba_cpu")
 an, bn, hn = a.numpy(), b.numpy(), out.numpy()
-h0, has_h0 = optional_array(None, (4, 256))
+h0, has_h0 = optional_state(None)
 chunk = scan_chunk(4, 256)
 
 

@@ -15,7 +15,7 @@ import torch
 from numba import njit, prange
 
 from backends.functions import apply
-from backends.numba_cpu._common import (as_array, nonneg, optional_array, prefer_huge_pages, scan_chunk,
+from backends.numba_cpu._common import (as_array, nonneg, optional_state, prefer_huge_pages, scan_chunk,
                                         scan_gradients, scan_job, wide_vectors)
 from backends.registry import implements, new_output
 
@@ -75,7 +75,7 @@ class _ParallelScan(torch.autograd.Function):
     def forward(ctx, a, b, h0):
         B, T, D = a.shape
         h = prefer_huge_pages(new_output((B, T, D), a.dtype, a.device))
-        h0_arr, has_h0 = optional_array(h0, (B, D))
+        h0_arr, has_h0 = optional_state(h0)
         _forward(as_array(a), as_array(b), h0_arr, has_h0, scan_chunk(B, D), h.numpy())
         ctx.save_for_backward(a, h, h0)
         return h
@@ -85,7 +85,7 @@ class _ParallelScan(torch.autograd.Function):
         a, h, h0 = ctx.saved_tensors
         B, T, D = a.shape
         da, db, dh0 = scan_gradients(a)
-        h0_arr, has_h0 = optional_array(h0, (B, D))
+        h0_arr, has_h0 = optional_state(h0)
         _backward(as_array(a), h.numpy(), h0_arr, has_h0, as_array(dh), scan_chunk(B, D),
                   da.numpy(), db.numpy(), dh0.numpy())
         return da, db, (dh0 if has_h0 else None)
