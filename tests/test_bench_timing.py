@@ -1,5 +1,8 @@
 """bench.timing with fake clocks: the interleaving, settling, stopping rules and the GPU
-bookkeeping (events, L2 flush, host time). Nothing here is timed for real."""
+bookkeeping (events, L2 flush, host time). Nothing here is timed for real (one test
+sleeps 60 ms so that a warm-up call is slow)."""
+
+import time
 
 import pytest
 import torch
@@ -105,7 +108,6 @@ def test_a_first_call_that_compiles_does_not_make_a_fast_closure_slow():
 
     def fn():
         if not calls:
-            import time
             time.sleep(0.06)
         calls.append(1)
 
