@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.arsenal-installed
 
-.PHONY: run test install bench-ci gpu gpu-dry clean
+.PHONY: run test install bench-ci gpu gpu-dry gpu-stack-dry clean
 
 install: $(STAMP)
 
@@ -47,5 +47,10 @@ gpu:
 gpu-dry: $(STAMP)
 	TRITON_INTERPRET=1 NUMBA_ENABLE_CUDASIM=1 $(PY) -m bench.gpu --dry $(GPU_ARGS)
 
+# The same dry run under the lent GPU machines' stack (Python 3.12, torch 2.11, triton 3.6,
+# numba-cuda, NumPy 2.5) in .venv-gpu-stack/: scripts/gpu_stack_dry.sh says why and what.
+gpu-stack-dry:
+	scripts/gpu_stack_dry.sh $(GPU_ARGS)
+
 clean:
-	rm -rf $(VENV) out .asv .hypothesis
+	rm -rf $(VENV) .venv-gpu-stack out .asv .hypothesis

@@ -154,3 +154,27 @@ def test_dots_meet_the_gpu_minimum_sizes(monkeypatch, op):
     for case in backends.OPS[op].test_cases:
         result = check_pair(op, "triton", case, torch.float32, "cpu")
         assert result.ok, f"{op}[triton] {case}: " + "; ".join(result.problems)
+
+
+def test_numba_cuda_array_module_imports_with_the_alias_numpy_25_removed(monkeypatch):
+    """numba-cuda <= 0.30.4 reads ``np.row_stack`` when its array module loads; NumPy 2.5
+    has none. The module is loaded with the alias present, and NumPy is left without it."""
+    import importlib
+    import importlib.util
+
+    import numpy as np
+
+    from backends.numba_cuda import _numpy_compat
+
+    if hasattr(np, "row_stack"):
+        monkeypatch.delattr(np, "row_stack")
+    seen = []
+
+    def import_module(name):
+        seen.append((name, getattr(np, "row_stack", None) is np.vstack))
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name == "numba_cuda" else None)
+    monkeypatch.setattr(importlib, "import_module", import_module)
+    _numpy_compat.load_numba_cuda_arrays()
+    assert seen == [("numba.cuda.np.arrayobj", True)]
+    assert not hasattr(np, "row_stack")

@@ -24,6 +24,9 @@ import torch
 from numba import cuda
 
 from backends.numba_cuda import simulated
+from backends.numba_cuda._numpy_compat import load_numba_cuda_arrays
+
+load_numba_cuda_arrays()
 from backends.registry import new_output
 
 SIMULATED = simulated()

@@ -71,8 +71,15 @@ def bytes_moved(case: dict, dtype=torch.float32, mode: str = "forward") -> float
 # BLOCK_T = 64, BLOCK_D = 32 (4 warps); sm_90 compiles the same configs at 79-80
 # registers without a spill. Eight bytes stored once a chunk are noise beside the chunk's
 # loads; accepted rather than giving these autotune configs a second warp count.
+# Triton 3.6 (the lent GPU machines' version; compiled here by scripts/gpu_stack_dry.sh)
+# moves the spills: the chunked backward spills 4-12 B a thread on sm_80 at BLOCK_T =
+# BLOCK_D = 64 with h0 instead (128 registers), and 4 B on sm_90 at BLOCK_T = 64,
+# BLOCK_D = 32 with a bound and no h0 (80 registers); the cumsum forward with h0 4 B stored
+# and loaded on sm_80 at BLOCK_T = 128, BLOCK_D = 16 (56 registers, float32).
 ACCEPTED_SPILLS = {
-    "triton/_backward_chunked": "8 B a thread on sm_80 at two autotune configs with h0 (see above)",
+    "triton/_backward_chunked": "4-12 B a thread at one or two autotune configs: sm_80 under Triton 3.9 and 3.6, "
+                                "sm_90 under Triton 3.6 (see above)",
+    "triton/_forward_cumsum": "4 B a thread on sm_80 under Triton 3.6 at one autotune config with h0 (see above)",
 }
 
 

@@ -47,6 +47,18 @@ def bytes_moved(case: dict, dtype=torch.float32, mode: str = "forward") -> float
     return by_mode(mode, 3.0 * n * s, 5.0 * n * s)
 
 
+# Register spills the ahead-of-time compile (arsenal gpu-compile) accepts, by
+# "backend/kernel", with why. Under Triton 3.6 (the lent GPU machines' version; compiled
+# here by scripts/gpu_stack_dry.sh) the chunked backward with an initial state spills 8 B
+# stored and 4 B loaded a thread on sm_80 at BLOCK_T = BLOCK_D = 64 in bfloat16 (128
+# registers); sm_90 does not spill there, nor does Triton 3.9 on either chip. A few bytes
+# once a chunk beside the chunk's [64, 64] tiles of loads.
+ACCEPTED_SPILLS = {
+    "triton/_backward_chunked": "8 B a thread on sm_80 under Triton 3.6 at one bfloat16 autotune config with h0 "
+                                "(see above)",
+}
+
+
 SPEC = register_op(OpSpec(
     name="parallel_scan",
     reference=parallel_scan,
