@@ -217,9 +217,21 @@ def equivalence_records() -> list[dict]:
             for mix_id, diff in (("numba_cpu", 3e-5), ("torch+parallel_scan=numba_cpu", 2e-5))]
 
 
+def overhead_records() -> list[dict]:
+    """arsenal overhead's records: per op and backend, the registry call over the bare one."""
+    out = []
+    for op, case_id in (("parallel_scan", "B4-T8-D16"), ("stack_step", "B4-K8-D16")):
+        for backend, raw, extra in (("torch", 98_500.0, 6_500.0), ("numba_cpu", 12_500.0, 4_100.0)):
+            out.append(_base(kind="overhead", op=op, backend=backend, case={}, case_id=case_id, mode="forward",
+                             dtype="float32", raw_ns=raw, checked_ns=raw + extra, overhead_ns=extra,
+                             overhead_ci95_ns=[extra - 400.0, extra + 600.0], checks_ns=5_300.0,
+                             status="ok", error=None))
+    return out
+
+
 def every_kind() -> list[dict]:
     return (op_records() + model_records() + train_records() + routing_records() + drift_records()
-            + equivalence_records())
+            + overhead_records() + equivalence_records())
 
 
 # The figures a report of every_kind() has, by id.
@@ -227,7 +239,7 @@ EVERY_KIND_FIGURES = (
     "fig-summary-speedup", "fig-speedups-heatmap", "fig-roofline-chart", "fig-scaling-ops", "fig-scaling-models",
     "fig-noise-samples", "fig-coverage-matrix", "fig-models-metrics", "fig-models-breakdown", "fig-models-swap",
     "fig-models-memory", "fig-learning-curves", "fig-learning-final", "fig-learning-cost", "fig-routing-weights",
-    "fig-routing-usage", "fig-routing-entropy", "fig-drift-error", "fig-equivalence-losses",
+    "fig-routing-usage", "fig-routing-entropy", "fig-drift-error", "fig-overhead-overhead", "fig-equivalence-losses",
 )
 
 

@@ -177,9 +177,26 @@ def test_absent_kinds_are_skipped_with_a_note(tmp_path):
     report = page.build([rr.write(tmp_path / "ops.jsonl", rr.op_records())])
     html = report.html
     for note in ("No model records", "No training records", "No routing records", "No drift records",
-                 "No training-equivalence records"):
+                 "No overhead records", "No training-equivalence records"):
         assert note in html
-    assert not [f for f in report.figure_ids if f.split("-")[1] in ("models", "learning", "routing", "drift")]
+    assert not [f for f in report.figure_ids
+                if f.split("-")[1] in ("models", "learning", "routing", "drift", "overhead")]
+
+
+def test_overhead_section_draws_the_registry_cost_and_tabulates_the_medians(tmp_path):
+    records = rr.overhead_records()
+    failed = dict(records[0], op="elman_scan", status="error", error="boom", overhead_ns=None, overhead_ci95_ns=None)
+    report = page.build([rr.write(tmp_path / "overhead.jsonl", records + [failed])])
+    spec = parse(report.html)["fig-overhead-overhead"]
+    bars = {t["name"]: t for t in spec["data"]}
+    assert sorted(bars) == ["numba_cpu", "torch"]
+    assert list(bars["numba_cpu"]["x"]) == ["parallel_scan", "stack_step"]  # the failed record is not drawn
+    assert list(bars["numba_cpu"]["y"]) == [4.1, 4.1]  # us
+    assert list(bars["torch"]["error_y"]["array"]) == pytest.approx([0.6, 0.6])
+    section = report.html[report.html.index('id="overhead"'):]
+    for cell in ("98.5", "105", "6.5", "6.1 - 7.1", "5.3", "elman_scan", "error"):
+        assert f">{cell}<" in section, cell
+    assert "have no section" not in report.html
 
 
 def test_nan_missing_fields_and_failed_statuses(tmp_path):
