@@ -10,6 +10,7 @@ import contextlib
 import math
 
 import torch
+from torch._subclasses.fake_tensor import is_fake
 
 _POISON = [False]
 _EMPTY, _EMPTY_LIKE = torch.empty, torch.empty_like  # the real allocators
@@ -19,17 +20,26 @@ def _nan_filled(t: torch.Tensor) -> torch.Tensor:
     return t.fill_(math.nan) if t.is_floating_point() else t
 
 
+def _traced(t: torch.Tensor) -> bool:
+    """Whether ``t`` is allocated while torch.compile traces. Dynamo's own tracing says so
+    through ``is_compiling()``; the graph it records calls ``torch.empty_like`` by name,
+    and AOT autograd runs that graph again on fake tensors, where torch 2.11 (the GPU
+    machines' version) answers ``is_compiling()`` False and torch 2.13 True: the fake
+    tensor tells both."""
+    return torch.compiler.is_compiling() or is_fake(t)
+
+
 # Under torch.compile (a peer checked in the poisoned context) the allocations stay plain:
 # inductor refuses a graph that fills an empty buffer and then copies into it
 # ("n=copy_, n.args[0]=empty"), and what is checked there is the compiler, not a kernel.
 def _poisoned_empty(*args, **kwargs):
     t = _EMPTY(*args, **kwargs)
-    return t if torch.compiler.is_compiling() else _nan_filled(t)
+    return t if _traced(t) else _nan_filled(t)
 
 
 def _poisoned_empty_like(*args, **kwargs):
     t = _EMPTY_LIKE(*args, **kwargs)
-    return t if torch.compiler.is_compiling() else _nan_filled(t)
+    return t if _traced(t) else _nan_filled(t)
 
 
 @contextlib.contextmanager
