@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.arsenal-installed
 
-.PHONY: run test install bench-ci gpu gpu-dry gpu-stack-dry clean
+.PHONY: run test install bench-ci gpu gpu-dry gpu-stack-dry gpu-stack-test clean
 
 install: $(STAMP)
 
@@ -51,6 +51,10 @@ gpu-dry: $(STAMP)
 # numba-cuda, NumPy 2.5) in .venv-gpu-stack/: scripts/gpu_stack_dry.sh says why and what.
 gpu-stack-dry:
 	scripts/gpu_stack_dry.sh $(GPU_ARGS)
+
+# The same, then the test suite under that stack (CI runs this one).
+gpu-stack-test:
+	scripts/gpu_stack_dry.sh --tests $(GPU_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-gpu-stack out .asv .hypothesis
