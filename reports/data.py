@@ -21,7 +21,8 @@ import pandas as pd
 from bench import results
 from bench.results import kind_of
 
-KINDS = ("op", "model", "train", "routing", "drift", "equivalence", "scaling_fit", "gpu_compile", "overhead")  # the kinds a section draws
+# the kinds a section draws
+KINDS = ("op", "model", "train", "routing", "drift", "equivalence", "scaling_fit", "gpu_compile", "overhead")
 TIMED = ("ok", "wrong_model")  # statuses that carry samples (bench.compare.TIMED)
 NOTES_LISTED = 60  # notes named one by one; the rest are counted
 

@@ -25,9 +25,9 @@ from numba import cuda
 
 from backends.numba_cuda import simulated
 from backends.numba_cuda._numpy_compat import load_numba_cuda_arrays
-
-load_numba_cuda_arrays()
 from backends.registry import new_output
+
+load_numba_cuda_arrays()  # before the first kernel compiles (NumPy 2.5 with numba-cuda)
 
 SIMULATED = simulated()
 BLOCK = 128  # threads per block for one-thread-per-item kernels (four warps)

@@ -7,7 +7,7 @@ removed that alias of ``np.vstack``, so on a GPU machine with NumPy 2.5 (the len
 H200 image has 2.5.2) every numba_cuda kernel failed to compile with ``AttributeError:
 module 'numpy' has no attribute 'row_stack'``: seen by compiling them for sm_90 with
 numba-cuda 0.30.4, NumPy 2.5.5, torch 2.11 and triton 3.6 on Python 3.12
-(``scripts/gpu_stack_venv.sh``). Numba's own CPU module guards the same line
+(``scripts/gpu_stack_dry.sh``). Numba's own CPU module guards the same line
 (``numpy_version < (2, 5)``).
 
 ``load_numba_cuda_arrays`` imports that module once, with the alias present only for the

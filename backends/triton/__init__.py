@@ -46,8 +46,8 @@ def _interpreter_problem() -> str | None:
         count[(1,)](out, 3)
     except Exception as e:  # the interpreter wraps what it hit in its own error
         return (f"Triton {triton.__version__}'s interpreter cannot run a loop over a run-time bound with NumPy "
-                f"{np.__version__} ({e}); to interpret the kernels on the CPU use a newer triton (3.9 works) or "
-                "an older NumPy")
+                f"{np.__version__} ({e}); to interpret the kernels on the CPU use another triton or NumPy (triton 3.9 with "
+                "NumPy 2.4 works)")
     if int(out[0]) != 3:
         return f"Triton {triton.__version__}'s interpreter counted a 3-step loop as {int(out[0])}"
     return None
