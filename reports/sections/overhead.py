@@ -18,6 +18,13 @@ TITLE = "Call overhead: the registry against the bare function"
 US = 1e-3  # ns -> us
 
 
+def _interval_us(pair) -> tuple[float | None, float | None]:
+    """An overhead_ci95_ns [lo, hi] in us, or (None, None) where the record has none."""
+    if isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(v, (int, float)) for v in pair):
+        return pair[0] * US, pair[1] * US
+    return None, None
+
+
 def build(ctx: Context) -> Section:
     rec = ctx.frame("overhead")
     if not len(rec):
@@ -29,26 +36,24 @@ def build(ctx: Context) -> Section:
         fig = figures.new("Registry call over the bare function", "op", "overhead per call (us)", barmode="group")
         for backend in ctx.backends(ok["backend"]):
             b = ok[ok["backend"] == backend]
-            lo = [c[0] if isinstance(c, (list, tuple)) else None for c in b["overhead_ci95_ns"]]
-            hi = [c[1] if isinstance(c, (list, tuple)) else None for c in b["overhead_ci95_ns"]]
             y = (b["overhead_ns"] * US).tolist()  # lists: plotly would write an array as base64
-            plus = [None if h is None else h * US - v for h, v in zip(hi, y)]
-            minus = [None if l is None else v - l * US for l, v in zip(lo, y)]
+            bounds = [_interval_us(c) for c in b["overhead_ci95_ns"]]
+            plus = [None if hi is None else hi - v for (_, hi), v in zip(bounds, y)]
+            minus = [None if lo is None else v - lo for (lo, _), v in zip(bounds, y)]
             fig.add_trace(go.Bar(x=b["op"].tolist(), y=y, name=backend, marker_color=ctx.palette(backend),
                                  error_y=dict(type="data", array=plus, arrayminus=minus, visible=True),
                                  customdata=b["case_id"].tolist(),
                                  hovertemplate=f"{backend} %{{x}} (%{{customdata}}): %{{y:.1f}} us<extra></extra>"))
         s.figure("overhead", fig, "Median of the calls through the registry less the median of the bare function, "
-                                  "timed interleaved in one process (bench/ops/overhead.py); the bars are the "
+                                  "timed interleaved in one process (bench/ops/overhead.py); the error bars are the "
                                   "bootstrap 95% interval. A difference of two kernel timings is noisy where the "
-                                  "kernel itself scatters: the table's last column reads the wrapper's cost "
-                                  "directly, around a kernel that does nothing.")
+                                  "kernel itself scatters: the table's column \"wrapper around a no-op kernel\" "
+                                  "reads the wrapper's cost directly.")
     rows = pd.DataFrame({
         "op": rec["op"], "backend": rec["backend"], "device": rec["device"], "case": rec["case_id"],
         "bare call (us)": rec["raw_ns"] * US, "registry call (us)": rec["checked_ns"] * US,
         "overhead (us)": rec["overhead_ns"] * US,
-        "95% interval (us)": [interval(c[0] * US, c[1] * US) if isinstance(c, (list, tuple)) else ""
-                              for c in rec["overhead_ci95_ns"]],
+        "95% interval (us)": [interval(*_interval_us(c)) for c in rec["overhead_ci95_ns"]],
         "wrapper around a no-op kernel (us)": rec["checks_ns"] * US,
         "status": rec["status"],
     })
