@@ -85,19 +85,43 @@ class CheckResult:
     seconds: float = 0.0
 
 
+LAYOUTS = ("sliced", "transposed")  # the non-contiguous layouts check_pair can pass
+
+
+def non_contiguous(t, layout: str):
+    """A non-contiguous tensor equal to ``t``, as a model's slices and transposes reach
+    the ops. "sliced": every other element of a last axis twice as wide (gaps between
+    elements: a kernel that reads by address reads the wrong ones); "transposed": the
+    last two axes stored column-major (dense, so ``torch.empty_like`` keeps those strides:
+    a kernel that writes an ``empty_like`` result by address writes it transposed).
+    A tensor with no such axes of at least two elements stays as it is, and so does a
+    value that is not a tensor."""
+    if not isinstance(t, torch.Tensor) or t.dim() == 0 or t.shape[-1] < 2:
+        return t
+    if layout == "transposed":
+        if t.dim() < 2 or t.shape[-2] < 2:
+            return t
+        return t.transpose(-1, -2).contiguous().transpose(-1, -2)
+    wide = torch.zeros(*t.shape[:-1], 2 * t.shape[-1], dtype=t.dtype, device=t.device)
+    view = wide[..., ::2]
+    view.copy_(t)
+    return view
+
+
 def _to_reference(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to("cpu", torch.float64 if t.is_floating_point() else t.dtype)
 
 
 def check_pair(op: str, backend: str, case: dict, dtype: torch.dtype = torch.float32, device="cpu",
-               seed: int = 0, grad: bool = True, fn=None, oracle=None) -> CheckResult:
+               seed: int = 0, grad: bool = True, fn=None, oracle=None, layout: str | None = None) -> CheckResult:
     """Run ``backend``'s ``op`` on ``case`` and compare with the float64 reference.
 
     ``fn`` replaces the registry's implementation (a benchmark peer such as
     torch_compile or an adapted public kernel, named by ``backend``). ``oracle``
     replaces the reference (same signature, called on float64 CPU copies of the inputs):
     the benchmark gate passes the torch backend for gradients at sizes where the
-    sequential reference's backward is too slow."""
+    sequential reference's backward is too slow. ``layout`` ("sliced" or "transposed"):
+    every tensor argument is passed non-contiguous in that layout (``non_contiguous``)."""
     import backends
 
     start = time.perf_counter()
@@ -110,6 +134,9 @@ def check_pair(op: str, backend: str, case: dict, dtype: torch.dtype = torch.flo
     do_grad = grad
 
     inputs = spec.make_inputs(case, dtype, device, seed)
+    if layout is not None:
+        inputs = {k: tuple(non_contiguous(t, layout) for t in v) if isinstance(v, tuple) else non_contiguous(v, layout)
+                  for k, v in inputs.items()}
     ref_inputs = {k: (_to_reference(v) if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()}
     for k, v in inputs.items():  # tuple arguments (banked_attention's state, elman_scan's log-space h0)
         if isinstance(v, tuple):

@@ -32,8 +32,13 @@ class _NoGraph:
 
 
 def records_graph(args) -> bool:
-    """Whether autograd would record a graph for a call on ``args``."""
-    return torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
+    """Whether autograd would record a graph for a call on ``args``. (A loop, not
+    ``any()`` over a generator: no generator frame on every op call.)"""
+    if torch.is_grad_enabled():
+        for a in args:
+            if isinstance(a, torch.Tensor) and a.requires_grad:
+                return True
+    return False
 
 
 def apply(function: type[torch.autograd.Function], *args):

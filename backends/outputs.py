@@ -63,3 +63,12 @@ def new_output(shape, dtype, device) -> torch.Tensor:
     if _POISON[0]:
         return torch.full(tuple(shape), math.nan, dtype=dtype, device=device)
     return _EMPTY(tuple(shape), dtype=dtype, device=device)
+
+
+def new_output_like(t: torch.Tensor) -> torch.Tensor:
+    """``new_output(t.shape, t.dtype, t.device)``, contiguous whatever t's strides: one
+    torch call where that is four Python attribute reads and a keyword call (about 5
+    against 10 us between two streaming kernels on the 2-core development CPU)."""
+    if _POISON[0]:
+        return torch.full_like(t, math.nan, memory_format=torch.contiguous_format)
+    return _EMPTY_LIKE(t, memory_format=torch.contiguous_format)

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import backends
-from backends.check import compare_tensors, flatten, tensor_inputs
-from tests.registry_params import device_for, is_emulated, require
+from backends.check import LAYOUTS, check_pair, compare_tensors, flatten, tensor_inputs
+from tests.registry_params import device_for, is_emulated, op_backend_params, require
 
 BACKENDS = list(backends.BACKENDS)
 
@@ -140,3 +140,16 @@ def test_nan_and_inf_propagate_as_the_math_says(request, op, backend, value):
         assert torch.equal(torch.isnan(g), torch.isnan(r)), f"{name}: NaN pattern differs from the reference"
         assert torch.equal(torch.isposinf(g), torch.isposinf(r)), f"{name}: +Inf pattern differs"
         assert torch.equal(torch.isneginf(g), torch.isneginf(r)), f"{name}: -Inf pattern differs"
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("op, backend", op_backend_params())
+def test_non_contiguous_inputs_give_the_references_result(request, op, backend, layout):
+    """Every tensor argument non-contiguous (``backends.check.non_contiguous``): forward
+    and gradients still match the float64 reference. A kernel that reads or writes by
+    address without making its tensors contiguous fails "sliced"; one that writes a
+    gradient allocated like a transposed input fails "transposed"."""
+    require(request, op, backend, torch.float32)
+    spec = backends.OPS[op]
+    result = check_pair(op, backend, spec.test_cases[1], torch.float32, device_for(backend), seed=3, layout=layout)
+    assert result.ok, result.problems

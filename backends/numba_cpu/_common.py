@@ -1,5 +1,6 @@
-"""Shared plumbing of the numba_cpu kernels: zero-copy views between torch and NumPy,
-code-generation hints for LLVM, scan job layout, huge-page advice for fresh outputs."""
+"""Shared plumbing of the numba_cpu kernels: zero-copy views between torch and NumPy (or
+a tensor's address, read in a kernel as an array), code-generation hints for LLVM, scan
+job layout, huge-page advice for fresh outputs."""
 
 import ctypes
 import sys
@@ -7,6 +8,7 @@ import sys
 import numpy as np
 import torch
 from llvmlite import binding as llvm
+from llvmlite import ir
 import numba
 from numba import njit, types
 from numba.extending import intrinsic
@@ -22,6 +24,18 @@ def optional_array(t, shape, dtype=np.float32) -> tuple[np.ndarray, bool]:
     if t is None:
         return np.zeros(shape, dtype=dtype), False
     return as_array(t), True
+
+
+def dense(t: torch.Tensor | None) -> torch.Tensor | None:
+    """``t`` itself when contiguous (or None), else a contiguous copy: keep it alive while
+    a kernel reads its address."""
+    return t if t is None or t.is_contiguous() else t.contiguous()
+
+
+def address(t: torch.Tensor | None) -> int:
+    """``t.data_ptr()``, or 0 for an absent optional tensor (the kernel reads it as a
+    zero-length array and never indexes it)."""
+    return 0 if t is None else t.data_ptr()
 
 
 _NO_STATE = np.zeros((0, 0), dtype=np.float32)  # writable: a read-only array is another Numba type
@@ -63,6 +77,33 @@ def always_inline(typingctx):
         return context.get_dummy_value()
 
     return types.none(), codegen
+
+
+@intrinsic
+def _float32_pointer(typingctx, address):
+    """``(float *) address``: the integer a tensor's ``data_ptr()`` gives, as a pointer."""
+    if not isinstance(address, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], ir.PointerType(ir.FloatType()))
+
+    return types.CPointer(types.float32)(address), codegen
+
+
+@njit(cache=True)
+def floats_at(address, n):
+    """The ``n`` float32 values at ``address`` (a contiguous float32 CPU tensor's
+    ``data_ptr()``) as a 1-D array, no copy: how a streaming kernel takes its tensors.
+
+    A kernel that takes NumPy views pays, between two kernels that stream megabytes, for
+    each torch and NumPy call on the way in and out: the interpreter's and torch's code
+    and data are out of the core's caches then, and a ``.numpy()`` costs 36 us there
+    against 1.3 us a second time (scripts/scan_vs_add.py; 2-core development CPU). An
+    address is one ``data_ptr()`` call and no NumPy array at all. The caller keeps the
+    tensor alive during the call and has checked its dtype, device and contiguity."""
+    always_inline()
+    return numba.carray(_float32_pointer(address), n)
 
 
 @intrinsic
@@ -115,10 +156,20 @@ def scan_job(job, chunk, D):
     return job // per_row, d0, min(chunk, D - d0)
 
 
+def empty_like(t: torch.Tensor) -> torch.Tensor:
+    """``torch.empty_like(t)``, contiguous whatever t's strides: the kernels write their
+    results as flat C-order arrays, and ``empty_like`` of a transposed (dense) input keeps
+    its strides, so a gradient written flat would come back transposed, or a contiguous
+    copy of it be written and it left unwritten. (Looked up at call time, so the
+    correctness check's NaN-filled allocator applies.)"""
+    return torch.empty_like(t, memory_format=torch.contiguous_format)
+
+
 def scan_gradients(a: torch.Tensor):
-    """The gradient tensors of a scan over a [B, T, D]: da, db like a and a zero dh0 [B, D]."""
-    da = prefer_huge_pages(torch.empty_like(a))
-    db = prefer_huge_pages(torch.empty_like(a))
+    """The gradient tensors of a scan over a [B, T, D]: da, db of a's shape, contiguous
+    whatever a's strides (the kernels write them as flat arrays), and a zero dh0 [B, D]."""
+    da = prefer_huge_pages(empty_like(a))
+    db = prefer_huge_pages(empty_like(a))
     return da, db, torch.zeros((a.shape[0], a.shape[2]), dtype=a.dtype)
 
 
@@ -147,7 +198,7 @@ def prefer_huge_pages(t: torch.Tensor) -> torch.Tensor:
     huge pages), where a tensor holds few aligned huge pages and the system call costs
     about what it saves (parallel_scan's 4 MB output, B=4, T=1024, D=256: 337 us a call
     without it, 351 us with it, on the 2-core development CPU)."""
-    nbytes = t.numel() * t.element_size()
+    nbytes = t.nbytes
     if _libc is None or nbytes < 8 * _HUGE_PAGE:
         return t
     start = -(-t.data_ptr() // _HUGE_PAGE) * _HUGE_PAGE

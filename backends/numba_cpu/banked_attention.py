@@ -30,7 +30,7 @@ from numba import njit, prange
 
 from backends.functions import apply, records_graph
 from backends.numba_cpu._blocks import FAST
-from backends.numba_cpu._common import as_array
+from backends.numba_cpu._common import as_array, empty_like
 from backends.numba_cpu.special import fexp
 from backends.ops.banked_attention import EPS, check_decay
 from backends.registry import implements, new_output
@@ -291,7 +291,7 @@ class _BankedAttention(torch.autograd.Function):
         q, k, v, read_logits, write_logits, decay_logits, o, den, ck_S, ck_z = ctx.saved_tensors
         B, T, H, Dk = q.shape
         N = read_logits.shape[3]
-        grads = [torch.empty_like(t) for t in (q, k, v, read_logits, write_logits)]
+        grads = [empty_like(t) for t in (q, k, v, read_logits, write_logits)]
         per = ctx.per_token
         d_decay = torch.empty((B, T if per else 1, H, N), dtype=torch.float32)
         dS0 = torch.empty(g_S.shape, dtype=torch.float32)

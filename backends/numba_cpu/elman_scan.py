@@ -43,7 +43,7 @@ from numba import njit, prange
 
 from backends.functions import apply
 from backends.numba_cpu._blocks import FAST
-from backends.numba_cpu._common import always_inline, as_array, prefer_huge_pages, wide_vectors
+from backends.numba_cpu._common import always_inline, as_array, empty_like, prefer_huge_pages, wide_vectors
 from backends.numba_cpu.special import fexp, flog, flog1p, fsigmoid, ftanh
 from backends.ops.elman_scan import TANH_SATURATED, TANH_SMALL, TINY
 from backends.registry import implements, new_output
@@ -140,7 +140,7 @@ class _Linear(torch.autograd.Function):
         gated = gate is not None
         u_arr = as_array(u)
         h = prefer_huge_pages(new_output((B, T, D), u.dtype, u.device))
-        c = torch.empty_like(h) if gated else h  # tanh(z_t); without a gate it is h itself
+        c = empty_like(h) if gated else h  # tanh(z_t); without a gate it is h itself
         h0_t = h0.detach().contiguous() if h0 is not None else u.new_zeros(B, D)
         g_arr = as_array(gate) if gated else u_arr  # not read without a gate
         _forward(u_arr, np.ascontiguousarray(as_array(R).T), g_arr, h0_t.numpy(), gated, h.numpy(), c.numpy())
@@ -152,9 +152,9 @@ class _Linear(torch.autograd.Function):
     def backward(ctx, dh):
         R, gate, h, h0, c = ctx.saved_tensors
         D = h.shape[2]
-        du = prefer_huge_pages(torch.empty_like(h))
-        dgate = torch.empty_like(h) if ctx.gated else du  # not written without a gate
-        dh0 = torch.empty_like(h0)
+        du = prefer_huge_pages(empty_like(h))
+        dgate = empty_like(h) if ctx.gated else du  # not written without a gate
+        dh0 = empty_like(h0)
         h_arr = h.numpy()
         g_arr = as_array(gate) if ctx.gated else h_arr
         _backward(as_array(R), g_arr, h_arr, h0.numpy(), c.numpy(), as_array(dh), ctx.gated, du.numpy(),
@@ -447,8 +447,8 @@ class _Log(torch.autograd.Function):
         R, hl, hs = ctx.saved_tensors
         R64, h0l, h0s, xt, rl, cc, cu, ck, cg, wide = ctx.arrays
         B, T, D = hl.shape
-        du = prefer_huge_pages(torch.empty_like(hl))
-        dgate = torch.empty_like(hl) if ctx.gated else du  # not written without a gate
+        du = prefer_huge_pages(empty_like(hl))
+        dgate = empty_like(hl) if ctx.gated else du  # not written without a gate
         dh0l = torch.empty((B, D), dtype=hl.dtype)
         C = np.empty((B, T, D), np.float64)
         dR_wide = np.zeros((B, D, D), np.float64)

@@ -22,7 +22,7 @@ from backends.functions import apply
 from backends.numba_cpu._common import (as_array, nonneg, optional_state, prefer_huge_pages, scan_chunk,
                                         scan_gradients, scan_job, wide_vectors)
 from backends.numba_cpu.special import fsigmoid, ftanh, tanh_sigmoid
-from backends.registry import implements, new_output
+from backends.registry import implements, new_output_like
 
 _ONE = np.float32(1.0)
 
@@ -115,7 +115,7 @@ class _GatedUpdate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, b, h0, bound):
         B, T, D = a.shape
-        h = prefer_huge_pages(new_output((B, T, D), a.dtype, a.device))
+        h = prefer_huge_pages(new_output_like(a))
         h0_arr, has_h0 = optional_state(h0)
         bounded = bound is not None
         _forward(as_array(a), as_array(b), h0_arr, has_h0, float(bound) if bounded else 1.0, bounded,

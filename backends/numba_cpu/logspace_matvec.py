@@ -29,7 +29,7 @@ from numba import njit, prange
 
 from backends.functions import apply
 from backends.numba_cpu._blocks import FAST, acc_tn, dot_nt
-from backends.numba_cpu._common import as_array, num_threads
+from backends.numba_cpu._common import as_array, empty_like, num_threads
 from backends.numba_cpu.special import fexp, flog
 from backends.registry import implements, new_output
 
@@ -182,8 +182,8 @@ class _LogspaceMatvec(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g, _g_sign):
         w, x_log, x_sign, xs, c, narrow, y_log, y_sign = ctx.saved_tensors
-        dw = torch.empty_like(w)
-        dx_log = torch.empty_like(x_log)
+        dw = empty_like(w)
+        dx_log = empty_like(x_log)
         _backward(*[as_array(t) for t in (w, x_log, x_sign, xs, c, narrow, y_log, y_sign, g)],
                   as_array(dw), as_array(dx_log), num_threads())
         return dw, dx_log, None

@@ -23,7 +23,7 @@ from numba import njit, prange
 
 from backends.functions import apply
 from backends.numba_cpu._blocks import FAST, acc_tn, dot_nt
-from backends.numba_cpu._common import as_array, num_threads, optional_array
+from backends.numba_cpu._common import as_array, empty_like, num_threads, optional_array
 from backends.numba_cpu.special import fexp
 from backends.registry import implements, new_output
 
@@ -226,7 +226,7 @@ class _NsmRoute(torch.autograd.Function):
         x, w_route, weights = ctx.saved_tensors
         S, D = w_route.shape
         lanes = min(num_threads(), x.shape[0] * ctx.nsplit)
-        dx = torch.empty_like(x)
+        dx = empty_like(x)
         dw_part = torch.empty((lanes, S, D), dtype=torch.float32)
         db_part = torch.empty((lanes, S), dtype=torch.float32)
         _backward(*[as_array(t) for t in (x, w_route, weights, g_states, g_weights)], ctx.sparse, ctx.nsplit, lanes,

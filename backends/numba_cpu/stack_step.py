@@ -12,7 +12,7 @@ from numba import njit, prange
 
 from backends.functions import apply
 from backends.numba_cpu._blocks import FAST
-from backends.numba_cpu._common import as_array
+from backends.numba_cpu._common import as_array, empty_like
 from backends.registry import implements, new_output
 
 
@@ -106,7 +106,7 @@ class _StackStep(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_v, g_m, g_pv, g_pm):
         values, mass, actions, push_value = ctx.saved_tensors
-        grads = [torch.empty_like(t) for t in (values, mass, push_value, actions)]
+        grads = [empty_like(t) for t in (values, mass, push_value, actions)]
         _backward(*[as_array(t) for t in (values, mass, actions, push_value, g_v, g_m, g_pv, g_pm)],
                   *[as_array(t) for t in grads])
         d_v, d_m, d_push, d_act = grads
