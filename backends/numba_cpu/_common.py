@@ -38,20 +38,6 @@ def address(t: torch.Tensor | None) -> int:
     return 0 if t is None else t.data_ptr()
 
 
-_NO_STATE = np.zeros((0, 0), dtype=np.float32)  # writable: a read-only array is another Numba type
-
-
-def optional_state(t) -> tuple[np.ndarray, bool]:
-    """(array, present) for an optional [B, D] float32 state that a kernel reads only when
-    present: one shared empty array stands in for None (the same Numba type as a state,
-    so no second compile), where a fresh [B, D] zeros array was allocated on every call
-    (parallel_scan, B=4, T=1024, D=256: about 2 us a call in two interleaved A/B runs on
-    the 2-core development CPU)."""
-    if t is None:
-        return _NO_STATE, False
-    return as_array(t), True
-
-
 @intrinsic
 def wide_vectors(typingctx):
     """Call first in a Numba function whose loops should use 512-bit vectors: LLVM's

@@ -12,6 +12,9 @@ gz_t = dL/dz_t runs the linear reverse recurrence
 and da_t = gz_t sigmoid(b_t) (1 - tanh(a_t)^2), db_t = gz_t tanh(a_t) s (1 - s) with
 s = sigmoid(b_t), dh0 = gz_0. 1 - q^2 is evaluated as (1 - q)(1 + q), which keeps its
 accuracy where h_t nears the bound.
+
+As parallel_scan's, the kernels take the tensors' addresses (``floats_at``), not NumPy
+views: a streaming kernel's callers pay for every torch and NumPy call on the way in.
 """
 
 import numpy as np
@@ -19,7 +22,7 @@ import torch
 from numba import njit, prange
 
 from backends.functions import apply
-from backends.numba_cpu._common import (as_array, nonneg, optional_state, prefer_huge_pages, scan_chunk,
+from backends.numba_cpu._common import (address, dense, floats_at, nonneg, prefer_huge_pages, scan_chunk,
                                         scan_gradients, scan_job, wide_vectors)
 from backends.numba_cpu.special import fsigmoid, ftanh, tanh_sigmoid
 from backends.registry import implements, new_output_like
@@ -53,10 +56,11 @@ def _step(a, b, row, gate, state, total, h, w, bound, inv_bound, bounded):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _forward(a, b, h0, has_h0, bound, bounded, chunk, h):
-    # a, b, h [B, T, D]; h0 [B, D]
-    B, T, D = a.shape
-    a, b, h, h0 = a.reshape(-1), b.reshape(-1), h.reshape(-1), h0.reshape(-1)
+def _forward(a, b, h0, B, T, D, bound, bounded, chunk, h):
+    # addresses of a, b, h [B, T, D] and h0 [B, D] (0: no h0)
+    has_h0 = h0 != 0
+    a, b, h = floats_at(a, B * T * D), floats_at(b, B * T * D), floats_at(h, B * T * D)
+    h0 = floats_at(h0, B * D if has_h0 else 0)
     bound = np.float32(bound)
     inv_bound = np.float32(1.0) / bound
     for job in prange(B * ((D + chunk - 1) // chunk)):
@@ -95,11 +99,11 @@ def _step_backward(a, b, h, dh, row, gz, gz_total, w, inv_bound, bounded, da, db
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _backward(a, b, h, dh, bound, bounded, chunk, da, db, dh0):
-    # a, b, h, dh, da, db [B, T, D]; dh0 [B, D]
-    B, T, D = a.shape
-    a, b, h, dh = a.reshape(-1), b.reshape(-1), h.reshape(-1), dh.reshape(-1)
-    da, db, dh0 = da.reshape(-1), db.reshape(-1), dh0.reshape(-1)
+def _backward(a, b, h, dh, B, T, D, bound, bounded, chunk, da, db, dh0):
+    # addresses of a, b, h, dh, da, db [B, T, D] and dh0 [B, D]
+    n = B * T * D
+    a, b, h, dh = floats_at(a, n), floats_at(b, n), floats_at(h, n), floats_at(dh, n)
+    da, db, dh0 = floats_at(da, n), floats_at(db, n), floats_at(dh0, B * D)
     inv_bound = np.float32(1.0) / np.float32(bound)
     for job in prange(B * ((D + chunk - 1) // chunk)):
         bi, d0, w = scan_job(job, chunk, D)
@@ -116,12 +120,12 @@ class _GatedUpdate(torch.autograd.Function):
     def forward(ctx, a, b, h0, bound):
         B, T, D = a.shape
         h = prefer_huge_pages(new_output_like(a))
-        h0_arr, has_h0 = optional_state(h0)
         bounded = bound is not None
-        _forward(as_array(a), as_array(b), h0_arr, has_h0, float(bound) if bounded else 1.0, bounded,
-                 scan_chunk(B, D), h.numpy())
+        x, y, s = dense(a), dense(b), dense(h0)  # alive until the kernel returns
+        _forward(x.data_ptr(), y.data_ptr(), address(s), B, T, D, float(bound) if bounded else 1.0, bounded,
+                 scan_chunk(B, D), h.data_ptr())
         ctx.save_for_backward(a, b, h)
-        ctx.bound, ctx.has_h0 = bound, has_h0
+        ctx.bound, ctx.has_h0 = bound, h0 is not None
         return h
 
     @staticmethod
@@ -130,8 +134,9 @@ class _GatedUpdate(torch.autograd.Function):
         B, T, D = a.shape
         da, db, dh0 = scan_gradients(a)
         bounded = ctx.bound is not None
-        _backward(as_array(a), as_array(b), h.numpy(), as_array(dh), float(ctx.bound) if bounded else 1.0,
-                  bounded, scan_chunk(B, D), da.numpy(), db.numpy(), dh0.numpy())
+        x, y, g = dense(a), dense(b), dense(dh)
+        _backward(x.data_ptr(), y.data_ptr(), h.data_ptr(), g.data_ptr(), B, T, D, float(ctx.bound) if bounded else 1.0,
+                  bounded, scan_chunk(B, D), da.data_ptr(), db.data_ptr(), dh0.data_ptr())
         return da, db, (dh0 if ctx.has_h0 else None), None
 
 

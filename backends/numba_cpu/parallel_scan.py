@@ -20,8 +20,8 @@ import torch
 from numba import njit, prange
 
 from backends.functions import apply
-from backends.numba_cpu._common import (address, dense, floats_at, nonneg, prefer_huge_pages, scan_chunk, scan_gradients,
-                                        scan_job, wide_vectors)
+from backends.numba_cpu._common import (address, dense, floats_at, nonneg, prefer_huge_pages, scan_chunk,
+                                        scan_gradients, scan_job, wide_vectors)
 from backends.registry import implements, new_output_like
 
 
