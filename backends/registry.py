@@ -97,7 +97,7 @@ class OpSpec:
         cache (scripts/scan_vs_add.py)."""
         plan = self.plan
         values = plan.bind(args, kwargs)
-        slots, dtype, device = plan._accept(values) or plan.check_slowly(backend, values)  # plan.check, inlined
+        slots, dtype, device = plan.check(backend, values)
         if self.check_options is not no_options:
             sizes = plan.sizes(slots)
             if plan.options:
@@ -138,7 +138,6 @@ class Impl:
         self._spec = OPS_REGISTRY[self.op]
         self._forward_name = f"{self.op}/{self.backend}/forward"
         self._backward_name = f"{self.op}/{self.backend}/backward"
-        self._runs_on: dict[str, bool] = {}  # device type -> the backend runs on it (Backend.runs_on, one lookup less)
 
     def __call__(self, *args, **kwargs):
         values, _, dtype, device = self._spec.accept(self.backend, args, kwargs)
@@ -146,12 +145,9 @@ class Impl:
             names = ", ".join(DTYPE_NAMES[d] for d in self.dtypes)
             raise TypeError(f"{self.op}[{self.backend}]: tensors expected dtype in ({names}), got {DTYPE_NAMES.get(dtype, dtype)}")
         kind = "cpu" if device is CPU else device.type  # a CPU call's device is the one CPU object
-        runs = self._runs_on.get(kind)
-        if runs is None:
-            runs = self._runs_on[kind] = BACKENDS_REGISTRY[self.backend].runs_on(kind)
-        if not runs:
-            devices = " or ".join(BACKENDS_REGISTRY[self.backend].devices())
-            raise ValueError(f"{self.op}[{self.backend}]: tensors expected on device {devices}, got {device}")
+        backend = BACKENDS_REGISTRY[self.backend]
+        if not backend.runs_on(kind):
+            raise ValueError(f"{self.op}[{self.backend}]: tensors expected on device {' or '.join(backend.devices())}, got {device}")
         if _autograd_profiler._is_profiler_enabled or _CLOCK[0] is not None:
             return self._profiled(values, kind == "cuda")
         if kind != "cuda":
